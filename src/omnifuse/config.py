@@ -1,0 +1,226 @@
+"""The configuration: small typed dataclasses of plain values, read from YAML and validated once."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from omnifuse.errors import ConfigError
+from omnifuse.typed import from_dict, to_dict
+
+ColumnType = Literal["text", "image", "audio", "video", "numeric", "categorical", "ignore"]
+Task = Literal["binary", "multiclass", "multilabel", "regression"]
+MEDIA_TYPES = ("text", "image", "audio", "video")
+TABULAR_TYPES = ("numeric", "categorical")
+TABULAR_INPUT = "tabular"  # the name under which numeric + categorical columns enter the model
+
+
+@dataclass
+class ComponentConfig:
+    """A part picked by name from a registry (encoder, fusion), with its own options.
+
+    In YAML it is written flat: ``encoder: {name: textcnn, embed_dim: 64, lr_mult: 0.1}``
+    or just ``encoder: textcnn``.
+    """
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    lr_mult: float = 1.0  # learning-rate multiplier for this part's parameters
+    freeze_epochs: int = 0  # frozen for the first N epochs; -1 keeps it frozen for the whole run
+
+
+@dataclass
+class ColumnConfig:
+    """One column of the table."""
+
+    type: ColumnType
+    encoder: ComponentConfig | None = None  # text/image/audio columns; None picks the type's default
+    allow_missing: bool = False  # empty cells become a missing modality instead of a bad row
+
+
+@dataclass
+class LabelConfig:
+    """The column to predict and the task."""
+
+    column: str
+    task: Task
+    delimiter: str = "|"  # multilabel: labels in one cell are separated by this
+
+
+@dataclass
+class DataConfig:
+    """How the table is read and split."""
+
+    valid_fraction: float = 0.2  # carved from the training table (stratified) when no --valid is given
+    on_bad_row: Literal["error", "skip"] = "error"  # skip: bad rows are listed in bad_rows.csv
+    max_image_pixels: int = 89_478_485  # decompression-bomb guard (Pillow's default)
+    cache: Literal["memory", "none"] = "memory"  # keep preprocessed rows in memory between epochs
+
+
+@dataclass
+class HeadConfig:
+    """The task head on top of the fused vector."""
+
+    hidden_dim: int = 128  # 0: a single linear layer
+    dropout: float = 0.1
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation and the Lightning Fabric run."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01  # AdamW; not applied to biases and norm weights
+    warmup_ratio: float = 0.1  # fraction of all optimizer steps spent in linear warmup, then cosine
+    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
+    accumulate: int = 1  # gradient accumulation steps
+    patience: int = 5  # early stopping: epochs without improvement of `monitor`
+    monitor: str = "auto"  # a validation metric, or auto: accuracy / macro_f1 / rmse by task
+    modality_dropout: float = 0.0  # probability of dropping each modality of a training row
+    seed: int = 0
+    accelerator: str = "auto"  # cpu, gpu, cuda, mps or auto
+    devices: int | str = 1
+    precision: str = "32-true"  # e.g. bf16-mixed, 16-mixed
+    strategy: str = "auto"  # e.g. ddp, fsdp
+    num_workers: int = 0  # DataLoader worker processes
+
+
+DEFAULT_ENCODERS: dict[str, str] = {"text": "textcnn", "image": "small_cnn", "audio": "mel_cnn"}
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    label: LabelConfig
+    columns: dict[str, ColumnConfig]
+    tabular: ComponentConfig = field(default_factory=lambda: ComponentConfig(name="tabular_mlp"))
+    fusion: ComponentConfig = field(default_factory=lambda: ComponentConfig(name="attention"))
+    head: HeadConfig = field(default_factory=HeadConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    # -- reading and writing -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Config:
+        """Parses and validates a plain dict; raises ConfigError listing every problem."""
+        problems: list[str] = []
+        config = from_dict(cls, _unflatten(raw), "", problems)
+        if not problems:
+            problems = config.problems()
+        if problems:
+            raise ConfigError(problems)
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Config:
+        """Reads a YAML file (see README, "Config reference")."""
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"config file {str(path)!r} does not exist"]) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+        return cls.from_dict(raw or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values in the flat YAML form."""
+        return _flatten(to_dict(self))
+
+    def to_yaml(self, path: str | Path) -> None:
+        """Writes the config as YAML."""
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+    # -- derived views -----------------------------------------------------------------------
+    def media_columns(self) -> dict[str, ColumnConfig]:
+        """Text/image/audio/video columns, sorted by name."""
+        return {n: c for n, c in sorted(self.columns.items()) if c.type in MEDIA_TYPES}
+
+    def tabular_columns(self) -> dict[str, ColumnConfig]:
+        """Numeric and categorical columns, sorted by name."""
+        return {n: c for n, c in sorted(self.columns.items()) if c.type in TABULAR_TYPES}
+
+    def input_names(self) -> list[str]:
+        """Names of the model inputs: one per media column, plus 'tabular' if there are tabular columns."""
+        names = list(self.media_columns())
+        return sorted(names + ([TABULAR_INPUT] if self.tabular_columns() else []))
+
+    def encoder_of(self, name: str) -> ComponentConfig:
+        """The encoder configuration of one model input."""
+        if name == TABULAR_INPUT:
+            return self.tabular
+        column = self.columns[name]
+        assert column.encoder is not None, "encoders are filled in by problems()"
+        return column.encoder
+
+    def resolved_monitor(self) -> str:
+        """The validation metric early stopping watches."""
+        if self.training.monitor != "auto":
+            return self.training.monitor
+        return {"regression": "rmse", "multilabel": "macro_f1"}.get(self.label.task, "accuracy")
+
+    # -- validation --------------------------------------------------------------------------
+    def problems(self) -> list[str]:
+        """Every problem with the values (types were checked while parsing); fills default encoders."""
+        from omnifuse.validation import config_problems
+
+        return config_problems(self)
+
+
+_COMPONENT_KEYS = ("name", "lr_mult", "freeze_epochs")
+
+
+def _component_from_flat(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and "options" not in value:
+        options = {k: v for k, v in value.items() if k not in _COMPONENT_KEYS}
+        return {**{k: value[k] for k in _COMPONENT_KEYS if k in value}, "options": options}
+    return value
+
+
+def _unflatten(raw: dict[str, Any]) -> dict[str, Any]:
+    out = dict(raw)
+    for key in ("tabular", "fusion"):
+        if key in out:
+            out[key] = _component_from_flat(out[key])
+    columns = out.get("columns")
+    if isinstance(columns, dict):
+        out["columns"] = {
+            name: ({**col, "encoder": _component_from_flat(col["encoder"])} if isinstance(col, dict)
+                   and col.get("encoder") is not None else col)
+            for name, col in columns.items()
+        }
+    return out
+
+
+def _component_to_flat(value: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {"name": value["name"], **value["options"]}
+    defaults = ComponentConfig(name="")
+    for key in ("lr_mult", "freeze_epochs"):
+        if value[key] != getattr(defaults, key):
+            flat[key] = value[key]
+    return flat
+
+
+def _flatten(plain: dict[str, Any]) -> dict[str, Any]:
+    out = dict(plain)
+    for key in ("tabular", "fusion"):
+        out[key] = _component_to_flat(out[key])
+    out["columns"] = {
+        name: {**col, "encoder": _component_to_flat(col["encoder"])} if col.get("encoder") else
+        {k: v for k, v in col.items() if k != "encoder"}
+        for name, col in out["columns"].items()
+    }
+    return out
+
+
+def replace(config: Config, **changes: Any) -> Config:
+    """A copy of ``config`` with top-level sections replaced."""
+    return dataclasses.replace(config, **changes)

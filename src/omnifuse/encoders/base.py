@@ -1,0 +1,110 @@
+"""The encoder contract: EncoderOutput, the Encoder base class and the EncoderSpec registry entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from omnifuse.data.preprocess.base import Preprocessor
+from omnifuse.registry import Registry
+
+
+class EncoderOutput(NamedTuple):
+    """What every encoder returns.
+
+    Attributes:
+        pooled: (B, D) one vector per row; always present.
+        tokens: (B, T, D) a sequence (text tokens, image patches, audio frames) or None.
+        mask: (B, T) bool, True where ``tokens`` is a real position, or None.
+    """
+
+    pooled: Tensor
+    tokens: Tensor | None = None
+    mask: Tensor | None = None
+
+
+class Encoder(nn.Module):
+    """Base class: ``forward(inputs) -> EncoderOutput`` with ``pooled`` of width ``output_dim``.
+
+    ``inputs`` is the dict of batched tensors the matching Preprocessor made for one model input
+    (after collate: each tensor has the batch as dim 0).
+    """
+
+    output_dim: int
+
+    def forward(self, inputs: dict[str, Tensor]) -> EncoderOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save_assets(self, folder: Path) -> None:
+        """Writes what is needed to rebuild this encoder without the network (e.g. a HF config.json)."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: a media column, or the group of tabular columns.
+
+    Attributes:
+        name: the column name, or "tabular" for the numeric + categorical group.
+        modality: "text", "image", "audio", "video" or "tabular".
+        columns: the table columns it reads, with their types ("numeric", "categorical", ...).
+    """
+
+    name: str
+    modality: str
+    columns: dict[str, str]
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A registered encoder: which modality it reads, its options and how to build it.
+
+    Attributes:
+        modality: the input modality it accepts.
+        options: a dataclass of this encoder's options (documented per field, all with defaults).
+        make_preprocessor: (options, input) -> an unfitted Preprocessor for this encoder.
+        build: (options, fitted preprocessor, assets) -> Encoder. ``assets`` is None when training
+            starts (load pretrained weights from the hub name / folder in the options) and the folder
+            written by ``Encoder.save_assets`` when a saved model is loaded (build the architecture
+            only; the weights come from model.safetensors).
+        summary: one line for ``omnifuse list``/the README.
+    """
+
+    modality: str
+    options: type
+    make_preprocessor: Callable[[Any, InputSpec], Preprocessor]
+    build: Callable[[Any, Preprocessor, Path | None], Encoder]
+    summary: str
+
+
+ENCODERS: Registry[EncoderSpec] = Registry("encoder")
+
+
+def masked_mean(tokens: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over real positions: tokens (B, T, D), mask (B, T) -> (B, D); all-padding rows give 0."""
+    if mask is None:
+        return tokens.mean(dim=1)
+    weights = mask.to(tokens.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def freeze(module: nn.Module, frozen: bool = True) -> None:
+    """Sets requires_grad on every parameter of ``module``."""
+    for param in module.parameters():
+        param.requires_grad_(not frozen)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def pick_device_dtype(reference: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device and dtype of a module's first parameter (float32 on CPU when it has none)."""
+    for param in reference.parameters():
+        return param.device, param.dtype
+    return torch.device("cpu"), torch.float32

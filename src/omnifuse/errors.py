@@ -1,0 +1,49 @@
+"""Exceptions raised for bad user input. Each message names the value, what was expected and the fix."""
+
+from __future__ import annotations
+
+
+class OmnifuseError(Exception):
+    """Base class of every user-facing error omnifuse raises on purpose."""
+
+
+class ConfigError(OmnifuseError, ValueError):
+    """The configuration is invalid; the message lists every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        body = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{body}")
+
+
+class BadValueError(OmnifuseError, ValueError):
+    """One cell could not be turned into model input. Raised by preprocessors, without the row.
+
+    Args:
+        reason: what is wrong with the value, e.g. "cannot decode 'a.png' (not an image file)".
+        fix: what the user can do about it.
+    """
+
+    def __init__(self, reason: str, fix: str = "") -> None:
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"{reason}; {fix}" if fix else reason)
+
+
+class BadRowError(OmnifuseError, ValueError):
+    """A row of the table is unusable; names the row, the column and the fix."""
+
+    def __init__(self, row: int, column: str, reason: str, fix: str) -> None:
+        self.row = row
+        self.column = column
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"column {column!r} row {row}: {reason}; {fix}")
+
+
+class DataError(OmnifuseError, ValueError):
+    """The table as a whole is unusable (missing column, too few classes, empty table, ...)."""
+
+
+class ModelDirError(OmnifuseError, ValueError):
+    """A saved model folder is incomplete, tampered with or from an incompatible version."""

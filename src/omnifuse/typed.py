@@ -1,0 +1,115 @@
+"""Turns plain dicts (from YAML) into typed dataclasses, collecting every problem with its path."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
+    """Builds dataclass ``cls`` from ``data``; appends a message to ``problems`` for each bad field.
+
+    Unknown keys get a did-you-mean; missing required fields and wrong types are reported with
+    their dotted path (e.g. ``training.lr``). Fields that fail keep their default so that parsing
+    goes on and every problem is found in one pass.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(f"{path or 'config'}: expected a mapping, got {type(data).__name__} {data!r}")
+        data = {}
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{_join(path, str(key))}: unknown key.{hint} Known keys: {', '.join(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, field in fields.items():
+        if name in data:
+            kwargs[name] = convert(hints[name], data[name], _join(path, name), problems)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            problems.append(f"{_join(path, name)}: required key is missing")
+            kwargs[name] = None
+    return cls(**kwargs)
+
+
+def convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
+    """Checks and converts one value to type ``tp`` (dataclass, list, dict, Literal, Optional, scalar)."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return _convert_union(tp, value, path, problems)
+    if origin is typing.Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(repr(a) for a in get_args(tp))
+            problems.append(f"{path}: {value!r} is not one of {choices}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path, problems)  # type: ignore[arg-type]
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{path}: expected a list, got {value!r}")
+            return []
+        (item_tp, *_) = get_args(tp) or (Any,)
+        return [convert(item_tp, v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{path}: expected a mapping, got {value!r}")
+            return {}
+        _, val_tp = get_args(tp) or (Any, Any)
+        return {k: convert(val_tp, v, _join(path, str(k)), problems) for k, v in value.items()}
+    return _convert_scalar(tp, value, path, problems)
+
+
+def _convert_union(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
+    args = get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        trial: list[str] = []
+        out = convert(arg, value, path, trial)
+        if not trial:
+            return out
+    names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+    problems.append(f"{path}: expected {names}, got {value!r}")
+    return value
+
+
+def _convert_scalar(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is str and isinstance(value, str):
+        return value
+    if tp not in (int, float, bool, str):
+        return value
+    problems.append(f"{path}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-value copy of a (nested) dataclass, for YAML/JSON."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
