@@ -57,8 +57,6 @@ class DataConfig:
 
     valid_fraction: float = 0.2  # carved from the training table (stratified) when no --valid is given
     on_bad_row: Literal["error", "skip"] = "error"  # skip: bad rows are listed in bad_rows.csv
-    max_image_pixels: int = 89_478_485  # decompression-bomb guard (Pillow's default)
-    cache: Literal["memory", "none"] = "memory"  # keep preprocessed rows in memory between epochs
 
 
 @dataclass

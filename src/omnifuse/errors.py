@@ -47,3 +47,10 @@ class DataError(OmnifuseError, ValueError):
 
 class ModelDirError(OmnifuseError, ValueError):
     """A saved model folder is incomplete, tampered with or from an incompatible version."""
+
+
+class UnknownNameError(OmnifuseError, KeyError):
+    """A name picked from a registry does not exist; the message lists the choices."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

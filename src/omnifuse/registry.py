@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from omnifuse.errors import UnknownNameError
+
 T = TypeVar("T")
 
 
@@ -39,12 +41,12 @@ class Registry(Generic[T]):
         """Returns the entry named ``name``.
 
         Raises:
-            KeyError: the name is unknown; the message lists the choices and a close match.
+            UnknownNameError: the name is unknown (a KeyError); the message lists the choices and a close match.
         """
         try:
             return self._entries[name]
         except KeyError:
-            raise KeyError(unknown_name_message(self.kind, name, self.names())) from None
+            raise UnknownNameError(unknown_name_message(self.kind, name, self.names())) from None
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

@@ -1,0 +1,24 @@
+"""omnifuse: multimodal deep learning from a table.
+
+Public API: ``train``, ``evaluate``, ``load``, ``Predictor``, ``Config`` and the registry listings.
+"""
+
+from __future__ import annotations
+
+from omnifuse.api import evaluate, train
+from omnifuse.catalog import list_encoders, list_fusions, list_heads
+from omnifuse.config import Config
+from omnifuse.predictor import Predictor, load
+from omnifuse.version import __version__
+
+__all__ = [
+    "Config",
+    "Predictor",
+    "__version__",
+    "evaluate",
+    "list_encoders",
+    "list_fusions",
+    "list_heads",
+    "load",
+    "train",
+]

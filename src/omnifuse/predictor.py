@@ -1,0 +1,114 @@
+"""Predictor: a loaded model that predicts from DataFrames, lists of dicts or one dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from omnifuse.artifacts import LoadedModel, load_model
+from omnifuse.config import Config
+from omnifuse.data.collate import collate
+from omnifuse.data.dataset import ExampleDataset, input_specs, make_examples
+from omnifuse.data.io import read_table
+from omnifuse.data.preprocess.base import Preprocessor
+from omnifuse.data.quality import apply_bad_row_policy, check_columns
+from omnifuse.model import MultimodalModel
+from omnifuse.tasks.base import Task
+from omnifuse.training.inference import run_model
+
+Rows = pd.DataFrame | list[dict[str, Any]] | dict[str, Any]
+
+
+class Predictor:
+    """Predicts with a trained model; built by ``omnifuse.load(dir)`` or returned by ``omnifuse.train``.
+
+    Args:
+        model: the trained model (put in eval mode).
+        config: its configuration.
+        preprocessors: fitted preprocessors, one per model input.
+        task: the task (classes, decoding).
+        folder: the model folder it was loaded from, if any.
+        batch_size: rows per forward pass.
+    """
+
+    def __init__(self, model: MultimodalModel, config: Config, preprocessors: dict[str, Preprocessor],
+                 task: Task, folder: Path | None = None, batch_size: int = 64) -> None:
+        self.model = model.eval()
+        self.config, self.preprocessors, self.task, self.folder = config, preprocessors, task, folder
+        self.batch_size = batch_size
+        self.device = next(model.parameters()).device
+        self._specs = input_specs(config)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel) -> Predictor:
+        """Wraps a LoadedModel."""
+        return cls(loaded.model, loaded.config, loaded.preprocessors, loaded.task, loaded.folder)
+
+    @property
+    def classes(self) -> list[Any]:
+        """Class labels in the order of ``predict_proba`` columns ([] for regression)."""
+        return self.task.classes
+
+    def logits(self, rows: Rows | str | Path, base_dir: Path | None = None) -> Tensor:
+        """Raw model outputs (N, C), in input order."""
+        return self._run(rows, base_dir, embed=False)
+
+    def predict(self, rows: Rows | str | Path, base_dir: Path | None = None) -> Any:
+        """Predictions in the label's own values: a list, or one value when ``rows`` is one dict."""
+        predictions = self.task.decode(self.logits(rows, base_dir))
+        return predictions[0] if isinstance(rows, dict) else predictions
+
+    def predict_proba(self, rows: Rows | str | Path, base_dir: Path | None = None) -> Any:
+        """Class probabilities: a DataFrame with one column per class (a dict for one dict row)."""
+        if not self.task.classes:
+            raise ValueError("predict_proba is for classification models; this one does regression: use predict")
+        probs = self.task.probabilities(self.logits(rows, base_dir)).numpy()
+        frame = pd.DataFrame(probs, columns=[str(c) for c in self.task.classes])
+        return frame.iloc[0].to_dict() if isinstance(rows, dict) else frame
+
+    def embed(self, rows: Rows | str | Path, base_dir: Path | None = None) -> np.ndarray:
+        """Fused representations (N, F) (or (F,) for one dict row)."""
+        out = self._run(rows, base_dir, embed=True).numpy()
+        return out[0] if isinstance(rows, dict) else out
+
+    def _run(self, rows: Rows | str | Path, base_dir: Path | None, embed: bool) -> Tensor:
+        frame, folder = to_frame(rows, base_dir)
+        check_columns(frame, self.config, "of rows to predict", need_label=False)
+        examples, bad = make_examples(frame, self._specs, self.preprocessors, self.config, folder)
+        apply_bad_row_policy(bad, "error", None, "the rows to predict")
+        loader = DataLoader(ExampleDataset(examples), batch_size=self.batch_size, collate_fn=collate)
+        outputs, _, _ = run_model(self.model, loader, self.device, embed=embed)
+        return outputs
+
+
+def to_frame(rows: Rows | str | Path, base_dir: Path | None) -> tuple[pd.DataFrame, Path]:
+    """A DataFrame and the folder relative file paths are resolved against."""
+    if isinstance(rows, (str, Path)):
+        table = read_table(rows)
+        return table.frame, base_dir or table.base_dir
+    if isinstance(rows, dict):
+        frame = pd.DataFrame([rows])
+    elif isinstance(rows, list):
+        frame = pd.DataFrame(rows)
+    else:
+        frame = rows.reset_index(drop=True)
+    return frame, (base_dir or Path.cwd()).resolve()
+
+
+def load(folder: str | Path, device: str | None = None) -> Predictor:
+    """Loads a model folder written by ``omnifuse train`` (no network needed).
+
+    Args:
+        folder: the model folder.
+        device: e.g. "cpu" or "cuda"; default: CUDA when available, else CPU.
+    """
+    loaded = load_model(folder)
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    loaded.model.to(target)
+    return Predictor.from_loaded(loaded)

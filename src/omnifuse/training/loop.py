@@ -1,0 +1,250 @@
+"""The training loop on Lightning Fabric: epochs, accumulation, clipping, freezing, validation,
+early stopping, per-epoch atomic checkpoints and resume."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric import Fabric
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader
+
+from omnifuse.config import TrainingConfig
+from omnifuse.data.collate import Batch
+from omnifuse.encoders.base import freeze
+from omnifuse.model import MultimodalModel
+from omnifuse.tasks.base import Task
+from omnifuse.training import checkpoint
+from omnifuse.training.early_stopping import EarlyStopping
+from omnifuse.training.inference import run_model
+from omnifuse.training.modality_dropout import drop_modalities
+from omnifuse.training.optim import make_optimizer, param_groups, warmup_cosine
+
+LOG_FILE = "train_log.csv"
+
+
+@dataclass
+class EncoderSchedule:
+    """Per-encoder learning-rate multipliers and freeze epochs ({input name: value})."""
+
+    lr_mults: dict[str, float] = field(default_factory=dict)
+    freeze_epochs: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class FitResult:
+    """What a finished run reports."""
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_score: float | None
+    stop_reason: str
+
+
+def make_fabric(cfg: TrainingConfig) -> Fabric:
+    """A Fabric for the configured accelerator, devices, precision and strategy."""
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision,
+                    strategy=cfg.strategy)  # type: ignore[arg-type]
+    fabric.launch()
+    return fabric
+
+
+class Trainer:
+    """Fits a MultimodalModel with its Task on prepared DataLoaders.
+
+    Args:
+        model: the model (not yet set up on Fabric).
+        task: loss and metrics.
+        cfg: training options.
+        schedule: per-encoder lr multipliers and freezing.
+        checkpoint_dir: where last.pt / best.safetensors go.
+        console: where messages and the progress bar are shown.
+        show_progress: draw the rich progress bar.
+    """
+
+    def __init__(self, model: MultimodalModel, task: Task, cfg: TrainingConfig, schedule: EncoderSchedule,
+                 checkpoint_dir: Path, console: Console, show_progress: bool = True) -> None:
+        self.raw_model, self.task, self.cfg, self.schedule = model, task, cfg, schedule
+        self.checkpoint_dir, self.console, self.show_progress = checkpoint_dir, console, show_progress
+        monitor, mode = task.default_monitor()
+        monitor = cfg.monitor if cfg.monitor != "auto" else monitor
+        mode = mode if monitor == task.default_monitor()[0] else _mode_of(monitor)
+        self.early = EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience)
+        self.fabric = make_fabric(cfg)
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch, self.step = 0, 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    # -- setup ------------------------------------------------------------------------------
+    def _setup(self, steps_per_epoch: int) -> None:
+        groups = param_groups(self.raw_model, self.cfg.lr, self.cfg.weight_decay, self.schedule.lr_mults)
+        optimizer = make_optimizer(groups)
+        total = self.cfg.epochs * math.ceil(steps_per_epoch / self.cfg.accumulate)
+        self.model, self.optimizer = self.fabric.setup(self.raw_model, optimizer)
+        self.scheduler = warmup_cosine(self.optimizer, total, self.cfg.warmup_ratio)
+
+    def _apply_freezing(self, epoch: int) -> None:
+        for name, encoder in self.raw_model.encoders.items():
+            until = self.schedule.freeze_epochs.get(name, 0)
+            frozen = until == -1 or epoch < until
+            freeze(encoder, frozen)
+            if frozen:
+                encoder.eval()  # keep BatchNorm statistics and dropout of frozen encoders fixed
+
+    # -- one epoch --------------------------------------------------------------------------
+    def _train_epoch(self, loader: DataLoader[Any], epoch: int, progress: Progress | None) -> float:
+        self.model.train()
+        self._apply_freezing(epoch)
+        task_id = progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=len(loader),
+                                   loss="-") if progress else None
+        total, count = 0.0, 0
+        for i, batch in enumerate(loader):
+            loss = self._train_step(batch, accumulate_now=(i + 1) % self.cfg.accumulate != 0 and i + 1 < len(loader))
+            total, count = total + loss * len(batch.index), count + len(batch.index)
+            if progress is not None and task_id is not None:
+                progress.update(task_id, advance=1, loss=f"{total / count:.4f}")
+        if progress is not None and task_id is not None:
+            progress.remove_task(task_id)
+        return total / max(count, 1)
+
+    def _train_step(self, batch: Batch, accumulate_now: bool) -> float:
+        batch = batch.to(self.fabric.device)
+        presence = drop_modalities(batch.presence, self.cfg.modality_dropout, self.generator)
+        with self.fabric.no_backward_sync(self.model, enabled=accumulate_now):
+            logits = self.model(batch.inputs, presence)
+            assert batch.target is not None, "training batches carry targets"
+            loss = self.task.loss(logits.float(), batch.target)["loss"]
+            self.fabric.backward(loss / self.cfg.accumulate)
+        if not accumulate_now:
+            if self.cfg.grad_clip > 0:
+                self.fabric.clip_gradients(self.model, self.optimizer, max_norm=self.cfg.grad_clip,
+                                           error_if_nonfinite=False)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self.step += 1
+        return float(loss.detach())
+
+    def evaluate(self, loader: DataLoader[Any]) -> dict[str, Any]:
+        """Loss and metrics of the current weights on ``loader``."""
+        logits, targets, _ = run_model(self.raw_model, loader, self.fabric.device)
+        assert targets is not None, "evaluation batches carry targets"
+        metrics = self.task.metrics(logits, targets)
+        metrics["loss"] = float(self.task.loss(logits, targets)["loss"])
+        return metrics
+
+    # -- the run ----------------------------------------------------------------------------
+    def fit(self, train: DataLoader[Any], valid: DataLoader[Any], resume: bool = False) -> FitResult:
+        """Trains until ``epochs`` or early stopping; restores the best weights at the end."""
+        train = self.fabric.setup_dataloaders(train, move_to_device=False, use_distributed_sampler=False)
+        self._setup(len(train))
+        if resume:
+            self._resume()
+        stop_reason = f"reached the configured {self.cfg.epochs} epoch(s)"
+        with self._progress() as progress:
+            for epoch in range(self.start_epoch, self.cfg.epochs):
+                self.generator.manual_seed(self.cfg.seed + epoch)
+                _reseed_loader(train, self.cfg.seed + epoch)
+                record = self._run_epoch(train, valid, epoch, progress)
+                self.console.print(_epoch_line(record, self.early.monitor))
+                if self.early.should_stop:
+                    stop_reason = self.early.reason()
+                    break
+        self._restore_best()
+        self.console.print(f"[bold]Stopped:[/bold] {stop_reason}; restored the best weights "
+                           f"(epoch {self.early.best_epoch + 1}, {self.early.monitor} = {_fmt(self.early.best)})")
+        return FitResult(self.history, self.early.best_epoch, self.early.best, stop_reason)
+
+    def _run_epoch(self, train: DataLoader[Any], valid: DataLoader[Any], epoch: int,
+                   progress: Progress | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        train_loss = self._train_epoch(train, epoch, progress)
+        metrics = self.evaluate(valid)
+        score = metrics.get(self.early.monitor)
+        if score is None:
+            raise ValueError(f"training.monitor: metric {self.early.monitor!r} is not computed for this task; "
+                             f"choose one of {', '.join(k for k, v in metrics.items() if isinstance(v, float))}")
+        if self.early.update(float(score), epoch):
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.raw_model.state_dict().items()}
+            checkpoint.save_weights(self.checkpoint_dir / checkpoint.BEST, self.best_state)
+        record = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": metrics["loss"],
+                  **{k: v for k, v in metrics.items() if isinstance(v, float) and k != "loss"},
+                  "lr": self.scheduler.get_last_lr()[-1], "seconds": time.perf_counter() - started}
+        self.history.append(record)
+        self._write_log()
+        self._save_checkpoint(epoch)
+        return record
+
+    def _progress(self) -> Progress:
+        return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("loss {task.fields[loss]}"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+                        disable=not self.show_progress, transient=True)
+
+    def _write_log(self) -> None:
+        keys: list[str] = []
+        for record in self.history:
+            keys += [k for k in record if k not in keys]
+        path = self.checkpoint_dir.parent / LOG_FILE
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.history)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _save_checkpoint(self, epoch: int) -> None:
+        state = {"epoch": epoch, "step": self.step, "model": self.raw_model.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "early": self.early.state_dict(), "history": self.history,
+                 "torch_rng": torch.get_rng_state()}
+        checkpoint.save_checkpoint(self.checkpoint_dir, state)
+
+    def _resume(self) -> None:
+        state = checkpoint.load_checkpoint(self.checkpoint_dir)
+        if state is None:
+            self.console.print("[yellow]--resume: no checkpoint found; starting from scratch[/yellow]")
+            return
+        self.raw_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.early.load_state_dict(state["early"])
+        self.history = list(state["history"])
+        self.start_epoch, self.step = int(state["epoch"]) + 1, int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        best = self.checkpoint_dir / checkpoint.BEST
+        if best.exists():
+            self.best_state = checkpoint.load_weights(best)
+        self.console.print(f"Resumed from epoch {self.start_epoch} (step {self.step}).")
+
+    def _restore_best(self) -> None:
+        if self.best_state is not None:
+            self.raw_model.load_state_dict(self.best_state)
+
+
+def _reseed_loader(loader: Any, seed: int) -> None:
+    generator = getattr(loader, "generator", None)
+    if generator is None:
+        generator = getattr(getattr(loader, "_dataloader", None), "generator", None)
+    if isinstance(generator, torch.Generator):
+        generator.manual_seed(seed)
+
+
+def _mode_of(metric: str) -> str:
+    return "min" if any(w in metric for w in ("loss", "rmse", "mae", "hamming")) else "max"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _epoch_line(record: dict[str, Any], monitor: str) -> str:
+    return (f"epoch {record['epoch']:>3}  train_loss {record['train_loss']:.4f}  "
+            f"valid_loss {record['valid_loss']:.4f}  {monitor} {_fmt(record.get(monitor))}  "
+            f"({record['seconds']:.1f}s)")

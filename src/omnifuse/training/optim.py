@@ -1,0 +1,63 @@
+"""AdamW parameter groups (per-encoder LR multipliers, no decay on biases/norms) and warmup + cosine."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+
+def _no_decay(name: str, param: nn.Parameter) -> bool:
+    return param.ndim <= 1 or name.endswith(".bias") or "norm" in name.lower()
+
+
+def param_groups(
+    model: nn.Module, lr: float, weight_decay: float, lr_mults: dict[str, float]
+) -> list[dict[str, object]]:
+    """AdamW groups: (encoder, decay or not) for each encoder with its lr multiplier, then the rest.
+
+    Args:
+        model: a MultimodalModel (has ``encoders``), or any module (all parameters in the "rest").
+        lr_mults: {input name: learning-rate multiplier of that encoder}.
+    """
+    groups: list[dict[str, object]] = []
+    seen: set[int] = set()
+    encoders = getattr(model, "encoders", {})
+    for name, encoder in encoders.items():
+        mult = lr_mults.get(name, 1.0)
+        groups += _split(encoder.named_parameters(), lr * mult, weight_decay, f"encoder:{name}")
+        seen.update(id(p) for p in encoder.parameters())
+    rest = [(n, p) for n, p in model.named_parameters() if id(p) not in seen]
+    groups += _split(iter(rest), lr, weight_decay, "fusion+head")
+    return [g for g in groups if g["params"]]
+
+
+def _split(named: object, lr: float, weight_decay: float, label: str) -> list[dict[str, object]]:
+    decay, no_decay = [], []
+    for name, param in named:  # type: ignore[attr-defined]
+        (no_decay if _no_decay(name, param) else decay).append(param)
+    return [
+        {"params": decay, "lr": lr, "weight_decay": weight_decay, "name": f"{label}/decay"},
+        {"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": f"{label}/no_decay"},
+    ]
+
+
+def make_optimizer(groups: list[dict[str, object]]) -> torch.optim.AdamW:
+    """AdamW over the given groups (each group carries its own lr and weight decay)."""
+    return torch.optim.AdamW(groups)  # type: ignore[arg-type]
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> LambdaLR:
+    """Linear warmup from 0 over ``warmup_ratio * total_steps`` steps, then cosine decay to 0."""
+    warmup = int(round(warmup_ratio * total_steps))
+    total = max(total_steps, 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return LambdaLR(optimizer, factor)
