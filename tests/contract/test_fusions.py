@@ -85,7 +85,7 @@ def test_backward_reaches_every_parameter(name: str) -> None:
         assert param.grad is not None, f"{pname} got no gradient"
         assert torch.isfinite(param.grad).all(), f"{pname} has a non-finite gradient"
         assert param.grad.abs().sum() > 0, f"{pname} has an all-zero gradient"
-    assert any(f.pooled.grad is not None or f.tokens.grad is not None for f in feats.values())
+    assert any(f.pooled.grad is not None for f in feats.values())
 
 
 @pytest.mark.parametrize("name", FUSIONS.names())
@@ -99,6 +99,7 @@ def test_backward_is_finite_with_missing_inputs(name: str) -> None:
         assert param.grad is None or torch.isfinite(param.grad).all(), f"{pname} has a non-finite gradient"
     for feat in feats.values():
         for tensor in (feat.pooled, feat.tokens):
+            assert tensor is not None
             assert tensor.grad is None or torch.isfinite(tensor.grad).all()
 
 

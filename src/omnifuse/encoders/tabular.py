@@ -53,6 +53,8 @@ class CategoricalTokens(nn.Module):
         (B, K, D).
     """
 
+    offsets: Tensor  # (K,) first id of each column in the shared table
+
     def __init__(self, cardinalities: list[int], embed_dim: int) -> None:
         super().__init__()
         starts = [sum(cardinalities[:k]) for k in range(len(cardinalities))]

@@ -78,7 +78,7 @@ def drop_unused_pooler(model: PreTrainedModel) -> None:
     """
     takes_flag = "add_pooling_layer" in inspect.signature(type(model).__init__).parameters
     if takes_flag and getattr(model, "pooler", None) is not None:
-        model.pooler = None
+        setattr(model, "pooler", None)  # noqa: B010 - the attribute is typed as a Module
 
 
 def load_hf_model(model: str, assets: Path | None) -> PreTrainedModel:
@@ -314,7 +314,9 @@ ENCODERS.add(
 )
 ENCODERS.add(
     "textcnn",
-    EncoderSpec("text", TextCNNOptions, make_vocab_preprocessor, build_textcnn, "Kim-2014 TextCNN over words"),
+    EncoderSpec(
+        "text", TextCNNOptions, make_vocab_preprocessor, build_textcnn, "Kim-2014 TextCNN over words"
+    ),
 )
 ENCODERS.add(
     "bow",

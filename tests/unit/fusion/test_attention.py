@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from omnifuse.encoders.base import EncoderOutput
 from omnifuse.fusion.attention import AttentionOptions, build_attention
@@ -44,6 +45,7 @@ def test_hand_computed_scores() -> None:
     fusion = build_attention(AttentionOptions(dim=2, attn_dim=1), {"a": 2, "b": 2})
     with torch.no_grad():
         for proj in fusion.proj:
+            assert isinstance(proj, nn.Linear)
             proj.weight.copy_(torch.eye(2))
             proj.bias.zero_()
         fusion.score_hidden.weight.copy_(torch.tensor([[1.0, 0.0]]))

@@ -43,6 +43,7 @@ def test_layout_and_presence_flags() -> None:
 def test_projection() -> None:
     fusion = build_concat(ConcatOptions(proj_dim=3, activation="identity"), {"a": 2, "b": 1})
     assert fusion.output_dim == 3
+    assert isinstance(fusion.proj, nn.Sequential)
     linear = fusion.proj[0]
     assert isinstance(linear, nn.Linear) and linear.in_features == 5
     feats, presence = _inputs()

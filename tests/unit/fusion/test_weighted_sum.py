@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from omnifuse.encoders.base import EncoderOutput
-from omnifuse.fusion.weighted_sum import WeightedSumOptions, build_weighted_sum
+from omnifuse.fusion.weighted_sum import WeightedSumFusion, WeightedSumOptions, build_weighted_sum
 
 
 @pytest.fixture(autouse=True)
@@ -16,14 +17,16 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def _fixed_fusion() -> torch.nn.Module:
+def _fixed_fusion() -> WeightedSumFusion:
     """a (2 wide) projected by identity, b (1 wide) by [1, 2]; softmax weights 1/4, 3/4."""
     fusion = build_weighted_sum(WeightedSumOptions(dim=2), {"a": 2, "b": 1})
+    proj_a, proj_b = fusion.proj
+    assert isinstance(proj_a, nn.Linear) and isinstance(proj_b, nn.Linear)
     with torch.no_grad():
-        fusion.proj[0].weight.copy_(torch.eye(2))
-        fusion.proj[1].weight.copy_(torch.tensor([[1.0], [2.0]]))
-        for proj in fusion.proj:
-            proj.bias.zero_()
+        proj_a.weight.copy_(torch.eye(2))
+        proj_b.weight.copy_(torch.tensor([[1.0], [2.0]]))
+        proj_a.bias.zero_()
+        proj_b.bias.zero_()
         fusion.logits.copy_(torch.tensor([0.0, math.log(3.0)]))
     return fusion
 

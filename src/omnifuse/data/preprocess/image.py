@@ -174,7 +174,7 @@ def read_image_bytes(value: Any) -> tuple[bytes, str]:
                 "check the path (relative paths are read from the table's folder)",
             )
         if path.is_dir():
-            raise BadValueError(f"'{name}' is a directory, not an image file", "point the cell at an image file")
+            raise BadValueError(f"'{name}' is a directory, not an image file", "point the cell at a file")
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -218,7 +218,8 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> Image.Image:
             image.load()  # forces the full decode so truncated data fails here, not later
             return ImageOps.exif_transpose(image)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise BadValueError(f"cannot decode '{name}' (truncated or corrupt image data: {exc})", _SKIP_FIX) from None
+            reason = f"cannot decode '{name}' (truncated or corrupt image data: {exc})"
+            raise BadValueError(reason, _SKIP_FIX) from None
 
 
 def to_mode(image: Image.Image, channels: int) -> Image.Image:
@@ -241,7 +242,7 @@ def to_mode(image: Image.Image, channels: int) -> Image.Image:
             image = image.convert(target)
         except ValueError:
             raise BadValueError(
-                f"cannot convert an image of mode {image.mode!r} to {target}", "save the image as RGB PNG or JPEG"
+                f"cannot convert an image of mode {image.mode!r} to {target}", "save the image as RGB PNG"
             ) from None
     return image
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 PAD, UNK = "<pad>", "<unk>"
 PACKAGED_PREFIX = "packaged:"
 PACKAGED_MODELS = ("all-MiniLM-L6-v2",)
-# Words (letters, digits, underscore, in any script: str patterns are unicode-aware) or single punctuation marks.
+# Words (letters, digits, underscore; any script, str patterns are unicode-aware) or single punctuation marks.
 _WORD_RE = re.compile(r"\w+|[^\w\s]")
 
 
@@ -94,7 +94,7 @@ class VocabTextPreprocessor(Preprocessor):
         """
         if not self.vocab:
             raise RuntimeError(
-                "VocabTextPreprocessor is not fitted; call fit(training texts) or load_state_dict(saved state)"
+                "VocabTextPreprocessor is not fitted; call fit(training texts) or load_state_dict(state)"
             )
         words = tokenize_words(_check_text(value))[: self.max_length]
         return _ids_and_mask([self._index.get(word, 1) for word in words])

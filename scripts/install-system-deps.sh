@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages omnifuse's demo and tests use, when missing: espeak-ng (speech for the
+# AV-Digits demo) and dataset-fashion-mnist (the Fashion demo). Quick and silent when both are there.
+set -euo pipefail
+missing=()
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+[ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "omnifuse: please install ${missing[*]} with your package manager (no apt-get here)" >&2
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "omnifuse: missing Debian packages ${missing[*]}; run: sudo apt-get install -y ${missing[*]}" >&2
+  exit 0
+fi
+echo "omnifuse: installing ${missing[*]} with apt-get"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
