@@ -110,7 +110,7 @@ def _read_delimited(path: Path) -> pd.DataFrame:
         return pd.read_csv(io.StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(
-            f"table {str(path)!r} is not a valid {path.suffix.lower()[1:].upper()} file: {exc}; "
+            f"table {str(path)!r} is not a valid {path.suffix.lower()[1:].upper()} file: {str(exc).strip()}; "
             "fix the quoting or the number of fields on that line"
         ) from None
 

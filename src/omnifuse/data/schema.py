@@ -140,10 +140,13 @@ def _string_guess(name: str, values: list[str], base_dir: Path) -> ColumnGuess:
             name, "categorical", f"categorical: {k} distinct values (<= {limit}) with mean length "
             f"{mean_length:.1f} chars (< {MAX_CATEGORY_LENGTH})"
         )
-    return ColumnGuess(
-        name, "text", f"text: {k} distinct values in {n} rows (categorical needs <= {limit}) and mean length "
-        f"{mean_length:.1f} chars (categorical needs < {MAX_CATEGORY_LENGTH})"
-    )
+    too_many = f"{k} distinct values in {n} rows (categorical needs <= {limit})"
+    too_long = f"mean length {mean_length:.1f} chars (categorical needs < {MAX_CATEGORY_LENGTH})"
+    if k <= limit:
+        return ColumnGuess(name, "text", f"text: {too_long}; {k} distinct values")
+    if mean_length < MAX_CATEGORY_LENGTH:
+        return ColumnGuess(name, "text", f"text: {too_many}; mean length {mean_length:.1f} chars")
+    return ColumnGuess(name, "text", f"text: {too_many} and {too_long}")
 
 
 def _media_guess(name: str, values: list[str], base_dir: Path) -> ColumnGuess | None:

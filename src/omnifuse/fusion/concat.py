@@ -64,9 +64,7 @@ def build_concat(options: ConcatOptions, input_dims: dict[str, int]) -> ConcatFu
     if not input_dims:
         raise ValueError("fusion 'concat' needs at least one input; configure at least one column")
     if options.proj_dim < 0:
-        raise ValueError(
-            f"fusion.proj_dim must be >= 0, got {options.proj_dim!r}; use 0 for no projection"
-        )
+        raise ValueError(f"fusion.proj_dim must be >= 0, got {options.proj_dim!r}; use 0 for no projection")
     check_dropout(options.dropout, "fusion.dropout")
     make_activation(options.activation)
     return ConcatFusion(input_dims, options.proj_dim, options.activation, options.dropout)

@@ -25,20 +25,27 @@ class EarlyStopping:
     best: float | None = None
     best_epoch: int = -1
     bad_epochs: int = 0
+    best_loss: float | None = None
 
-    def update(self, value: float, epoch: int) -> bool:
-        """Records ``value`` for ``epoch``; returns True when it is the best so far."""
+    def update(self, value: float, epoch: int, loss: float | None = None) -> bool:
+        """Records ``value`` for ``epoch``; returns True when it is the best so far.
+
+        A tie on ``value`` (common for accuracy on small validation sets) is broken by a lower ``loss``.
+        """
         if math.isnan(value):
             self.bad_epochs += 1
             return False
         better = self.best is None or (
             value > self.best + self.min_delta if self.mode == "max" else value < self.best - self.min_delta
         )
-        if better:
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+        tie_won = (self.best is not None and value == self.best and loss is not None
+                   and self.best_loss is not None and loss < self.best_loss)
+        if better or tie_won:
+            self.best, self.best_epoch, self.best_loss = value, epoch, loss
+            self.bad_epochs = 0 if better else self.bad_epochs + 1
         else:
             self.bad_epochs += 1
-        return better
+        return better or tie_won
 
     @property
     def should_stop(self) -> bool:

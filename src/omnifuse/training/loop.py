@@ -172,7 +172,7 @@ class Trainer:
         if score is None:
             raise ValueError(f"training.monitor: metric {self.early.monitor!r} is not computed for this task; "
                              f"choose one of {', '.join(k for k, v in metrics.items() if isinstance(v, float))}")
-        if self.early.update(float(score), epoch):
+        if self.early.update(float(score), epoch, metrics["loss"]):
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.raw_model.state_dict().items()}
             checkpoint.save_weights(self.checkpoint_dir / checkpoint.BEST, self.best_state)
         record = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": metrics["loss"],

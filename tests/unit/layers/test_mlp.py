@@ -33,6 +33,7 @@ def test_mlp_without_hidden_is_one_linear() -> None:
 def test_mlp_hand_computed() -> None:
     mlp = MLP(2, [2], 1, activation="relu")
     first, last = mlp.net[0], mlp.net[2]
+    assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
     with torch.no_grad():
         first.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1.0]]))
         first.bias.zero_()

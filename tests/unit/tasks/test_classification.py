@@ -72,7 +72,7 @@ def test_no_labels_raises() -> None:
 
 
 def test_binary_with_three_classes_raises() -> None:
-    with pytest.raises(DataError, match=r"task: binary but the label column has 3 classes.*choose task: multiclass"):
+    with pytest.raises(DataError, match=r"binary but the label column has 3 classes.*task: multiclass"):
         fitted(["a", "b", "c"], name="binary")
 
 
@@ -131,7 +131,8 @@ def test_metrics_hand_computed_binary() -> None:
     m = task.metrics(_logits_for(probs), torch.tensor([0, 0, 1, 1]))
     assert m["accuracy"] == pytest.approx(0.75)
     f1_neg, f1_pos = 2 / 3, 0.8  # neg: P=1, R=1/2; pos: P=2/3, R=1
-    assert m["per_class"]["neg"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1": f1_neg, "support": 2})
+    expected_neg = {"precision": 1.0, "recall": 0.5, "f1": f1_neg, "support": 2}
+    assert m["per_class"]["neg"] == pytest.approx(expected_neg)
     assert m["per_class"]["pos"]["f1"] == pytest.approx(f1_pos)
     assert m["macro_f1"] == pytest.approx((f1_neg + f1_pos) / 2)
     assert m["weighted_f1"] == pytest.approx((f1_neg + f1_pos) / 2)

@@ -230,7 +230,7 @@ def to_mode(image: Image.Image, channels: int) -> Image.Image:
     """
     target = "L" if channels == 1 else "RGB"
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        image = Image.fromarray(scale_to_uint8(np.asarray(image)), mode="L")
+        image = Image.fromarray(scale_to_uint8(np.asarray(image)))  # 2-D uint8: mode L
     elif image.mode == "1":
         image = image.convert("L")
     elif "A" in image.mode or "a" in image.mode or "transparency" in image.info:
