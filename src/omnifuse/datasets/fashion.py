@@ -25,7 +25,16 @@ from omnifuse.datasets._common import (
 
 DEFAULT_SOURCE = Path("/usr/share/datasets/fashion-mnist")
 CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "T-shirt/top": ("T-shirt", "tee", "tank top", "crop top"),
@@ -114,8 +123,11 @@ def build_fashion(
     source_dir = Path(source_dir)
     _check_source(source_dir)
     params: dict[str, Any] = {
-        "builder": "fashion", "format": FORMAT_VERSION, **{f"n_{k}": v for k, v in sizes.items()},
-        "seed": seed, "source_dir": str(source_dir.absolute()),
+        "builder": "fashion",
+        "format": FORMAT_VERSION,
+        **{f"n_{k}": v for k, v in sizes.items()},
+        "seed": seed,
+        "source_dir": str(source_dir.absolute()),
     }
 
     def fill(folder: Path) -> None:
@@ -148,7 +160,7 @@ def read_idx(path: Path) -> np.ndarray:
     shape = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
-        raise ValueError(f"'{path}' holds {body.size} values but its header says shape {shape}; it is corrupt")
+        raise ValueError(f"'{path}' holds {body.size} values but its header says shape {shape}; reinstall it")
     return body.reshape(shape)
 
 

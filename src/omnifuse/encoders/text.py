@@ -205,8 +205,8 @@ class TextCNNEncoder(Encoder):
 
     Kim 2014, Convolutional Neural Networks for Sentence Classification: https://arxiv.org/abs/1408.5882
 
-    Convolutions use "same" padding, so texts shorter than the widest kernel still fit and every word
-    has a feature vector (the ``tokens``).
+    Convolutions are zero-padded to keep the length ("same") and batches shorter than the widest kernel
+    are padded, so every word has a feature vector (the ``tokens``).
 
     Inputs:
         input_ids: (B, T) long; attention_mask: (B, T) 1 for real words.
@@ -225,7 +225,9 @@ class TextCNNEncoder(Encoder):
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_filters, k, padding="same") for k in kernel_sizes)
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_filters, k) for k in kernel_sizes)
+        # "same" padding done by hand: PyTorch's padding="same" warns for even kernel widths.
+        self.paddings = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel_sizes]
         self.dropout = nn.Dropout(dropout)
         self.min_length = max(kernel_sizes)
         self.output_dim = num_filters * len(kernel_sizes)
@@ -236,8 +238,10 @@ class TextCNNEncoder(Encoder):
         if pad > 0:  # a batch of short texts: pad so the widest kernel covers real input
             ids, mask = F.pad(ids, (0, pad)), F.pad(mask, (0, pad))  # (B, T')
         x = self.embed(ids).transpose(1, 2)  # (B, E, T)
-        maps = torch.cat([F.relu(conv(x)) for conv in self.convs], dim=1)  # (B, F*K, T)
-        tokens = maps.transpose(1, 2).masked_fill(~mask.unsqueeze(-1), 0.0)  # (B, T, F*K)
+        # one (B, F, T) map per kernel width
+        maps = [F.relu(conv(F.pad(x, lr))) for conv, lr in zip(self.convs, self.paddings, strict=True)]
+        tokens = torch.cat(maps, dim=1).transpose(1, 2)  # (B, T, F*K)
+        tokens = tokens.masked_fill(~mask.unsqueeze(-1), 0.0)  # (B, T, F*K)
         # ReLU features are >= 0, so zeroed padding never wins the max; blank rows pool to 0.
         pooled = self.dropout(tokens.max(dim=1).values)  # (B, F*K)
         return EncoderOutput(pooled=pooled, tokens=tokens, mask=mask)

@@ -164,6 +164,8 @@ def plot_regression(predictions: np.ndarray, truth: np.ndarray, folder: Path) ->
 
 def plot_history(history: list[dict[str, Any]], monitor: str, path: Path) -> Path:
     """Train and validation loss per epoch, and the monitored validation metric where recorded."""
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [h["epoch"] for h in history]
     has_metric = any(h.get(monitor) is not None for h in history)
     fig = _figure(10.0 if has_metric else 5.5, 4.0)
@@ -171,6 +173,7 @@ def plot_history(history: list[dict[str, Any]], monitor: str, path: Path) -> Pat
     for key, label in (("train_loss", "train"), ("valid_loss", "valid")):
         ax.plot(epochs, [_nan(h.get(key)) for h in history], marker="o", label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss")
     ax.set_title("Loss")
     ax.legend()
@@ -178,6 +181,7 @@ def plot_history(history: list[dict[str, Any]], monitor: str, path: Path) -> Pat
         ax = fig.add_subplot(1, 2, 2)
         ax.plot(epochs, [_nan(h.get(monitor)) for h in history], marker="o", color="tab:green")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(monitor)
         ax.set_title(f"valid {monitor}")
     return _save(fig, path)

@@ -101,7 +101,8 @@ def test_description_kinds_follow_the_stated_proportions() -> None:
     assert kinds["uninformative"] == pytest.approx(0.3, abs=0.04)
     assert kinds["look_alike"] == pytest.approx(0.3, abs=0.04)
     for label, text, kind in samples:
-        named = [c for c in fashion.CLASS_NAMES if any(s.lower() in text.lower() for s in fashion.SYNONYMS[c])]
+        lower = text.lower()
+        named = [c for c in fashion.CLASS_NAMES if any(s.lower() in lower for s in fashion.SYNONYMS[c])]
         name = fashion.CLASS_NAMES[label]
         if kind == "informative":
             assert name in named, text

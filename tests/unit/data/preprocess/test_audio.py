@@ -30,7 +30,9 @@ def tone(hz: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.nda
     return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
 
 
-def write(path: Path, data: np.ndarray, rate: int, subtype: str | None = None, fmt: str | None = None) -> Path:
+def write(
+    path: Path, data: np.ndarray, rate: int, subtype: str | None = None, fmt: str | None = None
+) -> Path:
     soundfile.write(str(path), data, rate, subtype=subtype, format=fmt)
     return path
 
@@ -45,7 +47,14 @@ def dominant_hz(wave: np.ndarray, rate: int) -> float:
 
 @pytest.mark.parametrize(
     ("subtype", "tolerance"),
-    [("PCM_U8", 1 / 64), ("PCM_16", 1e-4), ("PCM_24", 1e-6), ("PCM_32", 1e-6), ("FLOAT", 0.0), ("DOUBLE", 0.0)],
+    [
+        ("PCM_U8", 1 / 64),
+        ("PCM_16", 1e-4),
+        ("PCM_24", 1e-6),
+        ("PCM_32", 1e-6),
+        ("FLOAT", 0.0),
+        ("DOUBLE", 0.0),
+    ],
 )
 def test_wav_bit_depths_decode_to_the_same_wave(tmp_path: Path, subtype: str, tolerance: float) -> None:
     wave = tone(440, 0.5, SR)
@@ -54,7 +63,9 @@ def test_wav_bit_depths_decode_to_the_same_wave(tmp_path: Path, subtype: str, to
     np.testing.assert_allclose(out, wave, atol=tolerance + 1e-7)
 
 
-@pytest.mark.parametrize(("name", "subtype", "fmt"), [("a.flac", "PCM_24", "FLAC"), ("a.ogg", "VORBIS", "OGG")])
+@pytest.mark.parametrize(
+    ("name", "subtype", "fmt"), [("a.flac", "PCM_24", "FLAC"), ("a.ogg", "VORBIS", "OGG")]
+)
 def test_flac_and_ogg(tmp_path: Path, name: str, subtype: str, fmt: str) -> None:
     wave = tone(440, 1.0, SR)
     out = load_audio(write(tmp_path / name, wave, SR, subtype, fmt), SR, 10.0)
@@ -95,7 +106,9 @@ def test_other_rates_are_resampled_and_the_tone_lands_in_its_mel_bin(tmp_path: P
     assert int(mel.mean(dim=0).argmax()) == mel_bin_of(440, SR, 64)
 
 
-def test_long_clip_is_cropped_without_reading_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_clip_is_cropped_without_reading_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rate = 8000
     path = write(tmp_path / "long.wav", tone(440, 120.0, rate, 0.2), rate, "PCM_16")
     requested: list[int] = []
