@@ -48,8 +48,8 @@ class RunContext:
 
 def train(config: Config | str | Path, train: TableLike, valid: TableLike | None = None,
           test: TableLike | None = None, out: str | Path = "omnifuse_model", *, resume: bool = False,
-          overwrite: bool = False, seed: int | None = None, progress: bool = True,
-          console: Console | None = None) -> Predictor:
+          overwrite: bool = False, seed: int | None = None, base_dir: str | Path | None = None,
+          progress: bool = True, console: Console | None = None) -> Predictor:
     """Trains a model on a table and saves a model folder to ``out``; returns its Predictor.
 
     Args:
@@ -60,6 +60,8 @@ def train(config: Config | str | Path, train: TableLike, valid: TableLike | None
         resume: continue from out/checkpoints/last.pt.
         overwrite: allow ``out`` to hold an earlier model.
         seed: overrides ``training.seed``.
+        base_dir: folder that relative file paths in the tables are resolved against (default: each
+            table file's own folder; the current folder for DataFrames).
     Raises:
         ConfigError, DataError, BadRowError: bad configuration or input, before training starts.
     """
@@ -69,12 +71,13 @@ def train(config: Config | str | Path, train: TableLike, valid: TableLike | None
     ctx = RunContext(Path(out), console or Console(), progress)
     _prepare_out(ctx.out, resume, overwrite)
     seed_everything(cfg.training.seed, verbose=False)
-    train_table, valid_table = _split(cfg, read_table(train), valid, ctx.out, resume)
+    root = None if base_dir is None else Path(base_dir).resolve()
+    train_table, valid_table = _split(cfg, read_table(train, root), valid, ctx.out, resume, root)
     task = _fit_task(cfg, train_table)
     preprocessors = _fit_preprocessors(cfg, train_table)
     sets = {"train": train_table, "valid": valid_table}
     if test is not None:
-        sets["test"] = read_table(test)
+        sets["test"] = read_table(test, root)
     examples = {name: _examples(cfg, t, preprocessors, task, ctx, name) for name, t in sets.items()}
     model = build_model(cfg, preprocessors, task)
     trainer = _trainer(cfg, model, task, ctx)
@@ -97,10 +100,11 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         (out / BAD_ROWS_FILE).unlink()
 
 
-def _split(cfg: Config, table: Table, valid: TableLike | None, out: Path, resume: bool) -> tuple[Table, Table]:
+def _split(cfg: Config, table: Table, valid: TableLike | None, out: Path, resume: bool,
+           root: Path | None) -> tuple[Table, Table]:
     check_columns(table.frame, cfg, table.source, need_label=True)
     if valid is not None:
-        valid_table = read_table(valid)
+        valid_table = read_table(valid, root)
         check_columns(valid_table.frame, cfg, valid_table.source, need_label=True)
         return table, valid_table
     split_path = out / SPLIT_FILE
@@ -117,12 +121,12 @@ def _split(cfg: Config, table: Table, valid: TableLike | None, out: Path, resume
 
 
 def _carve_validation(cfg: Config, frame: pd.DataFrame) -> list[int]:
-    labels = frame[cfg.label.column]
+    labels = pd.Series([("<missing>" if is_missing(v) else str(v)) for v in frame[cfg.label.column]])
     stratify = None
     if cfg.label.task in ("binary", "multiclass"):
-        counts = labels.astype(str).value_counts()
+        counts = labels.value_counts()
         if (counts >= 2).all() and len(counts) <= cfg.data.valid_fraction * len(frame):
-            stratify = labels.astype(str)
+            stratify = labels
     _, valid_idx = train_test_split(np.arange(len(frame)), test_size=cfg.data.valid_fraction,
                                     random_state=cfg.training.seed, stratify=stratify)
     return sorted(int(i) for i in valid_idx)
@@ -198,7 +202,8 @@ def _evaluate_examples(predictor: Predictor, examples: list[Example], out: Path,
 
 
 def evaluate(model: str | Path | Predictor, data: TableLike, out: str | Path | None = None, *,
-             progress: bool = True, console: Console | None = None) -> dict[str, Any]:
+             base_dir: str | Path | None = None, progress: bool = True,
+             console: Console | None = None) -> dict[str, Any]:
     """Evaluates a model on a labelled table; writes metrics.json, report.md and plots/ to ``out``.
 
     ``out`` defaults to ``<model folder>/evaluation``. Bad rows follow the model's ``data.on_bad_row``.
@@ -207,7 +212,7 @@ def evaluate(model: str | Path | Predictor, data: TableLike, out: str | Path | N
     base = predictor.folder or Path.cwd()
     ctx = RunContext(Path(out) if out is not None else base / "evaluation", console or Console(), progress)
     ctx.out.mkdir(parents=True, exist_ok=True)
-    table = read_table(data)
+    table = read_table(data, None if base_dir is None else Path(base_dir).resolve())
     check_columns(table.frame, predictor.config, table.source, need_label=True)
     examples = _examples(predictor.config, table, predictor.preprocessors, predictor.task, ctx, "evaluation")
     metrics = _evaluate_examples(predictor, examples, ctx.out, f"Evaluation on {table.source}")

@@ -43,10 +43,10 @@ def build(options: EfficientNetLite0Options, photos: list[bytes]) -> tuple[Encod
 
 def imagenet_logits(encoder: Encoder, inputs: dict[str, Tensor]) -> Tensor:
     """The pretrained 1000-class head applied to the encoder's pooled features."""
-    full = load_efficientnet_lite0(224, pretrained=True)
+    head = load_efficientnet_lite0(224, pretrained=True).state_dict()
     with torch.no_grad():
         pooled = encoder(inputs).pooled  # (B, 1280)
-        logits = F.linear(pooled, full._fc.weight, full._fc.bias)  # (B, 1000)
+        logits = F.linear(pooled, head["_fc.weight"], head["_fc.bias"])  # (B, 1000)
     return logits
 
 

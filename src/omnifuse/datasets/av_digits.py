@@ -3,6 +3,9 @@
 Each row pairs a real handwritten digit (scikit-learn ``load_digits``, upscaled to 28x28, most pixels dropped)
 with the same digit spoken by Debian ``espeak-ng`` (several English accents, speeds and pitches) buried in
 white noise. The test split is spoken by an accent never heard in train or valid.
+
+Difficulty (defaults, seed 0, test split): a tiny CNN scores about 92% on images alone and 88% on audio
+alone, a tiny late-fusion CNN 99%; logistic regression 73% (pixels), 81% (log-mel statistics), 97% (both).
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ def build_av_digits(
     n_test: int = 300,
     seed: int = 0,
     progress: bool = True,
-    pixel_drop: float = 0.6,
-    snr_db: float = -6.0,
+    pixel_drop: float = 0.75,
+    snr_db: float = -12.0,
 ) -> Path:
     """Build the AV-Digits table (image + audio of the same digit, label 0..9) in ``out_dir``.
 
@@ -76,7 +79,8 @@ def build_av_digits(
         seed: seed of every random choice; the same seed gives the same files.
         progress: show a rich progress bar.
         pixel_drop: fraction of image pixels set to 0, per image.
-        snr_db: signal-to-noise ratio of the white noise added to each spoken clip (-6 dB: noise power 4x).
+        snr_db: signal-to-noise ratio of the white noise added to each spoken clip (-12 dB: noise power
+            about 16x the speech power).
 
     Returns:
         ``out_dir``, absolute.
@@ -127,7 +131,7 @@ def _check_params(sizes: dict[str, int], pixel_drop: float) -> None:
             "and splits must not share one; lower the split sizes"
         )
     if not 0.0 <= pixel_drop < 1.0:
-        raise ValueError(f"pixel_drop={pixel_drop} must be in [0, 1); 0.6 drops 60% of the pixels")
+        raise ValueError(f"pixel_drop={pixel_drop} must be in [0, 1); 0.75 drops 75% of the pixels")
 
 
 def _fill(

@@ -96,6 +96,11 @@ def test_too_many_rows_is_a_value_error(tmp_path: Path) -> None:
         build_av_digits(tmp_path / "x", n_train=1500, n_valid=200, n_test=200, progress=False)
 
 
+def test_pixel_drop_out_of_range_is_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="pixel_drop=1.5 must be in"):
+        build_av_digits(tmp_path / "x", pixel_drop=1.5, progress=False)
+
+
 def test_refuses_to_overwrite_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "mine.txt").write_text("user data")
     if shutil.which("espeak-ng") is None:

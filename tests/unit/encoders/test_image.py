@@ -44,7 +44,9 @@ def assert_every_parameter_learns(encoder: Encoder, inputs: dict[str, Tensor]) -
     out = encoder(inputs)
     loss = out.pooled.pow(2).sum() + (out.tokens.pow(2).sum() if out.tokens is not None else 0)
     loss.backward()
-    missing = [n for n, p in encoder.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    missing = [
+        n for n, p in encoder.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())
+    ]
     assert not missing, missing
     assert torch.isfinite(out.pooled).all()
     return out
@@ -128,7 +130,12 @@ def save_vit(folder: Path) -> None:
     from transformers import ViTConfig, ViTModel
 
     config = ViTConfig(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20, image_size=16, patch_size=8
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=20,
+        image_size=16,
+        patch_size=8,
     )
     ViTModel(config).save_pretrained(folder)
     mean_std = '"image_mean": [0.1, 0.2, 0.3], "image_std": [0.2, 0.2, 0.2]'
@@ -138,7 +145,8 @@ def save_vit(folder: Path) -> None:
 def save_resnet(folder: Path) -> None:
     from transformers import ResNetConfig, ResNetModel
 
-    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1], layer_type="basic", image_size=32)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1], layer_type="basic")
+    config.image_size = 32  # not a ResNet field, but read by hf_image when no preprocessor_config.json
     ResNetModel(config).save_pretrained(folder)
 
 
@@ -189,7 +197,9 @@ def assert_rebuilds_strictly(encoder: Encoder, pre: ImagePreprocessor, options: 
     spec = ENCODERS.get("hf_image")
     restored_pre = spec.make_preprocessor(HFImageOptions(model="not/reachable"), SPEC)
     restored_pre.load_state_dict(pre.state_dict())
-    restored = spec.build(HFImageOptions(model="not/reachable", pooling=options.pooling), restored_pre, folder)
+    restored = spec.build(
+        HFImageOptions(model="not/reachable", pooling=options.pooling), restored_pre, folder
+    )
     restored.load_state_dict(encoder.state_dict(), strict=True)
     encoder.eval()
     restored.eval()
@@ -202,7 +212,7 @@ def test_hf_image_reads_normalisation_and_pooling_choices(tmp_path: Path) -> Non
     save_vit(tmp_path)
     encoder, pre = build("hf_image", HFImageOptions(model=str(tmp_path), pooling="cls"))
     assert isinstance(pre, HFImagePreprocessor) and pre.mean == [0.1, 0.2, 0.3]
-    assert torch.allclose(encoder.mean, torch.tensor([0.1, 0.2, 0.3]))
+    assert torch.allclose(encoder.get_buffer("mean"), torch.tensor([0.1, 0.2, 0.3]))
     inputs = batch(pre)
     encoder.eval()
     with torch.no_grad():

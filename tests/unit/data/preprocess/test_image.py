@@ -194,13 +194,17 @@ def test_directory(tmp_path: Path) -> None:
 
 
 def test_zero_byte_file(tmp_path: Path) -> None:
-    with pytest.raises(BadValueError, match=r"image file '.*empty\.png' is empty \(0 bytes\); fix or replace"):
+    with pytest.raises(
+        BadValueError, match=r"image file '.*empty\.png' is empty \(0 bytes\); fix or replace"
+    ):
         pixels(write(tmp_path, "empty.png", b""))
 
 
 def test_text_file_named_png(tmp_path: Path) -> None:
     path = write(tmp_path, "x.png", b"hello, I am not a picture\n")
-    with pytest.raises(BadValueError, match=r"cannot decode '.*x\.png' \(not a PNG/JPEG/BMP/WebP/GIF image\)"):
+    with pytest.raises(
+        BadValueError, match=r"cannot decode '.*x\.png' \(not a PNG/JPEG/BMP/WebP/GIF image\)"
+    ):
         pixels(path)
 
 
@@ -239,7 +243,11 @@ def test_pillow_bomb_checks_do_not_leak(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_hf_preprocessor_reads_size_and_normalisation(tmp_path: Path) -> None:
     processor = {"do_normalize": True, "image_mean": [0.1, 0.2, 0.3], "image_std": [0.4, 0.5, 0.6]}
-    processor |= {"do_center_crop": True, "crop_size": {"height": 20, "width": 20}, "size": {"shortest_edge": 24}}
+    processor |= {
+        "do_center_crop": True,
+        "crop_size": {"height": 20, "width": 20},
+        "size": {"shortest_edge": 24},
+    }
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(processor))
     pre = HFImagePreprocessor(str(tmp_path))
     pre.fit([])
@@ -265,7 +273,12 @@ def test_hf_preprocessor_falls_back_to_config_then_224(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("processor", "size"),
-    [({"size": 30}, 30), ({"size": {"height": 31, "width": 31}}, 31), ({"size": {"shortest_edge": 32}}, 32), ({}, None)],
+    [
+        ({"size": 30}, 30),
+        ({"size": {"height": 31, "width": 31}}, 31),
+        ({"size": {"shortest_edge": 32}}, 32),
+        ({}, None),
+    ],
 )
 def test_processor_size(processor: dict[str, object], size: int | None) -> None:
     assert processor_size(processor) == size

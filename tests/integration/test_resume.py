@@ -1,0 +1,64 @@
+"""An interrupted run resumed with --resume ends with the same weights as an uninterrupted one (CPU, fixed seed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import omnifuse
+from omnifuse.config import Config
+from omnifuse.training.loop import Trainer
+
+
+def _config() -> Config:
+    return Config.from_dict({
+        "label": {"column": "animal", "task": "multiclass"},
+        "columns": {"note": {"type": "text", "encoder": {"name": "bilstm", "embed_dim": 16, "hidden_dim": 16}},
+                    "weight": {"type": "numeric"}, "colour": {"type": "categorical"}},
+        "fusion": "attention",
+        "head": {"dropout": 0.2},
+        "training": {"epochs": 4, "batch_size": 8, "patience": 10, "modality_dropout": 0.3},
+    })
+
+
+def _last_weights(out: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == 3
+    return state["model"]  # type: ignore[no-any-return]
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+def test_resume_reaches_the_same_weights(table_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    train = table_dir / "train.csv"
+    omnifuse.train(_config(), train=train, out=tmp_path / "full", progress=False)
+
+    original = Trainer._save_checkpoint
+
+    def crash_after_second_epoch(self: Trainer, epoch: int) -> None:
+        original(self, epoch)
+        if epoch == 1:
+            raise Interrupted("simulated crash")
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_after_second_epoch)
+    with pytest.raises(Interrupted):
+        omnifuse.train(_config(), train=train, out=tmp_path / "part", progress=False)
+    assert not (tmp_path / "part" / "model.safetensors").exists()
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+
+    omnifuse.train(_config(), train=train, out=tmp_path / "part", resume=True, progress=False)
+    for full, resumed in [
+        (load_file(str(tmp_path / "full" / "model.safetensors")),
+         load_file(str(tmp_path / "part" / "model.safetensors"))),
+        (_last_weights(tmp_path / "full"), _last_weights(tmp_path / "part")),  # the final epoch's weights
+    ]:
+        assert full.keys() == resumed.keys()
+        for key in full:
+            torch.testing.assert_close(resumed[key], full[key], rtol=1e-5, atol=1e-6, msg=key)
+    log = (tmp_path / "part" / "train_log.csv").read_text().strip().splitlines()
+    assert len(log) == 1 + 4  # header + every epoch once
