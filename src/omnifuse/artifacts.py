@@ -80,8 +80,8 @@ def load_model(folder: str | Path) -> LoadedModel:
     """
     folder = Path(folder)
     _check_files(folder)
+    state = _read_preprocessor_state(folder)  # first: a newer release's files get the version message
     config = _read_config(folder)
-    state = _read_preprocessor_state(folder)
     preprocessors = _restore_preprocessors(folder, config, state)
     try:
         task = task_from_state(state["task"])
@@ -116,6 +116,9 @@ def _read_preprocessor_state(folder: Path) -> dict[str, Any]:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelDirError(f"{path} is not valid JSON ({exc}); restore it from the original model folder") from None
+    if not isinstance(state, dict):
+        raise ModelDirError(f"{path} should hold a JSON object, found {type(state).__name__}; "
+                            "restore it from the original model folder")
     saved = str(state.get("omnifuse_version", "unknown"))
     if not compatible(saved, __version__):
         raise ModelDirError(f"{folder} was saved by omnifuse {saved}, this is {__version__}; "

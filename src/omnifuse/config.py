@@ -108,10 +108,15 @@ class Config:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Config:
         """Parses and validates a plain dict; raises ConfigError listing every problem."""
+        if not isinstance(raw, dict):
+            raise ConfigError([f"the config must be a mapping of sections (label, columns, ...), "
+                               f"got {type(raw).__name__}"])
         problems: list[str] = []
         config = from_dict(cls, _unflatten(raw), "", problems)
-        if not problems:
-            problems = config.problems()
+        try:
+            problems += config.problems()
+        except (TypeError, AttributeError):
+            pass  # a value of the wrong type, already reported, stops the value checks
         if problems:
             raise ConfigError(problems)
         return config

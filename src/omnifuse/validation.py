@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from omnifuse.config import DEFAULT_ENCODERS, MEDIA_TYPES, TABULAR_TYPES, ComponentConfig, Config
+from omnifuse.config import (DEFAULT_ENCODERS, MEDIA_TYPES, TABULAR_INPUT, TABULAR_TYPES, ComponentConfig,
+                             Config)
 from omnifuse.registry import unknown_name_message
 from omnifuse.typed import from_dict
 
@@ -29,8 +31,12 @@ def _column_problems(config: Config) -> list[str]:
     inputs = [n for n, c in config.columns.items() if c.type != "ignore" and n != label]
     if not inputs:
         problems.append("columns: no input column; list at least one column that is not the label")
+    has_tabular = any(c.type in TABULAR_TYPES for c in config.columns.values())
     for name, column in config.columns.items():
         path = f"columns.{name}"
+        if name == TABULAR_INPUT and column.type in MEDIA_TYPES and has_tabular:
+            problems.append(f"{path}: the name 'tabular' is reserved for the numeric/categorical columns' "
+                            "shared input; rename this column in the table and the config")
         if column.type == "video":
             problems.append(f"{path}: video columns are not supported yet; set type: ignore for now")
         elif column.type in MEDIA_TYPES:
@@ -70,19 +76,27 @@ def _component_problems(path: str, comp: ComponentConfig, kind: str, modality: s
 
 def _range_problems(config: Config) -> list[str]:
     t, d, h = config.training, config.data, config.head
-    checks: list[tuple[bool, str]] = [
-        (t.epochs >= 1, f"training.epochs: must be >= 1, got {t.epochs}"),
-        (t.batch_size >= 1, f"training.batch_size: must be >= 1, got {t.batch_size}"),
-        (t.lr > 0, f"training.lr: must be > 0, got {t.lr}"),
-        (t.weight_decay >= 0, f"training.weight_decay: must be >= 0, got {t.weight_decay}"),
-        (0 <= t.warmup_ratio < 1, f"training.warmup_ratio: must be in [0, 1), got {t.warmup_ratio}"),
-        (t.grad_clip >= 0, f"training.grad_clip: must be >= 0 (0 disables), got {t.grad_clip}"),
-        (t.accumulate >= 1, f"training.accumulate: must be >= 1, got {t.accumulate}"),
-        (t.patience >= 1, f"training.patience: must be >= 1, got {t.patience}"),
-        (0 <= t.modality_dropout < 1, f"training.modality_dropout: must be in [0, 1), got {t.modality_dropout}"),
-        (t.num_workers >= 0, f"training.num_workers: must be >= 0, got {t.num_workers}"),
-        (0 < d.valid_fraction < 1, f"data.valid_fraction: must be in (0, 1), got {d.valid_fraction}"),
-        (h.hidden_dim >= 0, f"head.hidden_dim: must be >= 0 (0: one linear layer), got {h.hidden_dim}"),
-        (0 <= h.dropout < 1, f"head.dropout: must be in [0, 1), got {h.dropout}"),
+    checks: list[tuple[str, object, Callable[[Any], bool], str]] = [
+        ("training.epochs", t.epochs, lambda v: v >= 1, "must be >= 1"),
+        ("training.batch_size", t.batch_size, lambda v: v >= 1, "must be >= 1"),
+        ("training.lr", t.lr, lambda v: v > 0, "must be > 0"),
+        ("training.weight_decay", t.weight_decay, lambda v: v >= 0, "must be >= 0"),
+        ("training.warmup_ratio", t.warmup_ratio, lambda v: 0 <= v < 1, "must be in [0, 1)"),
+        ("training.grad_clip", t.grad_clip, lambda v: v >= 0, "must be >= 0 (0 disables)"),
+        ("training.accumulate", t.accumulate, lambda v: v >= 1, "must be >= 1"),
+        ("training.patience", t.patience, lambda v: v >= 1, "must be >= 1"),
+        ("training.modality_dropout", t.modality_dropout, lambda v: 0 <= v < 1, "must be in [0, 1)"),
+        ("training.num_workers", t.num_workers, lambda v: v >= 0, "must be >= 0"),
+        ("data.valid_fraction", d.valid_fraction, lambda v: 0 < v < 1, "must be in (0, 1)"),
+        ("head.hidden_dim", h.hidden_dim, lambda v: v >= 0, "must be >= 0 (0: one linear layer)"),
+        ("head.dropout", h.dropout, lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ]
-    return [message for ok, message in checks if not ok]
+    problems = []
+    for path, value, ok, rule in checks:
+        try:
+            good = ok(value)
+        except TypeError:
+            continue  # wrong type: already reported while parsing
+        if not good:
+            problems.append(f"{path}: {rule}, got {value!r}")
+    return problems

@@ -75,7 +75,7 @@ def test_every_task_trains_from_dataframes(task: str, metric: str, bound: float,
         "training": {"epochs": 25, "batch_size": 32, "lr": 0.01, "patience": 25},
     })
     predictor = omnifuse.train(config, train=_tabular_frame(300, task), valid=_tabular_frame(100, task, seed=1),
-                               out=tmp_path / "m", base_dir=table_dir, progress=False)
+                               out=tmp_path / "m", progress=False)
     metrics = omnifuse.evaluate(predictor, _tabular_frame(100, task, seed=2), tmp_path / "eval", progress=False)
     assert metrics[metric] >= bound, metrics
     assert (tmp_path / "eval" / "report.md").exists()

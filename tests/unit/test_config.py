@@ -116,6 +116,25 @@ def test_unknown_key_in_column_did_you_mean() -> None:
                         "Known keys: type, encoder, allow_missing"]
 
 
+@pytest.mark.xfail(reason="BUG: a problem inside a column's encoder (an Optional[ComponentConfig]) is reported as "
+                          "'columns.review.encoder: expected ComponentConfig or NoneType, got {...'options': ...}' "
+                          "(internal form, no field named) and hides every value/range problem", strict=True,
+                   raises=AssertionError)
+def test_problem_inside_column_encoder_names_the_field() -> None:
+    raw = _raw(columns={"review": {"type": "text", "encoder": {"name": "bow", "lr_mult": "x"}}},
+               training={"epochs": 0})
+    assert _problems(raw) == ["columns.review.encoder.lr_mult: expected float, got str 'x'",
+                              "training.epochs: must be >= 1, got 0"]
+
+
+@pytest.mark.xfail(reason="BUG: an encoder mapping without `name` is reported as 'expected ComponentConfig or "
+                          "NoneType, got {'options': {...}}' instead of 'name: required key is missing'",
+                   strict=True, raises=AssertionError)
+def test_encoder_without_name() -> None:
+    raw = _raw(columns={"review": {"type": "text", "encoder": {"embed_dim": 32}}})
+    assert _problems(raw) == ["columns.review.encoder.name: required key is missing"]
+
+
 def test_wrong_type_message() -> None:
     with pytest.raises(ConfigError, match=r"training\.epochs: expected int, got str 'ten'"):
         Config.from_dict(_raw(training={"epochs": "ten"}))
@@ -174,25 +193,32 @@ def test_from_yaml_empty_file_reports_required_keys(tmp_path: Path) -> None:
         Config.from_yaml(path)
 
 
-@pytest.mark.xfail(reason="BUG: a YAML/CSV file whose top level is not a mapping crashes in _unflatten "
-                          "(dict(raw) -> ValueError 'dictionary update sequence') instead of ConfigError",
-                   strict=True)
 def test_from_yaml_top_level_not_a_mapping(tmp_path: Path) -> None:
     path = tmp_path / "table.csv"
     path.write_text("a,b,c\n1,2,3\n")  # e.g. `--config data.csv` by mistake: YAML reads one string
-    with pytest.raises(ConfigError, match=r"expected a mapping"):
+    with pytest.raises(ConfigError, match=r"the config must be a mapping of sections \(label, columns, \.\.\.\), "
+                                          r"got str$"):
         Config.from_yaml(path)
+    with pytest.raises(ConfigError, match=r"got list$"):
+        Config.from_dict(["label", "columns"])  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(reason="BUG: PyYAML (YAML 1.1) reads `lr: 1e-3` as the string '1e-3', which the config "
-                          "then rejects with 'expected float, got str'", strict=True)
 def test_from_yaml_accepts_exponent_floats(tmp_path: Path) -> None:
+    # PyYAML (YAML 1.1) reads `1e-3` (no dot) as a string
     path = tmp_path / "c.yaml"
     path.write_text("label: {column: y, task: binary}\ncolumns: {t: {type: text}}\n"
-                    "training: {lr: 1e-3, weight_decay: 1e-2}\n")
+                    "training: {lr: 1e-3, weight_decay: 1E-2, warmup_ratio: '.05'}\n")
     cfg = Config.from_yaml(path)
-    assert cfg.training.lr == pytest.approx(1e-3)
+    assert cfg.training.lr == pytest.approx(1e-3) and isinstance(cfg.training.lr, float)
     assert cfg.training.weight_decay == pytest.approx(1e-2)
+    assert cfg.training.warmup_ratio == pytest.approx(0.05)
+
+
+def test_number_like_strings_are_not_ints_or_free_text(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"training\.epochs: expected int, got str '1e3'"):
+        Config.from_dict(_raw(training={"epochs": "1e3"}))
+    with pytest.raises(ConfigError, match=r"training\.lr: expected float, got str '1e-3x'"):
+        Config.from_dict(_raw(training={"lr": "1e-3x"}))
 
 
 def test_derived_views() -> None:

@@ -54,6 +54,8 @@ class EarlyStopping:
 
     def reason(self) -> str:
         """Why training stopped early, for the log."""
+        if self.best is None:
+            return f"early stopping: {self.monitor} was NaN for {self.bad_epochs} epoch(s); lower training.lr"
         return (
             f"early stopping: {self.monitor} did not improve for {self.bad_epochs} epoch(s) "
             f"(best {self.best:.4f} at epoch {self.best_epoch + 1})"
