@@ -134,6 +134,9 @@ def _restore_preprocessors(folder: Path, config: Config, state: dict[str, Any]) 
                             f"{sorted(preprocessors)}; the files do not belong together")
     for name, pre in preprocessors.items():
         entry = saved[name]
+        if not isinstance(entry, dict):
+            raise ModelDirError(f"{folder / PREPROCESSORS}: the entry of input {name!r} is damaged; "
+                                "restore the model folder")
         if entry.get("encoder") != config.encoder_of(name).name:
             raise ModelDirError(f"{folder / PREPROCESSORS}: input {name!r} was preprocessed for encoder "
                                 f"{entry.get('encoder')!r} but config.yaml uses {config.encoder_of(name).name!r}")

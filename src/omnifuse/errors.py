@@ -22,11 +22,15 @@ class BadValueError(OmnifuseError, ValueError):
     Args:
         reason: what is wrong with the value, e.g. "cannot decode 'a.png' (not an image file)".
         fix: what the user can do about it.
+        column: the table column, when a preprocessor reads several (the tabular input).
+        value: the offending cell, when ``column`` is given.
     """
 
-    def __init__(self, reason: str, fix: str = "") -> None:
+    def __init__(self, reason: str, fix: str = "", column: str | None = None, value: object = None) -> None:
         self.reason = reason
         self.fix = fix
+        self.column = column
+        self.value = value
         super().__init__(f"{reason}; {fix}" if fix else reason)
 
 

@@ -73,6 +73,9 @@ def _convert_union(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
     args = get_args(tp)
     if value is None and type(None) in args:
         return None
+    real = [a for a in args if a is not type(None)]
+    if len(real) == 1:  # Optional[X]: report X's own problems with their real paths
+        return convert(real[0], value, path, problems)
     for arg in args:
         if arg is type(None):
             continue

@@ -67,9 +67,9 @@ def _component_problems(path: str, comp: ComponentConfig, kind: str, modality: s
             f"{path}: encoder {comp.name!r} reads {spec.modality}, not {modality}; use one of {', '.join(fits)}"
         )
     from_dict(spec.options, comp.options, path, problems)
-    if comp.lr_mult < 0:
+    if isinstance(comp.lr_mult, (int, float)) and comp.lr_mult < 0:
         problems.append(f"{path}.lr_mult: must be >= 0, got {comp.lr_mult}")
-    if comp.freeze_epochs < -1:
+    if isinstance(comp.freeze_epochs, int) and comp.freeze_epochs < -1:
         problems.append(f"{path}.freeze_epochs: must be -1 (always frozen) or >= 0, got {comp.freeze_epochs}")
     return problems
 

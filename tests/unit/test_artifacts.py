@@ -13,8 +13,17 @@ import torch
 import yaml
 from safetensors import safe_open
 
-from omnifuse.artifacts import (ASSETS, CONFIG, PREPROCESSORS, WEIGHTS, LoadedModel, architecture_fingerprint,
-                                load_model, save_model, write_json)
+from omnifuse.artifacts import (
+    ASSETS,
+    CONFIG,
+    PREPROCESSORS,
+    WEIGHTS,
+    LoadedModel,
+    architecture_fingerprint,
+    load_model,
+    save_model,
+    write_json,
+)
 from omnifuse.build import build_model, make_preprocessors
 from omnifuse.config import Config
 from omnifuse.data.collate import Batch, collate
@@ -26,23 +35,30 @@ from omnifuse.tasks import make_task
 from omnifuse.tasks.base import Task
 from omnifuse.version import __version__
 
-FRAME = pd.DataFrame({
-    "review": ["good film", "bad film", "great fun", "awful plot", "good plot", "bad acting"],
-    "age": [1.0, 2.0, None, 4.0, 5.0, 6.0],
-    "city": ["a", "b", "a", None, "c", "b"],
-    "y": ["pos", "neg", "pos", "neg", "pos", "neg"],
-})
+FRAME = pd.DataFrame(
+    {
+        "review": ["good film", "bad film", "great fun", "awful plot", "good plot", "bad acting"],
+        "age": [1.0, 2.0, None, 4.0, 5.0, 6.0],
+        "city": ["a", "b", "a", None, "c", "b"],
+        "y": ["pos", "neg", "pos", "neg", "pos", "neg"],
+    }
+)
 
 
 def _config(hidden: int = 6, fusion: str = "concat") -> Config:
-    return Config.from_dict({
-        "label": {"column": "y", "task": "multiclass"},
-        "columns": {"review": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8}},
-                    "age": {"type": "numeric"}, "city": {"type": "categorical"}},
-        "tabular": {"name": "tabular_mlp", "embed_dim": 4, "hidden_dim": 8},
-        "fusion": fusion,
-        "head": {"hidden_dim": hidden},
-    })
+    return Config.from_dict(
+        {
+            "label": {"column": "y", "task": "multiclass"},
+            "columns": {
+                "review": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8}},
+                "age": {"type": "numeric"},
+                "city": {"type": "categorical"},
+            },
+            "tabular": {"name": "tabular_mlp", "embed_dim": 4, "hidden_dim": 8},
+            "fusion": fusion,
+            "head": {"hidden_dim": hidden},
+        }
+    )
 
 
 def _parts(cfg: Config) -> tuple[dict[str, Preprocessor], Task, MultimodalModel]:
@@ -60,8 +76,9 @@ def _batch(cfg: Config, preprocessors: dict[str, Preprocessor], task: Task) -> B
     return collate(examples)
 
 
-def _save(folder: Path, hidden: int = 6, fusion: str = "concat") -> tuple[Config, dict[str, Preprocessor], Task,
-                                                                          MultimodalModel]:
+def _save(
+    folder: Path, hidden: int = 6, fusion: str = "concat"
+) -> tuple[Config, dict[str, Preprocessor], Task, MultimodalModel]:
     cfg = _config(hidden, fusion)
     preprocessors, task, model = _parts(cfg)
     save_model(folder, cfg, preprocessors, task, model)
@@ -141,15 +158,20 @@ def test_architecture_fingerprint() -> None:
 
 
 def test_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(ModelDirError, match=r"model folder '.*nowhere' does not exist; pass the --out folder"):
+    with pytest.raises(
+        ModelDirError, match=r"model folder '.*nowhere' does not exist; pass the --out folder"
+    ):
         load_model(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("name", [CONFIG, PREPROCESSORS, WEIGHTS])
 def test_missing_file(copy: Path, name: str) -> None:
     (copy / name).unlink()
-    with pytest.raises(ModelDirError, match=rf"model folder '.*' is incomplete: missing {name}; "
-                                            r"was training interrupted\?"):
+    with pytest.raises(
+        ModelDirError,
+        match=rf"model folder '.*' is incomplete: missing {name}; "
+        r"was training interrupted\?",
+    ):
         load_model(copy)
 
 
@@ -169,8 +191,11 @@ def _edit_json(folder: Path, edit: Any) -> None:
 
 def test_tampered_encoder_name(copy: Path) -> None:
     _edit_json(copy, lambda s: s["inputs"]["review"].update(encoder="textcnn"))
-    with pytest.raises(ModelDirError, match=r"preprocessors\.json: input 'review' was preprocessed for encoder "
-                                            r"'textcnn' but config\.yaml uses 'bow'"):
+    with pytest.raises(
+        ModelDirError,
+        match=r"preprocessors\.json: input 'review' was preprocessed for encoder "
+        r"'textcnn' but config\.yaml uses 'bow'",
+    ):
         load_model(copy)
 
 
@@ -178,14 +203,19 @@ def test_config_edited_to_another_encoder(copy: Path) -> None:
     raw = yaml.safe_load((copy / CONFIG).read_text())
     raw["columns"]["review"]["encoder"] = {"name": "textcnn", "embed_dim": 8, "num_filters": 2}
     (copy / CONFIG).write_text(yaml.safe_dump(raw))
-    with pytest.raises(ModelDirError, match=r"was preprocessed for encoder 'bow' but config\.yaml uses 'textcnn'"):
+    with pytest.raises(
+        ModelDirError, match=r"was preprocessed for encoder 'bow' but config\.yaml uses 'textcnn'"
+    ):
         load_model(copy)
 
 
 def test_incompatible_version(copy: Path) -> None:
     _edit_json(copy, lambda s: s.update(omnifuse_version="99.0.0"))
-    with pytest.raises(ModelDirError, match=rf"was saved by omnifuse 99\.0\.0, this is {__version__}; "
-                                            r"install omnifuse==99\.0\.0 to load it, or re-train"):
+    with pytest.raises(
+        ModelDirError,
+        match=rf"was saved by omnifuse 99\.0\.0, this is {__version__}; "
+        r"install omnifuse==99\.0\.0 to load it, or re-train",
+    ):
         load_model(copy)
 
 
@@ -212,29 +242,41 @@ def test_version_checked_before_config(copy: Path) -> None:
 
 def test_inputs_do_not_match_config(copy: Path) -> None:
     _edit_json(copy, lambda s: s["inputs"].pop("tabular"))
-    with pytest.raises(ModelDirError, match=r"describes inputs \['review'\] but config\.yaml has "
-                                            r"\['review', 'tabular'\]; the files do not belong together"):
+    with pytest.raises(
+        ModelDirError,
+        match=r"describes inputs \['review'\] but config\.yaml has "
+        r"\['review', 'tabular'\]; the files do not belong together",
+    ):
         load_model(copy)
 
 
 def test_damaged_preprocessor_state(copy: Path) -> None:
     _edit_json(copy, lambda s: s["inputs"]["review"]["state"].pop("vocab"))
-    with pytest.raises(ModelDirError, match=r"the preprocessor of input 'review' cannot be restored "
-                                            r"\(KeyError: 'vocab'\); restore the model folder"):
+    with pytest.raises(
+        ModelDirError,
+        match=r"the preprocessor of input 'review' cannot be restored "
+        r"\(KeyError: 'vocab'\); restore the model folder",
+    ):
         load_model(copy)
 
 
 def test_damaged_task_state(copy: Path) -> None:
     _edit_json(copy, lambda s: s.update(task={"name": "ranking"}))
-    with pytest.raises(ModelDirError, match=r"preprocessors\.json: the task state is damaged \(.*unknown task "
-                                            r"'ranking'.*\); re-train or restore"):
+    with pytest.raises(
+        ModelDirError,
+        match=r"preprocessors\.json: the task state is damaged \(.*unknown task "
+        r"'ranking'.*\); re-train or restore",
+    ):
         load_model(copy)
 
 
 def test_corrupt_json(copy: Path) -> None:
     (copy / PREPROCESSORS).write_text('{"omnifuse_version": "0.1.0", "inputs": {')
-    with pytest.raises(ModelDirError, match=r"preprocessors\.json is not valid JSON \(.*\); restore it from the "
-                                            r"original model folder"):
+    with pytest.raises(
+        ModelDirError,
+        match=r"preprocessors\.json is not valid JSON \(.*\); restore it from the "
+        r"original model folder",
+    ):
         load_model(copy)
 
 
@@ -246,23 +288,32 @@ def test_binary_garbage_json(copy: Path) -> None:
 
 def test_json_that_is_not_an_object(copy: Path) -> None:
     (copy / PREPROCESSORS).write_text("[]")
-    with pytest.raises(ModelDirError, match=r"preprocessors\.json should hold a JSON object, found list; "
-                                            r"restore it from the original model folder"):
+    with pytest.raises(
+        ModelDirError,
+        match=r"preprocessors\.json should hold a JSON object, found list; "
+        r"restore it from the original model folder",
+    ):
         load_model(copy)
 
 
 def test_invalid_config_yaml(copy: Path) -> None:
     (copy / CONFIG).write_text("label: {column: y, task: multiclas}\ncolumns: {review: {type: text}}\n")
-    with pytest.raises(ModelDirError, match=r"(?s)config\.yaml is not a valid omnifuse config:\n"
-                                            r"invalid configuration \(1 problem\(s\)\).*label\.task"):
+    with pytest.raises(
+        ModelDirError,
+        match=r"(?s)config\.yaml is not a valid omnifuse config:\n"
+        r"invalid configuration \(1 problem\(s\)\).*label\.task",
+    ):
         load_model(copy)
 
 
 def test_truncated_safetensors(copy: Path) -> None:
     data = (copy / WEIGHTS).read_bytes()
     (copy / WEIGHTS).write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelDirError, match=r"model\.safetensors cannot be read \(.*\); restore it from the "
-                                            r"original model folder"):
+    with pytest.raises(
+        ModelDirError,
+        match=r"model\.safetensors cannot be read \(.*\); restore it from the "
+        r"original model folder",
+    ):
         load_model(copy)
 
 
@@ -277,15 +328,20 @@ def test_weights_of_another_architecture(copy: Path, tmp_path: Path, hidden: int
     other = tmp_path / "other"
     _save(other, hidden=hidden, fusion=fusion)
     shutil.copyfile(other / WEIGHTS, copy / WEIGHTS)
-    with pytest.raises(ModelDirError, match=r"model\.safetensors holds weights for another architecture than "
-                                            r"config\.yaml and preprocessors\.json describe \(first differences: "
-                                            r"\[.+\]\); the files do not belong together"):
+    with pytest.raises(
+        ModelDirError,
+        match=r"model\.safetensors holds weights for another architecture than "
+        r"config\.yaml and preprocessors\.json describe \(first differences: "
+        r"\[.+\]\); the files do not belong together",
+    ):
         load_model(copy)
 
 
 def test_vocabulary_edited_to_another_size(copy: Path) -> None:
     _edit_json(copy, lambda s: s["inputs"]["review"]["state"]["vocab"].append("extra"))
-    with pytest.raises(ModelDirError, match=r"holds weights for another architecture.*encoders\.review\.embed"):
+    with pytest.raises(
+        ModelDirError, match=r"holds weights for another architecture.*encoders\.review\.embed"
+    ):
         load_model(copy)
 
 

@@ -20,19 +20,24 @@ from omnifuse.fusion.concat import ConcatFusion
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks import make_task
 
-FRAME = pd.DataFrame({
-    "review": ["good film", "bad film", "great fun", "awful plot", "good plot", "bad acting"],
-    "age": [1.0, 2.0, None, 4.0, 5.0, 6.0],
-    "city": ["a", "b", "a", None, "c", "b"],
-    "y": ["pos", "neg", "pos", "neg", "pos", "neg"],
-})
+FRAME = pd.DataFrame(
+    {
+        "review": ["good film", "bad film", "great fun", "awful plot", "good plot", "bad acting"],
+        "age": [1.0, 2.0, None, 4.0, 5.0, 6.0],
+        "city": ["a", "b", "a", None, "c", "b"],
+        "y": ["pos", "neg", "pos", "neg", "pos", "neg"],
+    }
+)
 
 
 def _config(**overrides: Any) -> Config:
     raw: dict[str, Any] = {
         "label": {"column": "y", "task": "multiclass"},
-        "columns": {"review": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8}},
-                    "age": {"type": "numeric"}, "city": {"type": "categorical"}},
+        "columns": {
+            "review": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8}},
+            "age": {"type": "numeric"},
+            "city": {"type": "categorical"},
+        },
         "tabular": {"name": "tabular_mlp", "embed_dim": 4, "hidden_dim": 8},
         "fusion": "concat",
         "head": {"hidden_dim": 6},
@@ -57,14 +62,18 @@ def test_parse_options_reports_problems() -> None:
     component = ComponentConfig("bow", {"embed_dimm": 12, "dropout": "x"})
     with pytest.raises(ConfigError, match=r"2 problem\(s\)") as info:
         parse_options(BOWOptions, component, "review.encoder")
-    assert info.value.problems[0].startswith("review.encoder.embed_dimm: unknown key. Did you mean 'embed_dim'?")
+    assert info.value.problems[0].startswith(
+        "review.encoder.embed_dimm: unknown key. Did you mean 'embed_dim'?"
+    )
     assert info.value.problems[1] == "review.encoder.dropout: expected float, got str 'x'"
 
 
 def test_make_preprocessors_refuses_options_that_skipped_validation() -> None:
     cfg = _config()
     cfg.columns["review"].encoder = ComponentConfig("bow", {"embed_size": 3})  # edited after validation
-    with pytest.raises(ConfigError, match=r"review\.encoder\.embed_size: unknown key\. Did you mean 'embed_dim'\?"):
+    with pytest.raises(
+        ConfigError, match=r"review\.encoder\.embed_size: unknown key\. Did you mean 'embed_dim'\?"
+    ):
         make_preprocessors(cfg)
 
 
@@ -129,8 +138,9 @@ def test_fusion_options_are_applied() -> None:
 
 
 def test_text_only_config_has_no_tabular_input() -> None:
-    cfg = _config(columns={"review": {"type": "text", "encoder": {"name": "bow", "embed_dim": 4}}},
-                  fusion="attention")
+    cfg = _config(
+        columns={"review": {"type": "text", "encoder": {"name": "bow", "embed_dim": 4}}}, fusion="attention"
+    )
     task = make_task("multiclass")
     task.fit(list(FRAME["y"]))
     preprocessors = _fitted(cfg)

@@ -60,8 +60,9 @@ def test_explicit_options_form_is_accepted() -> None:
 
 
 def test_fusion_and_tabular_flat_forms() -> None:
-    cfg = Config.from_dict(_raw(fusion={"name": "concat", "proj_dim": 8}, tabular={"name": "tabular_mlp",
-                                                                                     "hidden_dim": 12}))
+    cfg = Config.from_dict(
+        _raw(fusion={"name": "concat", "proj_dim": 8}, tabular={"name": "tabular_mlp", "hidden_dim": 12})
+    )
     assert cfg.fusion == ComponentConfig(name="concat", options={"proj_dim": 8})
     assert cfg.tabular.options == {"hidden_dim": 12}
     assert Config.from_dict(_raw(fusion="concat")).fusion == ComponentConfig(name="concat")
@@ -70,8 +71,10 @@ def test_fusion_and_tabular_flat_forms() -> None:
 def test_yaml_round_trip(tmp_path: Path) -> None:
     raw = _raw(
         columns={
-            "review": {"type": "text", "encoder": {"name": "textcnn", "embed_dim": 32, "kernel_sizes": [2, 3],
-                                                   "lr_mult": 0.1}},
+            "review": {
+                "type": "text",
+                "encoder": {"name": "textcnn", "embed_dim": 32, "kernel_sizes": [2, 3], "lr_mult": 0.1},
+            },
             "photo": {"type": "image", "allow_missing": True},
             "age": {"type": "numeric"},
             "note": {"type": "ignore"},
@@ -91,8 +94,12 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     assert again.training.devices == "auto"
     # the file is in the flat form a user would write
     written = yaml.safe_load(path.read_text())
-    assert written["columns"]["review"]["encoder"] == {"name": "textcnn", "embed_dim": 32, "kernel_sizes": [2, 3],
-                                                       "lr_mult": 0.1}
+    assert written["columns"]["review"]["encoder"] == {
+        "name": "textcnn",
+        "embed_dim": 32,
+        "kernel_sizes": [2, 3],
+        "lr_mult": 0.1,
+    }
     assert written["fusion"] == {"name": "concat", "proj_dim": 8, "freeze_epochs": -1}
     assert written["tabular"] == {"name": "tabular_mlp"}
     assert "encoder" not in written["columns"]["age"]
@@ -112,24 +119,23 @@ def test_unknown_top_level_and_nested_keys_did_you_mean() -> None:
 
 def test_unknown_key_in_column_did_you_mean() -> None:
     problems = _problems(_raw(columns={"review": {"type": "text", "alow_missing": True}}))
-    assert problems == ["columns.review.alow_missing: unknown key. Did you mean 'allow_missing'? "
-                        "Known keys: type, encoder, allow_missing"]
+    assert problems == [
+        "columns.review.alow_missing: unknown key. Did you mean 'allow_missing'? "
+        "Known keys: type, encoder, allow_missing"
+    ]
 
 
-@pytest.mark.xfail(reason="BUG: a problem inside a column's encoder (an Optional[ComponentConfig]) is reported as "
-                          "'columns.review.encoder: expected ComponentConfig or NoneType, got {...'options': ...}' "
-                          "(internal form, no field named) and hides every value/range problem", strict=True,
-                   raises=AssertionError)
 def test_problem_inside_column_encoder_names_the_field() -> None:
-    raw = _raw(columns={"review": {"type": "text", "encoder": {"name": "bow", "lr_mult": "x"}}},
-               training={"epochs": 0})
-    assert _problems(raw) == ["columns.review.encoder.lr_mult: expected float, got str 'x'",
-                              "training.epochs: must be >= 1, got 0"]
+    raw = _raw(
+        columns={"review": {"type": "text", "encoder": {"name": "bow", "lr_mult": "x"}}},
+        training={"epochs": 0},
+    )
+    assert _problems(raw) == [
+        "columns.review.encoder.lr_mult: expected float, got str 'x'",
+        "training.epochs: must be >= 1, got 0",
+    ]
 
 
-@pytest.mark.xfail(reason="BUG: an encoder mapping without `name` is reported as 'expected ComponentConfig or "
-                          "NoneType, got {'options': {...}}' instead of 'name: required key is missing'",
-                   strict=True, raises=AssertionError)
 def test_encoder_without_name() -> None:
     raw = _raw(columns={"review": {"type": "text", "encoder": {"embed_dim": 32}}})
     assert _problems(raw) == ["columns.review.encoder.name: required key is missing"]
@@ -141,8 +147,11 @@ def test_wrong_type_message() -> None:
 
 
 def test_literal_choices() -> None:
-    with pytest.raises(ConfigError, match=r"label\.task: 'multiclas' is not one of 'binary', 'multiclass', "
-                                          r"'multilabel', 'regression'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"label\.task: 'multiclas' is not one of 'binary', 'multiclass', "
+        r"'multilabel', 'regression'",
+    ):
         Config.from_dict(_raw(label={"column": "y", "task": "multiclas"}))
     with pytest.raises(ConfigError, match=r"columns\.review\.type: 'txt' is not one of 'text'"):
         Config.from_dict(_raw(columns={"review": {"type": "txt"}}))
@@ -153,13 +162,18 @@ def test_literal_choices() -> None:
 def test_missing_required_keys() -> None:
     problems = _problems({"label": {"task": "binary"}})
     assert problems == ["label.column: required key is missing", "columns: required key is missing"]
-    assert _problems({"columns": {"a": {}}}) == ["label: required key is missing",
-                                                 "columns.a.type: required key is missing"]
+    assert _problems({"columns": {"a": {}}}) == [
+        "label: required key is missing",
+        "columns.a.type: required key is missing",
+    ]
 
 
 def test_four_problems_reported_in_one_error() -> None:
-    raw = _raw(training={"lrr": 0.1, "epochs": "ten"}, label={"column": "y", "task": "multiclas"},
-               columns={"review": {"type": "text", "allow_missing": "yes"}})
+    raw = _raw(
+        training={"lrr": 0.1, "epochs": "ten"},
+        label={"column": "y", "task": "multiclas"},
+        columns={"review": {"type": "text", "allow_missing": "yes"}},
+    )
     with pytest.raises(ConfigError, match=r"invalid configuration \(4 problem\(s\)\):\n  - ") as info:
         Config.from_dict(raw)
     assert len(info.value.problems) == 4
@@ -196,8 +210,11 @@ def test_from_yaml_empty_file_reports_required_keys(tmp_path: Path) -> None:
 def test_from_yaml_top_level_not_a_mapping(tmp_path: Path) -> None:
     path = tmp_path / "table.csv"
     path.write_text("a,b,c\n1,2,3\n")  # e.g. `--config data.csv` by mistake: YAML reads one string
-    with pytest.raises(ConfigError, match=r"the config must be a mapping of sections \(label, columns, \.\.\.\), "
-                                          r"got str$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"the config must be a mapping of sections \(label, columns, \.\.\.\), "
+        r"got str$",
+    ):
         Config.from_yaml(path)
     with pytest.raises(ConfigError, match=r"got list$"):
         Config.from_dict(["label", "columns"])  # type: ignore[arg-type]
@@ -206,8 +223,10 @@ def test_from_yaml_top_level_not_a_mapping(tmp_path: Path) -> None:
 def test_from_yaml_accepts_exponent_floats(tmp_path: Path) -> None:
     # PyYAML (YAML 1.1) reads `1e-3` (no dot) as a string
     path = tmp_path / "c.yaml"
-    path.write_text("label: {column: y, task: binary}\ncolumns: {t: {type: text}}\n"
-                    "training: {lr: 1e-3, weight_decay: 1E-2, warmup_ratio: '.05'}\n")
+    path.write_text(
+        "label: {column: y, task: binary}\ncolumns: {t: {type: text}}\n"
+        "training: {lr: 1e-3, weight_decay: 1E-2, warmup_ratio: '.05'}\n"
+    )
     cfg = Config.from_yaml(path)
     assert cfg.training.lr == pytest.approx(1e-3) and isinstance(cfg.training.lr, float)
     assert cfg.training.weight_decay == pytest.approx(1e-2)
@@ -222,8 +241,15 @@ def test_number_like_strings_are_not_ints_or_free_text(tmp_path: Path) -> None:
 
 
 def test_derived_views() -> None:
-    raw = _raw(columns={"zz_text": {"type": "text"}, "photo": {"type": "image"}, "age": {"type": "numeric"},
-                        "city": {"type": "categorical"}, "junk": {"type": "ignore"}})
+    raw = _raw(
+        columns={
+            "zz_text": {"type": "text"},
+            "photo": {"type": "image"},
+            "age": {"type": "numeric"},
+            "city": {"type": "categorical"},
+            "junk": {"type": "ignore"},
+        }
+    )
     cfg = Config.from_dict(raw)
     assert list(cfg.media_columns()) == ["photo", "zz_text"]
     assert list(cfg.tabular_columns()) == ["age", "city"]
@@ -239,8 +265,13 @@ def test_input_names_without_tabular_columns() -> None:
 
 @pytest.mark.parametrize(
     ("task", "monitor", "expected"),
-    [("multiclass", "auto", "accuracy"), ("binary", "auto", "accuracy"), ("regression", "auto", "rmse"),
-     ("multilabel", "auto", "macro_f1"), ("multiclass", "macro_f1", "macro_f1")],
+    [
+        ("multiclass", "auto", "accuracy"),
+        ("binary", "auto", "accuracy"),
+        ("regression", "auto", "rmse"),
+        ("multilabel", "auto", "macro_f1"),
+        ("multiclass", "macro_f1", "macro_f1"),
+    ],
 )
 def test_resolved_monitor(task: str, monitor: str, expected: str) -> None:
     cfg = Config.from_dict(_raw(label={"column": "y", "task": task}, training={"monitor": monitor}))

@@ -48,8 +48,10 @@ def _model() -> MultimodalModel:
 
 
 def _inputs() -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor]]:
-    inputs = {"text": {"x": torch.tensor([[1.0, 2.0], [3.0, 4.0]])}, "image": {"x": torch.tensor([[1.0, 0.0],
-                                                                                                   [0.0, 1.0]])}}
+    inputs = {
+        "text": {"x": torch.tensor([[1.0, 2.0], [3.0, 4.0]])},
+        "image": {"x": torch.tensor([[1.0, 0.0], [0.0, 1.0]])},
+    }
     presence = {"text": torch.tensor([True, True]), "image": torch.tensor([True, False])}
     return inputs, presence
 
@@ -84,8 +86,12 @@ def test_parameters_are_registered() -> None:
 def _batches() -> list[Batch]:
     inputs, presence = _inputs()
     first = Batch(inputs, presence, torch.tensor([0, 2]), torch.tensor([5, 9]))
-    second = Batch({k: {"x": v["x"][:1]} for k, v in inputs.items()}, {k: v[1:] for k, v in presence.items()},
-                   torch.tensor([1]), torch.tensor([2]))
+    second = Batch(
+        {k: {"x": v["x"][:1]} for k, v in inputs.items()},
+        {k: v[1:] for k, v in presence.items()},
+        torch.tensor([1]),
+        torch.tensor([2]),
+    )
     return [first, second]
 
 
@@ -115,6 +121,8 @@ def test_run_model_embed_and_no_targets() -> None:
 def test_run_model_uses_eval_mode() -> None:
     model = MultimodalModel({"a": Scale(1.0)}, SumPresent(), nn.Dropout(0.99))
     model.train()
-    batch = Batch({"a": {"x": torch.ones(4, 2)}}, {"a": torch.ones(4, dtype=torch.bool)}, None, torch.arange(4))
+    batch = Batch(
+        {"a": {"x": torch.ones(4, 2)}}, {"a": torch.ones(4, dtype=torch.bool)}, None, torch.arange(4)
+    )
     out, _, _ = run_model(model, [batch], torch.device("cpu"))
     torch.testing.assert_close(out, torch.ones(4, 2))  # dropout off during inference

@@ -21,23 +21,31 @@ from omnifuse.tasks import make_task
 from omnifuse.tasks.base import Task
 from omnifuse.version import __version__
 
-FRAME = pd.DataFrame({
-    "review": ["good film", "bad film", "great fun", "awful plot", "good plot", "bad acting"],
-    "age": [1.0, 2.0, None, 4.0, 5.0, 6.0],
-    "city": ["a", "b", "a", None, "c", "b"],
-    "y": ["pos", "neg", "pos", "neg", "mid", "neg"],
-})
+FRAME = pd.DataFrame(
+    {
+        "review": ["good film", "bad film", "great fun", "awful plot", "good plot", "bad acting"],
+        "age": [1.0, 2.0, None, 4.0, 5.0, 6.0],
+        "city": ["a", "b", "a", None, "c", "b"],
+        "y": ["pos", "neg", "pos", "neg", "mid", "neg"],
+    }
+)
 
 
 def _config(task: str = "multiclass") -> Config:
-    return Config.from_dict({
-        "label": {"column": "y", "task": task},
-        "columns": {"review": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8}, "allow_missing": True},
-                    "age": {"type": "numeric"}, "city": {"type": "categorical"}, "notes": {"type": "ignore"}},
-        "tabular": {"name": "tabular_mlp", "embed_dim": 4, "hidden_dim": 8},
-        "fusion": "concat",
-        "head": {"hidden_dim": 6},
-    })
+    return Config.from_dict(
+        {
+            "label": {"column": "y", "task": task},
+            "columns": {
+                "review": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8}, "allow_missing": True},
+                "age": {"type": "numeric"},
+                "city": {"type": "categorical"},
+                "notes": {"type": "ignore"},
+            },
+            "tabular": {"name": "tabular_mlp", "embed_dim": 4, "hidden_dim": 8},
+            "fusion": "concat",
+            "head": {"hidden_dim": 6},
+        }
+    )
 
 
 def _task(name: str = "multiclass") -> Task:
@@ -62,8 +70,15 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save(tmp_path_factory.mktemp("card") / "model")
 
 
-METRICS: dict[str, Any] = {"split": "test", "accuracy": 0.8333333, "macro_f1": 0.5, "rmse": None, "r2": 1,
-                           "confusion_matrix": [[1, 0], [0, 1]], "stop_reason": "x"}
+METRICS: dict[str, Any] = {
+    "split": "test",
+    "accuracy": 0.8333333,
+    "macro_f1": 0.5,
+    "rmse": None,
+    "r2": 1,
+    "confusion_matrix": [[1, 0], [0, 1]],
+    "stop_reason": "x",
+}
 
 
 def test_card_title_version_fusion() -> None:
@@ -117,8 +132,14 @@ def test_write_model_card(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8") == render_model_card(_config(), _task(), METRICS)
 
 
-ROWS = pd.DataFrame({"review": ["good film", "bad plot", None, "unseen words here"], "age": [3.0, None, 1.0, 9.0],
-                     "city": ["a", "zzz", None, "b"]}, index=[40, 10, 30, 20])
+ROWS = pd.DataFrame(
+    {
+        "review": ["good film", "bad plot", None, "unseen words here"],
+        "age": [3.0, None, 1.0, 9.0],
+        "city": ["a", "zzz", None, "b"],
+    },
+    index=[40, 10, 30, 20],
+)
 
 
 def test_predict_table_one_row_per_input_in_order(model_dir: Path) -> None:
@@ -170,5 +191,5 @@ def test_predict_table_bad_row(model_dir: Path) -> None:
     rows = ROWS.copy()
     rows["age"] = rows["age"].astype(object)
     rows.loc[10, "age"] = "old"
-    with pytest.raises(BadRowError, match=r"column 'tabular' row 1: numeric column 'age': 'old' is not a number"):
+    with pytest.raises(BadRowError, match=r"row 1: numeric column 'age': 'old' is not a number"):
         predict_table(model_dir, rows)

@@ -38,8 +38,11 @@ def test_register_decorator_returns_entry_unchanged() -> None:
 
 def test_unknown_name_lists_choices_and_did_you_mean() -> None:
     reg = _registry()
-    with pytest.raises(UnknownNameError, match=r"unknown widget 'textcn'\. Did you mean 'textcnn'\? "
-                                               r"Available: bilstm, bow, textcnn$"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"unknown widget 'textcn'\. Did you mean 'textcnn'\? "
+        r"Available: bilstm, bow, textcnn$",
+    ):
         reg.get("textcn")
 
 

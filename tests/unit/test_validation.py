@@ -34,8 +34,9 @@ def test_valid_config_has_no_problems() -> None:
     assert config_problems(cfg) == []
 
 
-@pytest.mark.parametrize(("column_type", "default"), [("text", "textcnn"), ("image", "small_cnn"),
-                                                      ("audio", "mel_cnn")])
+@pytest.mark.parametrize(
+    ("column_type", "default"), [("text", "textcnn"), ("image", "small_cnn"), ("audio", "mel_cnn")]
+)
 def test_default_encoders_filled_in(column_type: str, default: str) -> None:
     cfg = Config.from_dict(_raw(columns={"c": {"type": column_type}}))
     assert cfg.columns["c"].encoder == ComponentConfig(name=default)
@@ -43,8 +44,11 @@ def test_default_encoders_filled_in(column_type: str, default: str) -> None:
 
 def test_unknown_encoder_lists_encoders_of_that_modality() -> None:
     raw = _raw(columns={"review": {"type": "text", "encoder": "textcn"}})
-    with pytest.raises(ConfigError, match=r"columns\.review\.encoder: unknown encoder 'textcn'\. "
-                                          r"Did you mean 'textcnn'\? Available: bilstm, bow, hf_text, textcnn$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"columns\.review\.encoder: unknown encoder 'textcn'\. "
+        r"Did you mean 'textcnn'\? Available: bilstm, bow, hf_text, textcnn$",
+    ):
         Config.from_dict(raw)
 
 
@@ -55,8 +59,11 @@ def test_unknown_image_encoder_lists_only_image_encoders() -> None:
 
 
 def test_unknown_fusion_lists_all_fusions() -> None:
-    with pytest.raises(ConfigError, match=r"fusion: unknown fusion 'concatt'\. Did you mean 'concat'\? "
-                                          r"Available: attention, concat, weighted_sum"):
+    with pytest.raises(
+        ConfigError,
+        match=r"fusion: unknown fusion 'concatt'\. Did you mean 'concat'\? "
+        r"Available: attention, concat, weighted_sum",
+    ):
         Config.from_dict(_raw(fusion="concatt"))
 
 
@@ -67,32 +74,47 @@ def test_unknown_tabular_encoder() -> None:
 
 def test_encoder_of_wrong_modality() -> None:
     raw = _raw(columns={"review": {"type": "text", "encoder": "small_cnn"}})
-    with pytest.raises(ConfigError, match=r"columns\.review\.encoder: encoder 'small_cnn' reads image, not text; "
-                                          r"use one of bilstm, bow, hf_text, textcnn"):
+    with pytest.raises(
+        ConfigError,
+        match=r"columns\.review\.encoder: encoder 'small_cnn' reads image, not text; "
+        r"use one of bilstm, bow, hf_text, textcnn",
+    ):
         Config.from_dict(raw)
-    with pytest.raises(ConfigError, match=r"tabular: encoder 'bow' reads text, not tabular; use one of tabular_mlp"):
+    with pytest.raises(
+        ConfigError, match=r"tabular: encoder 'bow' reads text, not tabular; use one of tabular_mlp"
+    ):
         Config.from_dict(_raw(tabular="bow"))
 
 
 def test_unknown_encoder_option_did_you_mean() -> None:
     raw = _raw(columns={"review": {"type": "text", "encoder": {"name": "textcnn", "embed_dimm": 32}}})
-    with pytest.raises(ConfigError, match=r"columns\.review\.encoder\.embed_dimm: unknown key\. "
-                                          r"Did you mean 'embed_dim'\? Known keys: embed_dim, num_filters"):
+    with pytest.raises(
+        ConfigError,
+        match=r"columns\.review\.encoder\.embed_dimm: unknown key\. "
+        r"Did you mean 'embed_dim'\? Known keys: embed_dim, num_filters",
+    ):
         Config.from_dict(raw)
 
 
 def test_wrong_type_of_encoder_and_fusion_option() -> None:
-    raw = _raw(columns={"review": {"type": "text", "encoder": {"name": "bow", "embed_dim": "big"}}},
-               fusion={"name": "concat", "proj_dim": 1.5})
+    raw = _raw(
+        columns={"review": {"type": "text", "encoder": {"name": "bow", "embed_dim": "big"}}},
+        fusion={"name": "concat", "proj_dim": 1.5},
+    )
     problems = _problems(raw)
-    assert problems == ["columns.review.encoder.embed_dim: expected int, got str 'big'",
-                        "fusion.proj_dim: expected int, got float 1.5"]
+    assert problems == [
+        "columns.review.encoder.embed_dim: expected int, got str 'big'",
+        "fusion.proj_dim: expected int, got float 1.5",
+    ]
 
 
 def test_label_column_listed_as_input() -> None:
     raw = _raw(columns={"review": {"type": "text"}, "y": {"type": "categorical"}})
-    with pytest.raises(ConfigError, match=r"columns\.y: is the label column; remove it from columns "
-                                          r"\(or set type: ignore\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"columns\.y: is the label column; remove it from columns "
+        r"\(or set type: ignore\)",
+    ):
         Config.from_dict(raw)
     cfg = Config.from_dict(_raw(columns={"review": {"type": "text"}, "y": {"type": "ignore"}}))
     assert cfg.input_names() == ["review"]
@@ -107,15 +129,21 @@ def test_no_input_column() -> None:
 
 
 def test_video_column_not_supported_yet() -> None:
-    with pytest.raises(ConfigError, match=r"columns\.clip: video columns are not supported yet; "
-                                          r"set type: ignore for now"):
+    with pytest.raises(
+        ConfigError,
+        match=r"columns\.clip: video columns are not supported yet; "
+        r"set type: ignore for now",
+    ):
         Config.from_dict(_raw(columns={"review": {"type": "text"}, "clip": {"type": "video"}}))
 
 
 def test_encoder_on_tabular_column_refused() -> None:
     raw = _raw(columns={"review": {"type": "text"}, "age": {"type": "numeric", "encoder": "tabular_mlp"}})
-    with pytest.raises(ConfigError, match=r"columns\.age\.encoder: numeric columns share the 'tabular' encoder; "
-                                          r"remove this key and configure the top-level 'tabular' section"):
+    with pytest.raises(
+        ConfigError,
+        match=r"columns\.age\.encoder: numeric columns share the 'tabular' encoder; "
+        r"remove this key and configure the top-level 'tabular' section",
+    ):
         Config.from_dict(raw)
 
 
@@ -145,29 +173,46 @@ def test_values_out_of_range(section: str, values: dict[str, Any], message: str)
 
 
 def test_boundary_values_are_accepted() -> None:
-    cfg = Config.from_dict(_raw(training={"warmup_ratio": 0.0, "grad_clip": 0.0, "modality_dropout": 0.0,
-                                          "weight_decay": 0.0, "num_workers": 0},
-                                head={"hidden_dim": 0, "dropout": 0.0}))
+    cfg = Config.from_dict(
+        _raw(
+            training={
+                "warmup_ratio": 0.0,
+                "grad_clip": 0.0,
+                "modality_dropout": 0.0,
+                "weight_decay": 0.0,
+                "num_workers": 0,
+            },
+            head={"hidden_dim": 0, "dropout": 0.0},
+        )
+    )
     assert cfg.head.hidden_dim == 0
 
 
 def test_lr_mult_and_freeze_epochs_ranges() -> None:
-    raw = _raw(columns={"review": {"type": "text", "encoder": {"name": "bow", "lr_mult": -0.5,
-                                                               "freeze_epochs": -2}}})
+    raw = _raw(
+        columns={"review": {"type": "text", "encoder": {"name": "bow", "lr_mult": -0.5, "freeze_epochs": -2}}}
+    )
     problems = _problems(raw)
     assert problems == [
         "columns.review.encoder.lr_mult: must be >= 0, got -0.5",
         "columns.review.encoder.freeze_epochs: must be -1 (always frozen) or >= 0, got -2",
     ]
-    ok = _raw(columns={"review": {"type": "text", "encoder": {"name": "bow", "lr_mult": 0.0,
-                                                              "freeze_epochs": -1}}})
+    ok = _raw(
+        columns={"review": {"type": "text", "encoder": {"name": "bow", "lr_mult": 0.0, "freeze_epochs": -1}}}
+    )
     assert Config.from_dict(ok).columns["review"].encoder.freeze_epochs == -1  # type: ignore[union-attr]
 
 
 def test_all_validation_problems_in_one_error() -> None:
-    raw = _raw(columns={"review": {"type": "text", "encoder": "nope"}, "clip": {"type": "video"},
-                        "y": {"type": "text"}},
-               fusion="nope", training={"epochs": 0, "lr": -1.0})
+    raw = _raw(
+        columns={
+            "review": {"type": "text", "encoder": "nope"},
+            "clip": {"type": "video"},
+            "y": {"type": "text"},
+        },
+        fusion="nope",
+        training={"epochs": 0, "lr": -1.0},
+    )
     problems = _problems(raw)
     assert len(problems) == 6
     with pytest.raises(ConfigError, match=r"invalid configuration \(6 problem\(s\)\)"):
@@ -186,15 +231,20 @@ def test_parse_and_range_problems_reported_together() -> None:
 
 def test_wrongly_typed_value_is_not_range_checked_twice() -> None:
     problems = _problems(_raw(training={"lr": "fast", "epochs": 0}, head={"dropout": "x"}))
-    assert sorted(problems) == ["head.dropout: expected float, got str 'x'",
-                                "training.epochs: must be >= 1, got 0",
-                                "training.lr: expected float, got str 'fast'"]
+    assert sorted(problems) == [
+        "head.dropout: expected float, got str 'x'",
+        "training.epochs: must be >= 1, got 0",
+        "training.lr: expected float, got str 'fast'",
+    ]
 
 
 def test_media_column_named_tabular_is_refused() -> None:
     raw = _raw(columns={"tabular": {"type": "text"}, "age": {"type": "numeric"}})
-    with pytest.raises(ConfigError, match=r"columns\.tabular: the name 'tabular' is reserved for the "
-                                          r"numeric/categorical columns' shared input; rename this column"):
+    with pytest.raises(
+        ConfigError,
+        match=r"columns\.tabular: the name 'tabular' is reserved for the "
+        r"numeric/categorical columns' shared input; rename this column",
+    ):
         Config.from_dict(raw)
     alone = Config.from_dict(_raw(columns={"tabular": {"type": "text"}}))  # no clash without tabular columns
     assert alone.input_names() == ["tabular"]

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from torch.utils.data import Dataset
 
-from omnifuse.config import MEDIA_TYPES, Config
+from omnifuse.config import Config
 from omnifuse.data.collate import Example
 from omnifuse.data.io import is_missing, resolve_path
 from omnifuse.data.preprocess.base import Preprocessor
@@ -106,8 +106,9 @@ def make_example(
                 allow = config.columns[spec.name].allow_missing
                 inputs[spec.name], presence[spec.name] = _media_cell(spec, pre, row[spec.name], base_dir, allow)
         except BadValueError as exc:
-            value = row.get(spec.name, "") if spec.modality in MEDIA_TYPES else ""
-            return None, BadRow(index, spec.name, _short(value), exc.reason, exc.fix)
+            column = exc.column or spec.name
+            value = exc.value if exc.column else row.get(spec.name, "")
+            return None, BadRow(index, column, _short(value), exc.reason, exc.fix)
     return Example(index=index, inputs=inputs, presence=presence), None
 
 

@@ -50,7 +50,8 @@ def make_optimizer(groups: list[dict[str, object]]) -> torch.optim.AdamW:
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> LambdaLR:
-    """Linear warmup from 0 over ``warmup_ratio * total_steps`` steps, then cosine decay to 0."""
+    """Linear warmup over ``warmup_ratio * total_steps`` steps (step k runs at (k+1)/(warmup+1) of the
+    peak), then cosine decay to 0."""
     warmup = int(round(warmup_ratio * total_steps))
     total = max(total_steps, 1)
 

@@ -43,8 +43,13 @@ def _examples(with_target: bool = True) -> list[Example]:
     def ex(index: int, ids: list[int], present: bool, target: int) -> Example:
         return Example(
             index=index,
-            inputs={"text": {"input_ids": torch.tensor(ids), "attention_mask": torch.ones(len(ids), dtype=torch.bool)},
-                    "tabular": {"x": torch.tensor([float(index), 1.0])}},
+            inputs={
+                "text": {
+                    "input_ids": torch.tensor(ids),
+                    "attention_mask": torch.ones(len(ids), dtype=torch.bool),
+                },
+                "tabular": {"x": torch.tensor([float(index), 1.0])},
+            },
             presence={"text": present, "tabular": True},
             target=torch.tensor(target) if with_target else None,
         )
@@ -56,8 +61,10 @@ def test_collate_builds_batch() -> None:
     batch = collate(_examples())
     assert list(batch.inputs) == ["text", "tabular"]
     assert torch.equal(batch.inputs["text"]["input_ids"], torch.tensor([[1, 2, 0], [5, 6, 7], [9, 0, 0]]))
-    assert torch.equal(batch.inputs["text"]["attention_mask"],
-                       torch.tensor([[True, True, False], [True, True, True], [True, False, False]]))
+    assert torch.equal(
+        batch.inputs["text"]["attention_mask"],
+        torch.tensor([[True, True, False], [True, True, True], [True, False, False]]),
+    )
     assert torch.equal(batch.inputs["tabular"]["x"], torch.tensor([[7.0, 1.0], [3.0, 1.0], [11.0, 1.0]]))
     assert batch.presence["text"].dtype == torch.bool
     assert torch.equal(batch.presence["text"], torch.tensor([True, False, True]))
@@ -84,6 +91,10 @@ def test_batch_to_copies_every_tensor() -> None:
 
 
 def test_batch_to_without_target() -> None:
-    batch = Batch(inputs={"a": {"x": torch.zeros(2)}}, presence={"a": torch.ones(2, dtype=torch.bool)},
-                  target=None, index=torch.tensor([0, 1]))
+    batch = Batch(
+        inputs={"a": {"x": torch.zeros(2)}},
+        presence={"a": torch.ones(2, dtype=torch.bool)},
+        target=None,
+        index=torch.tensor([0, 1]),
+    )
     assert batch.to("cpu").target is None

@@ -13,8 +13,15 @@ import torch
 from torch import Tensor
 
 from omnifuse.config import Config
-from omnifuse.data.dataset import (BadRow, ExampleDataset, attach_targets, fit_values, input_specs,
-                                   make_example, make_examples)
+from omnifuse.data.dataset import (
+    BadRow,
+    ExampleDataset,
+    attach_targets,
+    fit_values,
+    input_specs,
+    make_example,
+    make_examples,
+)
 from omnifuse.data.io import is_missing
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import InputSpec
@@ -58,21 +65,35 @@ class SumTabular(Preprocessor):
         try:
             return {"x": torch.tensor([float(sum(float(v) for v in value.values()))])}
         except ValueError:
-            raise BadValueError(f"numeric column 'age': {value['age']!r} is not a number", "clean it") from None
+            raise BadValueError(
+                f"numeric column 'age': {value['age']!r} is not a number",
+                "clean it",
+                column="age",
+                value=value["age"],
+            ) from None
 
     def blank(self) -> dict[str, Tensor]:  # pragma: no cover - tabular rows are never blank
         return {"x": torch.tensor([0.0])}
 
 
 def _config(allow_missing: bool) -> Config:
-    return Config.from_dict({
-        "label": {"column": "y", "task": "multiclass"},
-        "columns": {"note": {"type": "text", "allow_missing": allow_missing}, "photo": {"type": "image"},
-                    "age": {"type": "numeric"}, "city": {"type": "categorical"}, "junk": {"type": "ignore"}},
-    })
+    return Config.from_dict(
+        {
+            "label": {"column": "y", "task": "multiclass"},
+            "columns": {
+                "note": {"type": "text", "allow_missing": allow_missing},
+                "photo": {"type": "image"},
+                "age": {"type": "numeric"},
+                "city": {"type": "categorical"},
+                "junk": {"type": "ignore"},
+            },
+        }
+    )
 
 
-def _setup(tmp_path: Path, allow_missing: bool = True) -> tuple[Config, list[InputSpec], dict[str, Preprocessor]]:
+def _setup(
+    tmp_path: Path, allow_missing: bool = True
+) -> tuple[Config, list[InputSpec], dict[str, Preprocessor]]:
     (tmp_path / "a.png").write_bytes(b"12345")
     (tmp_path / "b.png").write_bytes(b"12")
     cfg = _config(allow_missing)
@@ -90,12 +111,21 @@ def test_input_specs_sorted_and_grouped() -> None:
 
 
 def test_fit_values(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"note": ["hi", None, " ", 3], "photo": ["a.png", "/abs/b.png", float("nan"), "c.png"],
-                          "age": [1, 2, 3, 4], "city": ["x", "y", None, "z"]})
+    frame = pd.DataFrame(
+        {
+            "note": ["hi", None, " ", 3],
+            "photo": ["a.png", "/abs/b.png", float("nan"), "c.png"],
+            "age": [1, 2, 3, 4],
+            "city": ["x", "y", None, "z"],
+        }
+    )
     specs = {s.name: s for s in input_specs(_config(True))}
     assert fit_values(specs["note"], frame, tmp_path) == ["hi", "3"]
-    assert fit_values(specs["photo"], frame, tmp_path) == [tmp_path / "a.png", Path("/abs/b.png"),
-                                                          tmp_path / "c.png"]
+    assert fit_values(specs["photo"], frame, tmp_path) == [
+        tmp_path / "a.png",
+        Path("/abs/b.png"),
+        tmp_path / "c.png",
+    ]
     tab = fit_values(specs["tabular"], frame, tmp_path)
     assert tab[0] == {"age": 1, "city": "x"} and len(tab) == 4  # tabular rows keep their missing cells
     assert is_missing(tab[2]["city"])
@@ -103,8 +133,15 @@ def test_fit_values(tmp_path: Path) -> None:
 
 def test_make_examples_good_rows(tmp_path: Path) -> None:
     cfg, specs, pres = _setup(tmp_path)
-    frame = pd.DataFrame({"note": ["hello", "hi"], "photo": ["a.png", str(tmp_path / "b.png")],
-                          "age": [1.0, 2.0], "city": [10, 20], "y": ["p", "q"]})
+    frame = pd.DataFrame(
+        {
+            "note": ["hello", "hi"],
+            "photo": ["a.png", str(tmp_path / "b.png")],
+            "age": [1.0, 2.0],
+            "city": [10, 20],
+            "y": ["p", "q"],
+        }
+    )
     examples, bad = make_examples(frame, specs, pres, cfg, tmp_path)
     assert bad == []
     assert [e.index for e in examples] == [0, 1]
@@ -135,8 +172,15 @@ def test_empty_cell_not_allowed_is_bad_row_with_fix(tmp_path: Path) -> None:
     frame = pd.DataFrame({"note": ["ok", None], "photo": ["a.png", "a.png"], "age": [1, 2], "city": [1, 2]})
     examples, bad = make_examples(frame, specs, pres, cfg, tmp_path)
     assert [e.index for e in examples] == [0]
-    assert bad == [BadRow(1, "note", "", "the cell is empty",
-                          "fill it, or set columns.note.allow_missing: true to treat it as a missing modality")]
+    assert bad == [
+        BadRow(
+            1,
+            "note",
+            "",
+            "the cell is empty",
+            "fill it, or set columns.note.allow_missing: true to treat it as a missing modality",
+        )
+    ]
 
 
 def test_missing_file_is_bad_row_naming_the_file(tmp_path: Path) -> None:
@@ -151,12 +195,29 @@ def test_missing_file_is_bad_row_naming_the_file(tmp_path: Path) -> None:
 
 def test_bad_value_from_preprocessor_becomes_bad_row(tmp_path: Path) -> None:
     cfg, specs, pres = _setup(tmp_path)
-    frame = pd.DataFrame({"note": ["fine", "poison pill", "ok"], "photo": ["a.png"] * 3, "age": [1, 2, "old"],
-                          "city": [1, 2, 3]})
+    frame = pd.DataFrame(
+        {
+            "note": ["fine", "poison pill", "ok"],
+            "photo": ["a.png"] * 3,
+            "age": [1, 2, "old"],
+            "city": [1, 2, 3],
+        }
+    )
     examples, bad = make_examples(frame, specs, pres, cfg, tmp_path)
     assert [e.index for e in examples] == [0]
     assert bad[0] == BadRow(1, "note", "poison pill", "text 'poison pill' is poisoned", "remove the poison")
-    assert bad[1] == BadRow(2, "tabular", "", "numeric column 'age': 'old' is not a number", "clean it")
+    assert (bad[1].row, bad[1].reason, bad[1].fix) == (
+        2,
+        "numeric column 'age': 'old' is not a number",
+        "clean it",
+    )
+
+
+def test_bad_tabular_cell_names_the_table_column(tmp_path: Path) -> None:
+    cfg, specs, pres = _setup(tmp_path)
+    frame = pd.DataFrame({"note": ["a"], "photo": ["a.png"], "age": ["old"], "city": [1]})
+    _, bad = make_examples(frame, specs, pres, cfg, tmp_path)
+    assert (bad[0].column, bad[0].value) == ("age", "old")
 
 
 def test_long_values_are_shortened_in_bad_rows(tmp_path: Path) -> None:
@@ -181,14 +242,18 @@ def test_bytes_pass_through_for_file_columns(tmp_path: Path) -> None:
 
 def test_text_cells_are_strings(tmp_path: Path) -> None:
     cfg, specs, pres = _setup(tmp_path)
-    example, _ = make_example(0, {"note": 12345, "photo": "a.png", "age": 1, "city": 1}, specs, pres, cfg, tmp_path)
+    example, _ = make_example(
+        0, {"note": 12345, "photo": "a.png", "age": 1, "city": 1}, specs, pres, cfg, tmp_path
+    )
     assert example is not None and torch.equal(example.inputs["note"]["n"], torch.tensor([5.0]))
 
 
 def test_example_index_is_the_tables_own_index(tmp_path: Path) -> None:
     cfg, specs, pres = _setup(tmp_path)
-    frame = pd.DataFrame({"note": ["a", "poison", "c"], "photo": ["a.png"] * 3, "age": [1, 2, 3],
-                          "city": [1, 2, 3]}, index=[10, 20, 30])
+    frame = pd.DataFrame(
+        {"note": ["a", "poison", "c"], "photo": ["a.png"] * 3, "age": [1, 2, 3], "city": [1, 2, 3]},
+        index=[10, 20, 30],
+    )
     examples, bad = make_examples(frame, specs, pres, cfg, tmp_path)
     assert [e.index for e in examples] == [10, 30]
     assert [b.row for b in bad] == [20]
@@ -196,7 +261,9 @@ def test_example_index_is_the_tables_own_index(tmp_path: Path) -> None:
 
 def test_progress_callback_wraps_rows(tmp_path: Path) -> None:
     cfg, specs, pres = _setup(tmp_path)
-    frame = pd.DataFrame({"note": ["a", "b", "c"], "photo": ["a.png"] * 3, "age": [1, 2, 3], "city": [1, 2, 3]})
+    frame = pd.DataFrame(
+        {"note": ["a", "b", "c"], "photo": ["a.png"] * 3, "age": [1, 2, 3], "city": [1, 2, 3]}
+    )
     totals: list[int] = []
 
     def progress(rows: Iterator[Any], total: int) -> Iterator[Any]:
@@ -248,8 +315,16 @@ def test_attach_targets_uses_example_index_not_position(tmp_path: Path) -> None:
 
 def test_attach_targets_with_a_non_default_index(tmp_path: Path) -> None:
     cfg, specs, pres = _setup(tmp_path)
-    frame = pd.DataFrame({"note": ["a", "b", "c"], "photo": ["a.png"] * 3, "age": [1, 2, 3], "city": [1, 2, 3],
-                          "y": [4, -1, 6]}, index=[7, 3, 5])
+    frame = pd.DataFrame(
+        {
+            "note": ["a", "b", "c"],
+            "photo": ["a.png"] * 3,
+            "age": [1, 2, 3],
+            "city": [1, 2, 3],
+            "y": [4, -1, 6],
+        },
+        index=[7, 3, 5],
+    )
     examples, _ = make_examples(frame, specs, pres, cfg, tmp_path)
     kept, bad = attach_targets(examples, frame["y"], StandInTask(), "y")  # type: ignore[arg-type]
     assert [(e.index, int(e.target)) for e in kept] == [(7, 40), (5, 60)]  # type: ignore[arg-type]

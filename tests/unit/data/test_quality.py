@@ -15,10 +15,16 @@ from omnifuse.errors import BadRowError, DataError
 
 
 def _config() -> Config:
-    return Config.from_dict({
-        "label": {"column": "label", "task": "binary"},
-        "columns": {"review": {"type": "text"}, "price": {"type": "numeric"}, "skip_me": {"type": "ignore"}},
-    })
+    return Config.from_dict(
+        {
+            "label": {"column": "label", "task": "binary"},
+            "columns": {
+                "review": {"type": "text"},
+                "price": {"type": "numeric"},
+                "skip_me": {"type": "ignore"},
+            },
+        }
+    )
 
 
 def test_check_columns_passes_when_all_present() -> None:
@@ -33,15 +39,20 @@ def test_ignored_columns_need_not_exist() -> None:
 
 def test_check_columns_names_missing_column_with_did_you_mean() -> None:
     frame = pd.DataFrame(columns=["reveiw", "price", "label"])
-    with pytest.raises(DataError, match=r"^table train\.csv has no column 'review' \(did you mean 'reveiw'\?\); "
-                                        r"its columns are reveiw, price, label\. "
-                                        r"Fix the table or the config's columns / label\.column$"):
+    with pytest.raises(
+        DataError,
+        match=r"^table train\.csv has no column 'review' \(did you mean 'reveiw'\?\); "
+        r"its columns are reveiw, price, label\. "
+        r"Fix the table or the config's columns / label\.column$",
+    ):
         check_columns(frame, _config(), "train.csv", need_label=True)
 
 
 def test_check_columns_lists_every_missing_column_and_label() -> None:
     frame = pd.DataFrame(columns=["zzz"])
-    with pytest.raises(DataError, match=r"has no column 'review', 'price', 'label'; its columns are zzz") as info:
+    with pytest.raises(
+        DataError, match=r"has no column 'review', 'price', 'label'; its columns are zzz"
+    ) as info:
         check_columns(frame, _config(), "t.csv", need_label=True)
     assert "did you mean" not in str(info.value)
 
@@ -67,15 +78,19 @@ def test_no_bad_rows_is_a_no_op(tmp_path: Path) -> None:
 
 
 def test_error_policy_names_row_column_fix_and_count() -> None:
-    expected = (r"^column 'photo' row 3: file 'a\.png' does not exist \(2 more bad row\(s\) in train\.csv\); "
-                r"fix the path; or set data\.on_bad_row: skip to skip bad rows and list them in bad_rows\.csv$")
+    expected = (
+        r"^column 'photo' row 3: file 'a\.png' does not exist \(2 more bad row\(s\) in train\.csv\); "
+        r"fix the path; or set data\.on_bad_row: skip to skip bad rows and list them in bad_rows\.csv$"
+    )
     with pytest.raises(BadRowError, match=expected) as info:
         apply_bad_row_policy(BAD, "error", None, "train.csv")
     assert (info.value.row, info.value.column) == (3, "photo")
 
 
 def test_error_policy_with_one_bad_row_has_no_count() -> None:
-    with pytest.raises(BadRowError, match=r"^column 'review' row 9: the cell is empty; fill it; or set") as info:
+    with pytest.raises(
+        BadRowError, match=r"^column 'review' row 9: the cell is empty; fill it; or set"
+    ) as info:
         apply_bad_row_policy(BAD[1:2], "error", None, "train.csv")
     assert "more bad row" not in str(info.value)
 

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from omnifuse.training.checkpoint import (BEST, LAST, atomic_write, load_checkpoint, load_weights,
-                                          save_checkpoint, save_weights)
+from omnifuse.training.checkpoint import (
+    BEST,
+    LAST,
+    atomic_write,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    save_weights,
+)
 
 
 class Payload:
@@ -78,7 +85,9 @@ def test_load_checkpoint_absent_is_none(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path) is None
 
 
-def test_load_checkpoint_refuses_arbitrary_objects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_load_checkpoint_refuses_arbitrary_objects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     torch.save({"epoch": 1, "evil": Payload()}, tmp_path / LAST)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         load_checkpoint(tmp_path)
@@ -93,7 +102,11 @@ def test_load_checkpoint_refuses_custom_class_instance(tmp_path: Path) -> None:
 
 def test_weights_round_trip_with_metadata(tmp_path: Path) -> None:
     base = torch.arange(12.0).reshape(3, 4)
-    state = {"a": base.t(), "b": base[0], "c": torch.tensor([1, 2], dtype=torch.int32)}  # non-contiguous, shared
+    state = {
+        "a": base.t(),
+        "b": base[0],
+        "c": torch.tensor([1, 2], dtype=torch.int32),
+    }  # non-contiguous, shared
     path = tmp_path / BEST
     save_weights(path, state, {"k": "v"})
     loaded = load_weights(path)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from omnifuse.training.early_stopping import EarlyStopping
 
 
@@ -102,8 +100,16 @@ def test_state_round_trip_through_json() -> None:
     stop.update(0.5, 0, loss=1.0)
     stop.update(0.4, 1, loss=1.2)
     state = json.loads(json.dumps(stop.state_dict()))
-    assert state == {"monitor": "accuracy", "mode": "max", "patience": 4, "min_delta": 0.01, "best": 0.5,
-                     "best_epoch": 0, "bad_epochs": 1, "best_loss": 1.0}
+    assert state == {
+        "monitor": "accuracy",
+        "mode": "max",
+        "patience": 4,
+        "min_delta": 0.01,
+        "best": 0.5,
+        "best_epoch": 0,
+        "bad_epochs": 1,
+        "best_loss": 1.0,
+    }
     other = EarlyStopping("x", "min", patience=1)
     other.load_state_dict(state)
     assert other == stop

@@ -16,10 +16,12 @@ class Tiny(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.encoders = nn.ModuleDict({
-            "text": nn.Sequential(nn.Embedding(10, 4), nn.LayerNorm(4)),
-            "image": nn.Linear(3, 4),
-        })
+        self.encoders = nn.ModuleDict(
+            {
+                "text": nn.Sequential(nn.Embedding(10, 4), nn.LayerNorm(4)),
+                "image": nn.Linear(3, 4),
+            }
+        )
         self.fusion = nn.Linear(8, 5)
         self.head = nn.Sequential(nn.BatchNorm1d(5), nn.Linear(5, 2, bias=False))
         self.scale = nn.Parameter(torch.ones(()))  # a 0-d parameter outside any encoder
@@ -37,17 +39,26 @@ def test_groups_and_membership() -> None:
     model = Tiny()
     groups = _by_name(param_groups(model, lr=0.01, weight_decay=0.1, lr_mults={"text": 0.1}))
     assert set(groups) == {
-        "encoder:image/decay", "encoder:image/no_decay", "encoder:text/decay", "encoder:text/no_decay",
-        "fusion+head/decay", "fusion+head/no_decay",
+        "encoder:image/decay",
+        "encoder:image/no_decay",
+        "encoder:text/decay",
+        "encoder:text/no_decay",
+        "fusion+head/decay",
+        "fusion+head/no_decay",
     }
     text, image = model.encoders["text"], model.encoders["image"]
+    assert isinstance(text, nn.Sequential) and isinstance(image, nn.Linear)
     assert _ids(groups["encoder:text/decay"]) == {id(text[0].weight)}  # the embedding matrix
     assert _ids(groups["encoder:text/no_decay"]) == {id(text[1].weight), id(text[1].bias)}  # LayerNorm
     assert _ids(groups["encoder:image/decay"]) == {id(image.weight)}
     assert _ids(groups["encoder:image/no_decay"]) == {id(image.bias)}
     assert _ids(groups["fusion+head/decay"]) == {id(model.fusion.weight), id(model.head[1].weight)}
-    assert _ids(groups["fusion+head/no_decay"]) == {id(model.fusion.bias), id(model.head[0].weight),
-                                                    id(model.head[0].bias), id(model.scale)}
+    assert _ids(groups["fusion+head/no_decay"]) == {
+        id(model.fusion.bias),
+        id(model.head[0].weight),
+        id(model.head[0].bias),
+        id(model.scale),
+    }
 
 
 def test_every_parameter_exactly_once() -> None:
@@ -119,8 +130,9 @@ def test_warmup_then_cosine_known_steps() -> None:
 
 def test_no_warmup_starts_at_peak() -> None:
     lrs = _lrs(total=4, ratio=0.0)
-    assert lrs == pytest.approx([1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4)),
-                                 0.0])
+    assert lrs == pytest.approx(
+        [1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4)), 0.0]
+    )
 
 
 def test_steps_past_the_end_stay_at_zero() -> None:

@@ -46,12 +46,17 @@ def parse_number(column: str, value: Any) -> float | None:
         raise BadValueError(
             f"numeric column {column!r}: {value!r} is not a number",
             "clean the column or declare it categorical",
+            column=column,
+            value=value,
         ) from None
     if math.isnan(number):  # the strings "nan" / "NaN"
         return None
     if math.isinf(number):
         raise BadValueError(
-            f"numeric column {column!r}: {value!r} is infinite", "replace inf or leave the cell empty"
+            f"numeric column {column!r}: {value!r} is infinite",
+            "replace inf or leave the cell empty",
+            column=column,
+            value=value,
         )
     return number
 
