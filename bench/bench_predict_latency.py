@@ -67,9 +67,11 @@ def _stages(predictor: Any, row: dict[str, Any], base_dir: Path) -> dict[str, Ca
         "rows -> DataFrame + column check": rows_to_frame,
         "file decode + preprocess (make_examples)": lambda: make_examples(frame, specs, pres, cfg, folder),
         **file_stages,
+        "  frame.to_dict(orient='records')": lambda: frame.to_dict(orient="records"),
         "collate (DataLoader of 1 row)": dataloader_collate,
         "  bare collate()": lambda: collate(examples),
         "forward (run_model: to device, no_grad)": lambda: run_model(predictor.model, [batch], device),
+        "  model.eval() + model.train(False) in run_model": lambda: predictor.model.train(False).eval(),
         "decode logits (task.decode)": lambda: predictor.task.decode(logits),
     }
 

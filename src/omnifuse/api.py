@@ -19,8 +19,7 @@ from omnifuse import artifacts
 from omnifuse.build import build_model, make_preprocessors
 from omnifuse.config import Config
 from omnifuse.data.collate import Example, collate
-from omnifuse.data.dataset import (ExampleDataset, attach_targets, fit_values, input_specs,
-                                   make_examples)
+from omnifuse.data.dataset import ExampleDataset, attach_targets, fit_values, input_specs, make_examples
 from omnifuse.data.io import Table, is_missing, read_table
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns
@@ -46,10 +45,20 @@ class RunContext:
     progress: bool
 
 
-def train(config: Config | str | Path, train: TableLike, valid: TableLike | None = None,
-          test: TableLike | None = None, out: str | Path = "omnifuse_model", *, resume: bool = False,
-          overwrite: bool = False, seed: int | None = None, base_dir: str | Path | None = None,
-          progress: bool = True, console: Console | None = None) -> Predictor:
+def train(
+    config: Config | str | Path,
+    train: TableLike,
+    valid: TableLike | None = None,
+    test: TableLike | None = None,
+    out: str | Path = "omnifuse_model",
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    seed: int | None = None,
+    base_dir: str | Path | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> Predictor:
     """Trains a model on a table and saves a model folder to ``out``; returns its Predictor.
 
     Args:
@@ -81,8 +90,9 @@ def train(config: Config | str | Path, train: TableLike, valid: TableLike | None
     examples = {name: _examples(cfg, t, preprocessors, task, ctx, name) for name, t in sets.items()}
     model = build_model(cfg, preprocessors, task)
     trainer = _trainer(cfg, model, task, ctx)
-    result = trainer.fit(_loader(cfg, examples["train"], shuffle=True), _loader(cfg, examples["valid"]),
-                         resume=resume)
+    result = trainer.fit(
+        _loader(cfg, examples["train"], shuffle=True), _loader(cfg, examples["valid"]), resume=resume
+    )
     predictor = Predictor(model, cfg, preprocessors, task, ctx.out)
     artifacts.save_model(ctx.out, cfg, preprocessors, task, model)
     _final_reports(predictor, examples, result, ctx)
@@ -91,8 +101,10 @@ def train(config: Config | str | Path, train: TableLike, valid: TableLike | None
 
 def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     if (out / artifacts.WEIGHTS).exists() and not (resume or overwrite):
-        raise DataError(f"output folder {str(out)!r} already holds a trained model; choose another --out, "
-                        "pass --overwrite to replace it, or --resume to continue its run")
+        raise DataError(
+            f"output folder {str(out)!r} already holds a trained model; choose another --out, "
+            "pass --overwrite to replace it, or --resume to continue its run"
+        )
     if out.exists() and not out.is_dir():
         raise DataError(f"output path {str(out)!r} is a file, not a folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -100,8 +112,9 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         (out / BAD_ROWS_FILE).unlink()
 
 
-def _split(cfg: Config, table: Table, valid: TableLike | None, out: Path, resume: bool,
-           root: Path | None) -> tuple[Table, Table]:
+def _split(
+    cfg: Config, table: Table, valid: TableLike | None, out: Path, resume: bool, root: Path | None
+) -> tuple[Table, Table]:
     check_columns(table.frame, cfg, table.source, need_label=True)
     if valid is not None:
         valid_table = read_table(valid, root)
@@ -116,8 +129,10 @@ def _split(cfg: Config, table: Table, valid: TableLike | None, out: Path, resume
     frame = table.frame
     mask = frame.index.isin(valid_idx)
     # Both parts keep the table's row numbers, so errors and bad_rows.csv point at the user's rows.
-    return (Table(frame[~mask], table.base_dir, table.source),
-            Table(frame[mask], table.base_dir, f"{table.source} (validation split)"))
+    return (
+        Table(frame[~mask], table.base_dir, table.source),
+        Table(frame[mask], table.base_dir, f"{table.source} (validation split)"),
+    )
 
 
 def _carve_validation(cfg: Config, frame: pd.DataFrame) -> list[int]:
@@ -127,8 +142,12 @@ def _carve_validation(cfg: Config, frame: pd.DataFrame) -> list[int]:
         counts = labels.value_counts()
         if (counts >= 2).all() and len(counts) <= cfg.data.valid_fraction * len(frame):
             stratify = labels
-    _, valid_idx = train_test_split(np.arange(len(frame)), test_size=cfg.data.valid_fraction,
-                                    random_state=cfg.training.seed, stratify=stratify)
+    _, valid_idx = train_test_split(
+        np.arange(len(frame)),
+        test_size=cfg.data.valid_fraction,
+        random_state=cfg.training.seed,
+        stratify=stratify,
+    )
     return sorted(int(i) for i in valid_idx)
 
 
@@ -146,19 +165,27 @@ def _fit_preprocessors(cfg: Config, table: Table) -> dict[str, Preprocessor]:
     return preprocessors
 
 
-def _examples(cfg: Config, table: Table, preprocessors: dict[str, Preprocessor], task: Task,
-              ctx: RunContext, name: str) -> list[Example]:
+def _examples(
+    cfg: Config, table: Table, preprocessors: dict[str, Preprocessor], task: Task, ctx: RunContext, name: str
+) -> list[Example]:
     def progress(rows: Any, total: int) -> Any:
-        return track(rows, total=total, description=f"preparing {name} rows", console=ctx.console,
-                     disable=not ctx.progress, transient=True)
+        return track(
+            rows,
+            total=total,
+            description=f"preparing {name} rows",
+            console=ctx.console,
+            disable=not ctx.progress,
+            transient=True,
+        )
 
     examples, bad = make_examples(table.frame, input_specs(cfg), preprocessors, cfg, table.base_dir, progress)
     examples, bad_labels = attach_targets(examples, table.frame[cfg.label.column], task, cfg.label.column)
     bad = sorted(bad + bad_labels, key=lambda b: b.row)
     apply_bad_row_policy(bad, cfg.data.on_bad_row, ctx.out, table.source)
     if bad:
-        ctx.console.print(f"[yellow]Skipped {len(bad)} bad row(s) of {table.source}; "
-                          f"see {ctx.out / BAD_ROWS_FILE}[/yellow]")
+        ctx.console.print(
+            f"[yellow]Skipped {len(bad)} bad row(s) of {table.source}; see {ctx.out / BAD_ROWS_FILE}[/yellow]"
+        )
     if not examples:
         raise DataError(f"no usable rows in {table.source}; see {ctx.out / BAD_ROWS_FILE}")
     return examples
@@ -168,42 +195,75 @@ def _loader(cfg: Config, examples: list[Example], shuffle: bool = False) -> Data
     import torch
 
     generator = torch.Generator().manual_seed(cfg.training.seed) if shuffle else None
-    return DataLoader(ExampleDataset(examples), batch_size=cfg.training.batch_size, shuffle=shuffle,
-                      collate_fn=collate, num_workers=cfg.training.num_workers, generator=generator)
+    return DataLoader(
+        ExampleDataset(examples),
+        batch_size=cfg.training.batch_size,
+        shuffle=shuffle,
+        collate_fn=collate,
+        num_workers=cfg.training.num_workers,
+        generator=generator,
+    )
 
 
 def _trainer(cfg: Config, model: Any, task: Task, ctx: RunContext) -> Trainer:
     names = cfg.input_names()
-    schedule = EncoderSchedule(lr_mults={n: cfg.encoder_of(n).lr_mult for n in names},
-                               freeze_epochs={n: cfg.encoder_of(n).freeze_epochs for n in names})
+    schedule = EncoderSchedule(
+        lr_mults={n: cfg.encoder_of(n).lr_mult for n in names},
+        freeze_epochs={n: cfg.encoder_of(n).freeze_epochs for n in names},
+    )
     return Trainer(model, task, cfg.training, schedule, ctx.out / "checkpoints", ctx.console, ctx.progress)
 
 
-def _final_reports(predictor: Predictor, examples: dict[str, list[Example]], result: FitResult,
-                   ctx: RunContext) -> None:
+def _final_reports(
+    predictor: Predictor, examples: dict[str, list[Example]], result: FitResult, ctx: RunContext
+) -> None:
     split = "test" if "test" in examples else "valid"
-    metrics = _evaluate_examples(predictor, examples[split], ctx.out, f"Training report ({split} split)",
-                                 result.history)
-    payload = {"split": split, "stop_reason": result.stop_reason, "best_epoch": result.best_epoch + 1, **metrics}
+    metrics = _evaluate_examples(
+        predictor, examples[split], ctx.out, f"Training report ({split} split)", result.history
+    )
+    payload = {
+        "split": split,
+        "stop_reason": result.stop_reason,
+        "best_epoch": result.best_epoch + 1,
+        **metrics,
+    }
     artifacts.write_json(ctx.out / artifacts.METRICS, payload)
     write_model_card(ctx.out, predictor.config, predictor.task, payload)
 
 
-def _evaluate_examples(predictor: Predictor, examples: list[Example], out: Path, title: str,
-                       history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _evaluate_examples(
+    predictor: Predictor,
+    examples: list[Example],
+    out: Path,
+    title: str,
+    history: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     loader = DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate)
     logits, targets, _ = run_model(predictor.model, loader, predictor.device)
     assert targets is not None, "evaluation examples carry targets"
     task = predictor.task
     metrics = task.metrics(logits, targets)
-    write_report(out, metrics, task, title=title, history=history,
-                 probabilities=task.probabilities(logits).numpy(), targets=targets.numpy())
+    write_report(
+        out,
+        metrics,
+        task,
+        title=title,
+        history=history,
+        probabilities=task.probabilities(logits).numpy(),
+        targets=targets.numpy(),
+    )
     return metrics
 
 
-def evaluate(model: str | Path | Predictor, data: TableLike, out: str | Path | None = None, *,
-             base_dir: str | Path | None = None, progress: bool = True,
-             console: Console | None = None) -> dict[str, Any]:
+def evaluate(
+    model: str | Path | Predictor,
+    data: TableLike,
+    out: str | Path | None = None,
+    *,
+    base_dir: str | Path | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> dict[str, Any]:
     """Evaluates a model on a labelled table; writes metrics.json, report.md and plots/ to ``out``.
 
     ``out`` defaults to ``<model folder>/evaluation``. Bad rows follow the model's ``data.on_bad_row``.

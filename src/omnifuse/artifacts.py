@@ -45,8 +45,9 @@ def architecture_fingerprint(model: nn.Module) -> str:
     return hashlib.sha256(repr(shapes).encode()).hexdigest()[:16]
 
 
-def save_model(folder: Path, config: Config, preprocessors: dict[str, Preprocessor], task: Task,
-               model: MultimodalModel) -> None:
+def save_model(
+    folder: Path, config: Config, preprocessors: dict[str, Preprocessor], task: Task, model: MultimodalModel
+) -> None:
     """Writes the model folder (files written atomically; assets per input)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, pre in preprocessors.items():
@@ -58,7 +59,10 @@ def save_model(folder: Path, config: Config, preprocessors: dict[str, Preprocess
     state = {
         "omnifuse_version": __version__,
         "task": task.state_dict(),
-        "inputs": {n: {"encoder": config.encoder_of(n).name, "state": p.state_dict()} for n, p in preprocessors.items()},
+        "inputs": {
+            n: {"encoder": config.encoder_of(n).name, "state": p.state_dict()}
+            for n, p in preprocessors.items()
+        },
     }
     write_json(folder / PREPROCESSORS, state)
     atomic_write(folder / CONFIG, lambda tmp: config.to_yaml(tmp))
@@ -86,8 +90,10 @@ def load_model(folder: str | Path) -> LoadedModel:
     try:
         task = task_from_state(state["task"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelDirError(f"{folder / PREPROCESSORS}: the task state is damaged ({exc}); re-train or restore "
-                            "the file from the original model folder") from None
+        raise ModelDirError(
+            f"{folder / PREPROCESSORS}: the task state is damaged ({exc}); re-train or restore "
+            "the file from the original model folder"
+        ) from None
     model = build_model(config, preprocessors, task, assets=folder / ASSETS)
     _load_weights(folder, model)
     model.eval()
@@ -96,11 +102,15 @@ def load_model(folder: str | Path) -> LoadedModel:
 
 def _check_files(folder: Path) -> None:
     if not folder.is_dir():
-        raise ModelDirError(f"model folder {str(folder)!r} does not exist; pass the --out folder of `omnifuse train`")
+        raise ModelDirError(
+            f"model folder {str(folder)!r} does not exist; pass the --out folder of `omnifuse train`"
+        )
     missing = [f for f in REQUIRED if not (folder / f).is_file()]
     if missing:
-        raise ModelDirError(f"model folder {str(folder)!r} is incomplete: missing {', '.join(missing)}; "
-                            "was training interrupted? Re-run `omnifuse train ... --resume` or copy the whole folder")
+        raise ModelDirError(
+            f"model folder {str(folder)!r} is incomplete: missing {', '.join(missing)}; "
+            "was training interrupted? Re-run `omnifuse train ... --resume` or copy the whole folder"
+        )
 
 
 def _read_config(folder: Path) -> Config:
@@ -115,14 +125,20 @@ def _read_preprocessor_state(folder: Path) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelDirError(f"{path} is not valid JSON ({exc}); restore it from the original model folder") from None
+        raise ModelDirError(
+            f"{path} is not valid JSON ({exc}); restore it from the original model folder"
+        ) from None
     if not isinstance(state, dict):
-        raise ModelDirError(f"{path} should hold a JSON object, found {type(state).__name__}; "
-                            "restore it from the original model folder")
+        raise ModelDirError(
+            f"{path} should hold a JSON object, found {type(state).__name__}; "
+            "restore it from the original model folder"
+        )
     saved = str(state.get("omnifuse_version", "unknown"))
     if not compatible(saved, __version__):
-        raise ModelDirError(f"{folder} was saved by omnifuse {saved}, this is {__version__}; "
-                            f"install omnifuse=={saved} to load it, or re-train")
+        raise ModelDirError(
+            f"{folder} was saved by omnifuse {saved}, this is {__version__}; "
+            f"install omnifuse=={saved} to load it, or re-train"
+        )
     return state  # type: ignore[no-any-return]
 
 
@@ -130,22 +146,29 @@ def _restore_preprocessors(folder: Path, config: Config, state: dict[str, Any]) 
     preprocessors = make_preprocessors(config)
     saved = state.get("inputs", {})
     if sorted(saved) != sorted(preprocessors):
-        raise ModelDirError(f"{folder / PREPROCESSORS} describes inputs {sorted(saved)} but config.yaml has "
-                            f"{sorted(preprocessors)}; the files do not belong together")
+        raise ModelDirError(
+            f"{folder / PREPROCESSORS} describes inputs {sorted(saved)} but config.yaml has "
+            f"{sorted(preprocessors)}; the files do not belong together"
+        )
     for name, pre in preprocessors.items():
         entry = saved[name]
         if not isinstance(entry, dict):
-            raise ModelDirError(f"{folder / PREPROCESSORS}: the entry of input {name!r} is damaged; "
-                                "restore the model folder")
+            raise ModelDirError(
+                f"{folder / PREPROCESSORS}: the entry of input {name!r} is damaged; restore the model folder"
+            )
         if entry.get("encoder") != config.encoder_of(name).name:
-            raise ModelDirError(f"{folder / PREPROCESSORS}: input {name!r} was preprocessed for encoder "
-                                f"{entry.get('encoder')!r} but config.yaml uses {config.encoder_of(name).name!r}")
+            raise ModelDirError(
+                f"{folder / PREPROCESSORS}: input {name!r} was preprocessed for encoder "
+                f"{entry.get('encoder')!r} but config.yaml uses {config.encoder_of(name).name!r}"
+            )
         try:
             pre.load_state_dict(entry["state"])
             pre.load_assets(folder / ASSETS / name / "preprocessor")
         except Exception as exc:  # a damaged state can fail in many ways; all mean the same to the user
-            raise ModelDirError(f"{folder / PREPROCESSORS}: the preprocessor of input {name!r} cannot be "
-                                f"restored ({type(exc).__name__}: {exc}); restore the model folder") from None
+            raise ModelDirError(
+                f"{folder / PREPROCESSORS}: the preprocessor of input {name!r} cannot be "
+                f"restored ({type(exc).__name__}: {exc}); restore the model folder"
+            ) from None
     return preprocessors
 
 
@@ -154,14 +177,18 @@ def _load_weights(folder: Path, model: MultimodalModel) -> None:
     try:
         weights = load_weights(path)
     except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise ModelDirError(f"{path} cannot be read ({exc}); restore it from the original model folder") from None
+        raise ModelDirError(
+            f"{path} cannot be read ({exc}); restore it from the original model folder"
+        ) from None
     expected = model.state_dict()
     missing = [k for k in expected if k not in weights]
     unexpected = [k for k in weights if k not in expected]
     wrong = [k for k, v in weights.items() if k in expected and expected[k].shape != v.shape]
     if missing or unexpected or wrong:
         detail = missing[:3] + unexpected[:3] + wrong[:3]
-        raise ModelDirError(f"{path} holds weights for another architecture than config.yaml and "
-                            f"preprocessors.json describe (first differences: {detail}); "
-                            "the files do not belong together")
+        raise ModelDirError(
+            f"{path} holds weights for another architecture than config.yaml and "
+            f"preprocessors.json describe (first differences: {detail}); "
+            "the files do not belong together"
+        )
     model.load_state_dict(weights)

@@ -21,7 +21,7 @@ from omnifuse.typed import from_dict
 def parse_options(options_cls: type, component: ComponentConfig, path: str) -> Any:
     """The component's options as its typed dataclass."""
     problems: list[str] = []
-    options = from_dict(options_cls, component.options, path, problems)
+    options: Any = from_dict(options_cls, component.options, path, problems)
     if problems:
         raise ConfigError(problems)
     return options
@@ -60,5 +60,7 @@ def build_model(
     fusion_entry = FUSIONS.get(config.fusion.name)
     fusion_options = parse_options(fusion_entry.options, config.fusion, "fusion")
     fusion = fusion_entry.build(fusion_options, {n: e.output_dim for n, e in sorted(encoders.items())})
-    head = HEADS.get(task.name)(fusion.output_dim, task.output_dim, config.head.hidden_dim, config.head.dropout)
+    head = HEADS.get(task.name)(
+        fusion.output_dim, task.output_dim, config.head.hidden_dim, config.head.dropout
+    )
     return MultimodalModel(encoders, fusion, head)

@@ -9,8 +9,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Multimodal deep learning from a table: init-config, train, evaluate, predict, demo.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Multimodal deep learning from a table: init-config, train, evaluate, predict, demo.",
+)
 console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config (see `omnifuse init-config`).")]
@@ -21,9 +25,12 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.
 
 
 @app.command("init-config")
-def init_config(train: TrainOpt, label: Annotated[str, typer.Option(help="The column to predict.")],
-                out: Annotated[Path, typer.Option(help="Where to write the YAML.")] = Path("config.yaml"),
-                force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False) -> None:
+def init_config(
+    train: TrainOpt,
+    label: Annotated[str, typer.Option(help="The column to predict.")],
+    out: Annotated[Path, typer.Option(help="Where to write the YAML.")] = Path("config.yaml"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
     """Infer column types and the task from a table; write a commented config."""
     from omnifuse.data.io import read_table
     from omnifuse.init_config import build_config, render_yaml
@@ -34,34 +41,54 @@ def init_config(train: TrainOpt, label: Annotated[str, typer.Option(help="The co
     out.write_text(render_yaml(config, notes), encoding="utf-8")
     for note in notes:
         console.print(f"  {note}")
-    console.print(f"[green]Wrote {out}[/green]. Review it, then run:\n"
-                  f"  omnifuse train --config {out} --train {train} --out model/")
+    console.print(
+        f"[green]Wrote {out}[/green]. Review it, then run:\n"
+        f"  omnifuse train --config {out} --train {train} --out model/"
+    )
 
 
 @app.command()
-def train(config: ConfigOpt, train: TrainOpt,
-          out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
-          valid: Annotated[Path | None, typer.Option(help="Validation table (default: split of --train).")] = None,
-          test: Annotated[Path | None, typer.Option(help="Test table, reported at the end.")] = None,
-          resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
-          overwrite: Annotated[bool, typer.Option(help="Replace a model already in --out.")] = False,
-          seed: Annotated[int | None, typer.Option(help="Override training.seed.")] = None,
-          quiet: QuietOpt = False) -> None:
+def train(
+    config: ConfigOpt,
+    train: TrainOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    valid: Annotated[Path | None, typer.Option(help="Validation table (default: split of --train).")] = None,
+    test: Annotated[Path | None, typer.Option(help="Test table, reported at the end.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a model already in --out.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Override training.seed.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
     """Train a model and save it to --out."""
     import omnifuse
 
-    omnifuse.train(config, train=train, valid=valid, test=test, out=out, resume=resume, overwrite=overwrite,
-                   seed=seed, progress=not quiet, console=console)
+    omnifuse.train(
+        config,
+        train=train,
+        valid=valid,
+        test=test,
+        out=out,
+        resume=resume,
+        overwrite=overwrite,
+        seed=seed,
+        progress=not quiet,
+        console=console,
+    )
     _print_metrics(out / "metrics.json")
-    console.print(f"[green]Saved the model to {out}[/green] (report: {out / 'report.md'}). Next:\n"
-                  f"  omnifuse evaluate --model {out} --data TABLE\n"
-                  f"  omnifuse predict --model {out} --data TABLE --out predictions.csv")
+    console.print(
+        f"[green]Saved the model to {out}[/green] (report: {out / 'report.md'}). Next:\n"
+        f"  omnifuse evaluate --model {out} --data TABLE\n"
+        f"  omnifuse predict --model {out} --data TABLE --out predictions.csv"
+    )
 
 
 @app.command()
-def evaluate(model: ModelOpt, data: DataOpt,
-             out: Annotated[Path | None, typer.Option(help="Report folder (default MODEL/evaluation).")] = None,
-             quiet: QuietOpt = False) -> None:
+def evaluate(
+    model: ModelOpt,
+    data: DataOpt,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default MODEL/evaluation).")] = None,
+    quiet: QuietOpt = False,
+) -> None:
     """Evaluate a model on a labelled table: metrics.json, report.md, plots."""
     import omnifuse
 
@@ -72,8 +99,11 @@ def evaluate(model: ModelOpt, data: DataOpt,
 
 
 @app.command()
-def predict(model: ModelOpt, data: DataOpt,
-            out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write.")] = Path("predictions.csv")) -> None:
+def predict(
+    model: ModelOpt,
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write.")] = Path("predictions.csv"),
+) -> None:
     """Predict every row of a table: one output row per input row, in order."""
     from omnifuse.predict_table import predict_table
 
@@ -83,10 +113,13 @@ def predict(model: ModelOpt, data: DataOpt,
 
 
 @app.command()
-def demo(dataset: Annotated[str, typer.Option(help="av_digits (image + audio) or fashion (image + text).")]
-         = "av_digits",
-         out: Annotated[Path, typer.Option(help="Folder for the demo's data and models.")] = Path("runs/demo"),
-         quiet: QuietOpt = False) -> None:
+def demo(
+    dataset: Annotated[
+        str, typer.Option(help="av_digits (image + audio) or fashion (image + text).")
+    ] = "av_digits",
+    out: Annotated[Path, typer.Option(help="Folder for the demo's data and models.")] = Path("runs/demo"),
+    quiet: QuietOpt = False,
+) -> None:
     """Build a bundled table, train unimodal and fused models, compare them, predict."""
     from omnifuse.demo import run_demo
 

@@ -109,8 +109,9 @@ class Config:
     def from_dict(cls, raw: dict[str, Any]) -> Config:
         """Parses and validates a plain dict; raises ConfigError listing every problem."""
         if not isinstance(raw, dict):
-            raise ConfigError([f"the config must be a mapping of sections (label, columns, ...), "
-                               f"got {type(raw).__name__}"])
+            raise ConfigError(
+                [f"the config must be a mapping of sections (label, columns, ...), got {type(raw).__name__}"]
+            )
         problems: list[str] = []
         config = from_dict(cls, _unflatten(raw), "", problems)
         try:
@@ -196,8 +197,11 @@ def _unflatten(raw: dict[str, Any]) -> dict[str, Any]:
     columns = out.get("columns")
     if isinstance(columns, dict):
         out["columns"] = {
-            name: ({**col, "encoder": _component_from_flat(col["encoder"])} if isinstance(col, dict)
-                   and col.get("encoder") is not None else col)
+            name: (
+                {**col, "encoder": _component_from_flat(col["encoder"])}
+                if isinstance(col, dict) and col.get("encoder") is not None
+                else col
+            )
             for name, col in columns.items()
         }
     return out
@@ -217,8 +221,9 @@ def _flatten(plain: dict[str, Any]) -> dict[str, Any]:
     for key in ("tabular", "fusion"):
         out[key] = _component_to_flat(out[key])
     out["columns"] = {
-        name: {**col, "encoder": _component_to_flat(col["encoder"])} if col.get("encoder") else
-        {k: v for k, v in col.items() if k != "encoder"}
+        name: {**col, "encoder": _component_to_flat(col["encoder"])}
+        if col.get("encoder")
+        else {k: v for k, v in col.items() if k != "encoder"}
         for name, col in out["columns"].items()
     }
     return out

@@ -51,12 +51,14 @@ DEMOS = {"av_digits": AV_DIGITS, "fashion": FASHION}
 def demo_config(spec: DemoSpec, inputs: list[str]) -> Config:
     """The config of a model that reads only ``inputs`` (the other columns are ignored)."""
     columns = {name: (col if name in inputs else {"type": "ignore"}) for name, col in spec.columns.items()}
-    return Config.from_dict({
-        "label": {"column": spec.label, "task": "multiclass"},
-        "columns": columns,
-        "fusion": spec.fusion,
-        "training": spec.training,
-    })
+    return Config.from_dict(
+        {
+            "label": {"column": spec.label, "task": "multiclass"},
+            "columns": columns,
+            "fusion": spec.fusion,
+            "training": spec.training,
+        }
+    )
 
 
 def build_data(spec: DemoSpec, folder: Path, console: Console, progress: bool) -> Path:
@@ -84,17 +86,26 @@ def run_demo(name: str, out: Path, console: Console | None = None, progress: boo
         console.rule(f"[bold]{run_name}")
         started = time.perf_counter()
         model_dir = out / "models" / name / run_name.split(" ")[0]
-        omnifuse.train(demo_config(spec, run_inputs), train=data / "train.csv", valid=data / "valid.csv",
-                       out=model_dir, overwrite=True, progress=progress, console=console)
-        scores[run_name] = omnifuse.evaluate(model_dir, data / "test.csv", progress=progress,
-                                             console=console)["accuracy"]
+        omnifuse.train(
+            demo_config(spec, run_inputs),
+            train=data / "train.csv",
+            valid=data / "valid.csv",
+            out=model_dir,
+            overwrite=True,
+            progress=progress,
+            console=console,
+        )
+        scores[run_name] = omnifuse.evaluate(
+            model_dir, data / "test.csv", progress=progress, console=console
+        )["accuracy"]
         seconds[run_name] = time.perf_counter() - started
     _print_summary(console, scores, seconds, out / "models" / name / "fused", data)
     return scores
 
 
-def _print_summary(console: Console, scores: dict[str, float], seconds: dict[str, float], fused_dir: Path,
-                   data: Path) -> None:
+def _print_summary(
+    console: Console, scores: dict[str, float], seconds: dict[str, float], fused_dir: Path, data: Path
+) -> None:
     import pandas as pd
 
     import omnifuse
@@ -114,7 +125,9 @@ def _print_summary(console: Console, scores: dict[str, float], seconds: dict[str
     predictor = omnifuse.load(fused_dir)
     shown = rows.assign(prediction=predictor.predict(rows.drop(columns=["label"]), base_dir=data))
     console.print(shown.to_string(index=False))
-    console.print(f"\n[bold]Next:[/bold]\n  omnifuse evaluate --model {fused_dir} --data {data / 'test.csv'}\n"
-                  f"  omnifuse predict --model {fused_dir} --data {data / 'test.csv'} --out predictions.csv\n"
-                  f"  open {fused_dir / 'report.md'} (metrics and plots)\n"
-                  f"  omnifuse init-config --train {data / 'train.csv'} --label label  (start your own config)")
+    console.print(
+        f"\n[bold]Next:[/bold]\n  omnifuse evaluate --model {fused_dir} --data {data / 'test.csv'}\n"
+        f"  omnifuse predict --model {fused_dir} --data {data / 'test.csv'} --out predictions.csv\n"
+        f"  open {fused_dir / 'report.md'} (metrics and plots)\n"
+        f"  omnifuse init-config --train {data / 'train.csv'} --label label  (start your own config)"
+    )

@@ -9,7 +9,17 @@ from omnifuse.config import Config
 from omnifuse.tasks.base import Task
 from omnifuse.version import __version__
 
-_HEADLINE = ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "micro_f1", "subset_accuracy", "rmse", "mae", "r2")
+_HEADLINE = (
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "roc_auc",
+    "micro_f1",
+    "subset_accuracy",
+    "rmse",
+    "mae",
+    "r2",
+)
 
 
 def render_model_card(config: Config, task: Task, metrics: dict[str, Any]) -> str:
@@ -28,16 +38,35 @@ def render_model_card(config: Config, task: Task, metrics: dict[str, Any]) -> st
         if column.type == "ignore":
             continue
         encoder = column.encoder.name if column.encoder else f"{config.tabular.name} (shared tabular)"
-        lines.append(f"| `{name}` | {column.type} | `{encoder}` | {'yes' if column.allow_missing else 'no'} |")
+        lines.append(
+            f"| `{name}` | {column.type} | `{encoder}` | {'yes' if column.allow_missing else 'no'} |"
+        )
     if task.classes:
         lines += ["", f"Classes: {', '.join(f'`{c}`' for c in task.classes)}"]
-    lines += ["", f"## Metrics ({metrics.get('split', 'validation')} split)", "", "| metric | value |", "|---|---|"]
+    lines += [
+        "",
+        f"## Metrics ({metrics.get('split', 'validation')} split)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {metrics[k]:.4f} |" for k in _HEADLINE if isinstance(metrics.get(k), float)]
     lines += [
-        "", "See `report.md` and `plots/` for the full report.", "", "## Use", "", "```python",
-        "import omnifuse", "predictor = omnifuse.load('path/to/this/folder')",
-        "predictor.predict([{...one row with the input columns...}])", "```", "", "```bash",
-        "omnifuse predict --model path/to/this/folder --data table.csv --out predictions.csv", "```", "",
+        "",
+        "See `report.md` and `plots/` for the full report.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import omnifuse",
+        "predictor = omnifuse.load('path/to/this/folder')",
+        "predictor.predict([{...one row with the input columns...}])",
+        "```",
+        "",
+        "```bash",
+        "omnifuse predict --model path/to/this/folder --data table.csv --out predictions.csv",
+        "```",
+        "",
         "File paths in image/audio columns are resolved relative to the table's folder.",
         "The folder holds no pickle: config.yaml, preprocessors.json (+ assets/), model.safetensors.",
     ]

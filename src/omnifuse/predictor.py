@@ -37,8 +37,15 @@ class Predictor:
         batch_size: rows per forward pass.
     """
 
-    def __init__(self, model: MultimodalModel, config: Config, preprocessors: dict[str, Preprocessor],
-                 task: Task, folder: Path | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: MultimodalModel,
+        config: Config,
+        preprocessors: dict[str, Preprocessor],
+        task: Task,
+        folder: Path | None = None,
+        batch_size: int = 64,
+    ) -> None:
         self.model = model.eval()
         self.config, self.preprocessors, self.task, self.folder = config, preprocessors, task, folder
         self.batch_size = batch_size
@@ -67,7 +74,9 @@ class Predictor:
     def predict_proba(self, rows: Rows | str | Path, base_dir: Path | None = None) -> Any:
         """Class probabilities: a DataFrame with one column per class (a dict for one dict row)."""
         if not self.task.classes:
-            raise ValueError("predict_proba is for classification models; this one does regression: use predict")
+            raise ValueError(
+                "predict_proba is for classification models; this one does regression: use predict"
+            )
         probs = self.task.probabilities(self.logits(rows, base_dir)).numpy()
         frame = pd.DataFrame(probs, columns=[str(c) for c in self.task.classes])
         return frame.iloc[0].to_dict() if isinstance(rows, dict) else frame

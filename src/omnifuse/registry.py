@@ -41,7 +41,7 @@ class Registry(Generic[T]):
         """Returns the entry named ``name``.
 
         Raises:
-            UnknownNameError: the name is unknown (a KeyError); the message lists the choices and a close match.
+            UnknownNameError: the name is unknown (a KeyError); the message lists the choices.
         """
         try:
             return self._entries[name]

@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from omnifuse.config import (DEFAULT_ENCODERS, MEDIA_TYPES, TABULAR_INPUT, TABULAR_TYPES, ComponentConfig,
-                             Config)
+from omnifuse.config import (
+    DEFAULT_ENCODERS,
+    MEDIA_TYPES,
+    TABULAR_INPUT,
+    TABULAR_TYPES,
+    ComponentConfig,
+    Config,
+)
 from omnifuse.registry import unknown_name_message
 from omnifuse.typed import from_dict
 
@@ -35,8 +41,10 @@ def _column_problems(config: Config) -> list[str]:
     for name, column in config.columns.items():
         path = f"columns.{name}"
         if name == TABULAR_INPUT and column.type in MEDIA_TYPES and has_tabular:
-            problems.append(f"{path}: the name 'tabular' is reserved for the numeric/categorical columns' "
-                            "shared input; rename this column in the table and the config")
+            problems.append(
+                f"{path}: the name 'tabular' is reserved for the numeric/categorical columns' "
+                "shared input; rename this column in the table and the config"
+            )
         if column.type == "video":
             problems.append(f"{path}: video columns are not supported yet; set type: ignore for now")
         elif column.type in MEDIA_TYPES:
@@ -64,7 +72,8 @@ def _component_problems(path: str, comp: ComponentConfig, kind: str, modality: s
     if modality is not None and spec.modality != modality:
         fits = [n for n in ENCODERS.names() if ENCODERS.get(n).modality == modality]
         problems.append(
-            f"{path}: encoder {comp.name!r} reads {spec.modality}, not {modality}; use one of {', '.join(fits)}"
+            f"{path}: encoder {comp.name!r} reads {spec.modality}, not {modality}; "
+            f"use one of {', '.join(fits)}"
         )
     from_dict(spec.options, comp.options, path, problems)
     if isinstance(comp.lr_mult, (int, float)) and comp.lr_mult < 0:

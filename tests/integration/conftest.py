@@ -23,7 +23,9 @@ def _image(label: int, rng: np.random.Generator) -> np.ndarray:
 
 def _clip(label: int, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(4000) / 8000.0
-    return (0.4 * np.sin(2 * np.pi * (300 + 400 * label) * t) + 0.05 * rng.normal(size=t.size)).astype(np.float32)
+    return (0.4 * np.sin(2 * np.pi * (300 + 400 * label) * t) + 0.05 * rng.normal(size=t.size)).astype(
+        np.float32
+    )
 
 
 def make_table(folder: Path, n: int, seed: int = 0) -> pd.DataFrame:
@@ -36,10 +38,16 @@ def make_table(folder: Path, n: int, seed: int = 0) -> pd.DataFrame:
         y = i % 3
         Image.fromarray(_image(y, rng)).save(folder / f"img/{seed}_{i}.png")
         sf.write(folder / f"wav/{seed}_{i}.wav", _clip(y, rng), 8000)
-        rows.append({"photo": f"img/{seed}_{i}.png", "sound": f"wav/{seed}_{i}.wav",
-                     "note": f"{WORDS[y]} {rng.choice(['big', 'small', 'odd'])} item number {i}",
-                     "weight": float(y + rng.normal(scale=0.5)), "colour": str(rng.choice(["red", "blue"])),
-                     "animal": CLASSES[y]})
+        rows.append(
+            {
+                "photo": f"img/{seed}_{i}.png",
+                "sound": f"wav/{seed}_{i}.wav",
+                "note": f"{WORDS[y]} {rng.choice(['big', 'small', 'odd'])} item number {i}",
+                "weight": float(y + rng.normal(scale=0.5)),
+                "colour": str(rng.choice(["red", "blue"])),
+                "animal": CLASSES[y],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -70,6 +78,11 @@ def trained_dir(table_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     import omnifuse
 
     out = tmp_path_factory.mktemp("model") / "model"
-    omnifuse.train(table_dir / "config.yaml", train=table_dir / "train.csv", test=table_dir / "test.csv",
-                   out=out, progress=False)
+    omnifuse.train(
+        table_dir / "config.yaml",
+        train=table_dir / "train.csv",
+        test=table_dir / "test.csv",
+        out=out,
+        progress=False,
+    )
     return out

@@ -1,4 +1,4 @@
-"""The CLI end to end: init-config -> train -> evaluate -> predict, through the Typer app and the entry point."""
+"""The CLI end to end: init-config -> train -> evaluate -> predict, via the Typer app and the entry point."""
 
 from __future__ import annotations
 
@@ -19,37 +19,65 @@ runner = CliRunner()
 
 def test_init_config_infers_types_and_writes_commented_yaml(table_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "config.yaml"
-    result = runner.invoke(app, ["init-config", "--train", str(table_dir / "train.csv"), "--label", "animal",
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app, ["init-config", "--train", str(table_dir / "train.csv"), "--label", "animal", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert "#" in text
     raw = yaml.safe_load(text)
     types = {name: col["type"] for name, col in raw["columns"].items()}
-    assert types == {"photo": "image", "sound": "audio", "note": "text", "weight": "numeric",
-                     "colour": "categorical"}
+    assert types == {
+        "photo": "image",
+        "sound": "audio",
+        "note": "text",
+        "weight": "numeric",
+        "colour": "categorical",
+    }
     assert raw["label"]["task"] == "multiclass"
 
 
 def test_train_evaluate_predict(table_dir: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
-    result = runner.invoke(app, ["train", "--config", str(table_dir / "config.yaml"), "--train",
-                                 str(table_dir / "train.csv"), "--out", str(model), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(table_dir / "config.yaml"),
+            "--train",
+            str(table_dir / "train.csv"),
+            "--out",
+            str(model),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    for name in ("config.yaml", "preprocessors.json", "model.safetensors", "metrics.json", "report.md",
-                 "README.md", "train_log.csv", "split.json"):
+    for name in (
+        "config.yaml",
+        "preprocessors.json",
+        "model.safetensors",
+        "metrics.json",
+        "report.md",
+        "README.md",
+        "train_log.csv",
+        "split.json",
+    ):
         assert (model / name).is_file(), name
     assert (model / "plots" / "confusion_matrix.png").is_file()
     assert not list(model.rglob("*.pkl")) and not list(model.glob("*.pt"))
 
-    result = runner.invoke(app, ["evaluate", "--model", str(model), "--data", str(table_dir / "test.csv"), "-q"])
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(model), "--data", str(table_dir / "test.csv"), "-q"]
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((model / "evaluation" / "metrics.json").read_text())
     assert {"accuracy", "macro_f1", "weighted_f1", "per_class"} <= set(metrics)
 
     preds = tmp_path / "preds.csv"
-    result = runner.invoke(app, ["predict", "--model", str(model), "--data", str(table_dir / "test.csv"),
-                                 "--out", str(preds)])
+    result = runner.invoke(
+        app, ["predict", "--model", str(model), "--data", str(table_dir / "test.csv"), "--out", str(preds)]
+    )
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(preds)
     assert len(frame) == 24
@@ -58,8 +86,18 @@ def test_train_evaluate_predict(table_dir: Path, tmp_path: Path) -> None:
 
 
 def test_train_refuses_existing_model_folder(trained_dir: Path, table_dir: Path) -> None:
-    result = runner.invoke(app, ["train", "--config", str(table_dir / "config.yaml"), "--train",
-                                 str(table_dir / "train.csv"), "--out", str(trained_dir)])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(table_dir / "config.yaml"),
+            "--train",
+            str(table_dir / "train.csv"),
+            "--out",
+            str(trained_dir),
+        ],
+    )
     assert result.exit_code != 0
     assert "already holds a trained model" in str(result.exception)
 
@@ -71,9 +109,23 @@ def test_entry_point_reports_bad_input_cleanly(table_dir: Path, tmp_path: Path) 
     frame.to_csv(table_dir / "broken.csv", index=False)
     script = Path(sys.executable).parent / "omnifuse"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([str(script), "train", "--config", str(table_dir / "config.yaml"), "--train",
-                           str(table_dir / "broken.csv"), "--out", str(tmp_path / "m"), "-q"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            str(script),
+            "train",
+            "--config",
+            str(table_dir / "config.yaml"),
+            "--train",
+            str(table_dir / "broken.csv"),
+            "--out",
+            str(tmp_path / "m"),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "column 'photo' row 3" in proc.stderr
     assert "does not exist" in proc.stderr and "on_bad_row: skip" in proc.stderr

@@ -57,39 +57,62 @@ def _tabular_frame(n: int, task: str, seed: int = 0) -> pd.DataFrame:
     elif task == "binary":
         label = np.where(x > 0, "yes", "no")
     else:
-        label = ["|".join(t for t, on in (("hot", x > 0), ("red", c == "red")) if on) or "none"
-                 for x, c in zip(x, colour, strict=True)]
-    return pd.DataFrame({"x": x, "colour": colour, "words": [f"{w} {i}" for i, w in enumerate(words)],
-                         "target": label})
+        label = [
+            "|".join(t for t, on in (("hot", x > 0), ("red", c == "red")) if on) or "none"
+            for x, c in zip(x, colour, strict=True)
+        ]
+    return pd.DataFrame(
+        {"x": x, "colour": colour, "words": [f"{w} {i}" for i, w in enumerate(words)], "target": label}
+    )
 
 
-@pytest.mark.parametrize(("task", "metric", "bound"), [("binary", "accuracy", 0.85),
-                                                       ("regression", "r2", 0.8),
-                                                       ("multilabel", "micro_f1", 0.7)])
+@pytest.mark.parametrize(
+    ("task", "metric", "bound"),
+    [("binary", "accuracy", 0.85), ("regression", "r2", 0.8), ("multilabel", "micro_f1", 0.7)],
+)
 def test_every_task_trains_from_dataframes(task: str, metric: str, bound: float, tmp_path: Path) -> None:
-    config = Config.from_dict({
-        "label": {"column": "target", "task": task},
-        "columns": {"x": {"type": "numeric"}, "colour": {"type": "categorical"},
-                    "words": {"type": "text", "encoder": {"name": "bow", "embed_dim": 16}}},
-        "fusion": "concat",
-        "training": {"epochs": 25, "batch_size": 32, "lr": 0.01, "patience": 25},
-    })
-    predictor = omnifuse.train(config, train=_tabular_frame(300, task), valid=_tabular_frame(100, task, seed=1),
-                               out=tmp_path / "m", progress=False)
-    metrics = omnifuse.evaluate(predictor, _tabular_frame(100, task, seed=2), tmp_path / "eval", progress=False)
+    config = Config.from_dict(
+        {
+            "label": {"column": "target", "task": task},
+            "columns": {
+                "x": {"type": "numeric"},
+                "colour": {"type": "categorical"},
+                "words": {"type": "text", "encoder": {"name": "bow", "embed_dim": 16}},
+            },
+            "fusion": "concat",
+            "training": {"epochs": 25, "batch_size": 32, "lr": 0.01, "patience": 25},
+        }
+    )
+    predictor = omnifuse.train(
+        config,
+        train=_tabular_frame(300, task),
+        valid=_tabular_frame(100, task, seed=1),
+        out=tmp_path / "m",
+        progress=False,
+    )
+    metrics = omnifuse.evaluate(
+        predictor, _tabular_frame(100, task, seed=2), tmp_path / "eval", progress=False
+    )
     assert metrics[metric] >= bound, metrics
     assert (tmp_path / "eval" / "report.md").exists()
 
 
 def _image_only_config(table_dir: Path, **data: object) -> Config:
-    return Config.from_dict({
-        "label": {"column": "animal", "task": "multiclass"},
-        "columns": {"photo": {"type": "image", "encoder": {"name": "small_cnn", "size": 16, "channels": 1},
-                              "allow_missing": data.pop("allow_missing", False)},
-                    "weight": {"type": "numeric"}},
-        "data": data,
-        "training": {"epochs": 1, "batch_size": 16},
-    })
+    return Config.from_dict(
+        {
+            "label": {"column": "animal", "task": "multiclass"},
+            "columns": {
+                "photo": {
+                    "type": "image",
+                    "encoder": {"name": "small_cnn", "size": 16, "channels": 1},
+                    "allow_missing": data.pop("allow_missing", False),
+                },
+                "weight": {"type": "numeric"},
+            },
+            "data": data,
+            "training": {"epochs": 1, "batch_size": 16},
+        }
+    )
 
 
 def test_bad_rows_error_names_row_column_and_fix(table_dir: Path, tmp_path: Path) -> None:
@@ -97,7 +120,9 @@ def test_bad_rows_error_names_row_column_and_fix(table_dir: Path, tmp_path: Path
     (table_dir / "img" / "broken.png").write_bytes(b"not a png at all")
     frame.loc[5, "photo"] = "img/broken.png"
     with pytest.raises(BadRowError, match=r"column 'photo' row 5: .*broken\.png.*on_bad_row: skip"):
-        omnifuse.train(_image_only_config(table_dir), train=frame, out=tmp_path / "m", base_dir=table_dir, progress=False)
+        omnifuse.train(
+            _image_only_config(table_dir), train=frame, out=tmp_path / "m", base_dir=table_dir, progress=False
+        )
     assert not (tmp_path / "m" / "model.safetensors").exists()
 
 
@@ -106,8 +131,13 @@ def test_skip_bad_rows_lists_them(table_dir: Path, tmp_path: Path) -> None:
     frame.loc[2, "photo"] = "img/missing.png"
     frame.loc[7, "animal"] = None
     frame.loc[9, "photo"] = ""
-    omnifuse.train(_image_only_config(table_dir, on_bad_row="skip"), train=frame, out=tmp_path / "m",
-                   base_dir=table_dir, progress=False)
+    omnifuse.train(
+        _image_only_config(table_dir, on_bad_row="skip"),
+        train=frame,
+        out=tmp_path / "m",
+        base_dir=table_dir,
+        progress=False,
+    )
     bad = pd.read_csv(tmp_path / "m" / "bad_rows.csv")
     assert sorted(bad["row"]) == [2, 7, 9]
     assert set(bad["column"]) == {"photo", "animal"}
@@ -116,8 +146,13 @@ def test_skip_bad_rows_lists_them(table_dir: Path, tmp_path: Path) -> None:
 def test_empty_cells_become_missing_modality_when_allowed(table_dir: Path, tmp_path: Path) -> None:
     frame = pd.read_csv(table_dir / "train.csv")
     frame.loc[::4, "photo"] = None
-    predictor = omnifuse.train(_image_only_config(table_dir, allow_missing=True), train=frame,
-                               out=tmp_path / "m", base_dir=table_dir, progress=False)
+    predictor = omnifuse.train(
+        _image_only_config(table_dir, allow_missing=True),
+        train=frame,
+        out=tmp_path / "m",
+        base_dir=table_dir,
+        progress=False,
+    )
     assert not (tmp_path / "m" / "bad_rows.csv").exists()
     row = frame.drop(columns=["animal"]).iloc[0].to_dict()
     row["photo"] = None
@@ -127,7 +162,9 @@ def test_empty_cells_become_missing_modality_when_allowed(table_dir: Path, tmp_p
 def test_one_class_table_is_refused(table_dir: Path, tmp_path: Path) -> None:
     frame = pd.read_csv(table_dir / "train.csv").assign(animal="cat")
     with pytest.raises(DataError, match="at least two classes"):
-        omnifuse.train(_image_only_config(table_dir), train=frame, out=tmp_path / "m", base_dir=table_dir, progress=False)
+        omnifuse.train(
+            _image_only_config(table_dir), train=frame, out=tmp_path / "m", base_dir=table_dir, progress=False
+        )
 
 
 def test_label_unseen_in_training_at_evaluation(trained_dir: Path, table_dir: Path, tmp_path: Path) -> None:

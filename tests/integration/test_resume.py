@@ -1,4 +1,4 @@
-"""An interrupted run resumed with --resume ends with the same weights as an uninterrupted one (CPU, fixed seed)."""
+"""A run interrupted and resumed with --resume ends with the weights of an uninterrupted one (CPU, seed)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,19 @@ from omnifuse.training.loop import Trainer
 
 
 def _config() -> Config:
-    return Config.from_dict({
-        "label": {"column": "animal", "task": "multiclass"},
-        "columns": {"note": {"type": "text", "encoder": {"name": "bilstm", "embed_dim": 16, "hidden_dim": 16}},
-                    "weight": {"type": "numeric"}, "colour": {"type": "categorical"}},
-        "fusion": "attention",
-        "head": {"dropout": 0.2},
-        "training": {"epochs": 4, "batch_size": 8, "patience": 10, "modality_dropout": 0.3},
-    })
+    return Config.from_dict(
+        {
+            "label": {"column": "animal", "task": "multiclass"},
+            "columns": {
+                "note": {"type": "text", "encoder": {"name": "bilstm", "embed_dim": 16, "hidden_dim": 16}},
+                "weight": {"type": "numeric"},
+                "colour": {"type": "categorical"},
+            },
+            "fusion": "attention",
+            "head": {"dropout": 0.2},
+            "training": {"epochs": 4, "batch_size": 8, "patience": 10, "modality_dropout": 0.3},
+        }
+    )
 
 
 def _last_weights(out: Path) -> dict[str, torch.Tensor]:
@@ -34,7 +39,9 @@ class Interrupted(RuntimeError):
     pass
 
 
-def test_resume_reaches_the_same_weights(table_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_reaches_the_same_weights(
+    table_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     train = table_dir / "train.csv"
     omnifuse.train(_config(), train=train, out=tmp_path / "full", progress=False)
 
@@ -53,8 +60,10 @@ def test_resume_reaches_the_same_weights(table_dir: Path, tmp_path: Path, monkey
 
     omnifuse.train(_config(), train=train, out=tmp_path / "part", resume=True, progress=False)
     for full, resumed in [
-        (load_file(str(tmp_path / "full" / "model.safetensors")),
-         load_file(str(tmp_path / "part" / "model.safetensors"))),
+        (
+            load_file(str(tmp_path / "full" / "model.safetensors")),
+            load_file(str(tmp_path / "part" / "model.safetensors")),
+        ),
         (_last_weights(tmp_path / "full"), _last_weights(tmp_path / "part")),  # the final epoch's weights
     ]:
         assert full.keys() == resumed.keys()

@@ -57,10 +57,14 @@ def collate(examples: list[Example]) -> Batch:
     """Collates examples into a Batch (the DataLoader's ``collate_fn``)."""
     names = list(examples[0].inputs)
     inputs = {
-        name: {key: stack_padded([ex.inputs[name][key] for ex in examples]) for key in examples[0].inputs[name]}
+        name: {
+            key: stack_padded([ex.inputs[name][key] for ex in examples]) for key in examples[0].inputs[name]
+        }
         for name in names
     }
-    presence = {name: torch.tensor([ex.presence[name] for ex in examples], dtype=torch.bool) for name in names}
+    presence = {
+        name: torch.tensor([ex.presence[name] for ex in examples], dtype=torch.bool) for name in names
+    }
     targets = [ex.target for ex in examples]
     target = None if targets[0] is None else torch.stack([t for t in targets if t is not None])
     index = torch.tensor([ex.index for ex in examples], dtype=torch.long)

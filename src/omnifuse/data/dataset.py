@@ -59,7 +59,9 @@ def input_specs(config: Config) -> list[InputSpec]:
 def fit_values(spec: InputSpec, frame: pd.DataFrame, base_dir: Path) -> list[Any]:
     """The non-missing training values a preprocessor is fitted on."""
     if spec.modality == "tabular":
-        return [dict(zip(spec.columns, vals, strict=True)) for vals in frame[list(spec.columns)].itertuples(False)]
+        return [
+            dict(zip(spec.columns, vals, strict=True)) for vals in frame[list(spec.columns)].itertuples(False)
+        ]
     values = [v for v in frame[spec.name] if not is_missing(v)]
     if spec.modality in FILE_MODALITIES:
         return [resolve_path(str(v), base_dir) for v in values]
@@ -104,7 +106,9 @@ def make_example(
                 inputs[spec.name], presence[spec.name] = pre({c: row[c] for c in spec.columns}), True
             else:
                 allow = config.columns[spec.name].allow_missing
-                inputs[spec.name], presence[spec.name] = _media_cell(spec, pre, row[spec.name], base_dir, allow)
+                inputs[spec.name], presence[spec.name] = _media_cell(
+                    spec, pre, row[spec.name], base_dir, allow
+                )
         except BadValueError as exc:
             column = exc.column or spec.name
             value = exc.value if exc.column else row.get(spec.name, "")

@@ -29,14 +29,13 @@ def check_columns(frame: pd.DataFrame, config: Config, source: str, need_label: 
         close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=1)
         hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     raise DataError(
-        f"table {source} has no column {', '.join(hints)}; its columns are {', '.join(map(str, frame.columns))}. "
+        f"table {source} has no column {', '.join(hints)}; "
+        f"its columns are {', '.join(map(str, frame.columns))}. "
         "Fix the table or the config's columns / label.column"
     )
 
 
-def apply_bad_row_policy(
-    bad: Sequence[BadRow], policy: str, out_dir: Path | None, table: str
-) -> None:
+def apply_bad_row_policy(bad: Sequence[BadRow], policy: str, out_dir: Path | None, table: str) -> None:
     """With policy 'error', raises for the first bad row; with 'skip', writes them to bad_rows.csv.
 
     Raises:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -56,7 +56,7 @@ class InputSpec:
 
     name: str
     modality: str
-    columns: dict[str, str]
+    columns: Mapping[str, str]
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ class TabularMLPEncoder(Encoder):
 
 def make_tabular_preprocessor(options: TabularMLPOptions, spec: InputSpec) -> Preprocessor:
     """An unfitted preprocessor for the input's numeric and categorical columns."""
-    return TabularPreprocessor(spec.columns)
+    return TabularPreprocessor(dict(spec.columns))
 
 
 def build_tabular_mlp(options: TabularMLPOptions, preprocessor: Preprocessor, assets: Path | None) -> Encoder:

@@ -38,8 +38,13 @@ class EarlyStopping:
         better = self.best is None or (
             value > self.best + self.min_delta if self.mode == "max" else value < self.best - self.min_delta
         )
-        tie_won = (self.best is not None and value == self.best and loss is not None
-                   and self.best_loss is not None and loss < self.best_loss)
+        tie_won = (
+            self.best is not None
+            and value == self.best
+            and loss is not None
+            and self.best_loss is not None
+            and loss < self.best_loss
+        )
         if better or tie_won:
             self.best, self.best_epoch, self.best_loss = value, epoch, loss
             self.bad_epochs = 0 if better else self.bad_epochs + 1

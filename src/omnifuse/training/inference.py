@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +19,7 @@ def run_model(
     was_training = model.training
     model.eval()
     outputs, targets, indices = [], [], []
-    forward = model.embed if embed else model  # type: ignore[operator]
+    forward: Any = model.embed if embed else model  # MultimodalModel.embed or forward
     for batch in batches:
         batch = batch.to(device)
         outputs.append(forward(batch.inputs, batch.presence).float().cpu())

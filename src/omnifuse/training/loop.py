@@ -50,8 +50,10 @@ class FitResult:
 
 def make_fabric(cfg: TrainingConfig) -> Fabric:
     """A Fabric for the configured accelerator, devices, precision and strategy."""
-    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision,
-                    strategy=cfg.strategy)  # type: ignore[arg-type]
+    precision: Any = cfg.precision  # validated by Fabric, which lists the accepted values
+    fabric = Fabric(
+        accelerator=cfg.accelerator, devices=cfg.devices, precision=precision, strategy=cfg.strategy
+    )
     fabric.launch()
     return fabric
 
@@ -69,8 +71,16 @@ class Trainer:
         show_progress: draw the rich progress bar.
     """
 
-    def __init__(self, model: MultimodalModel, task: Task, cfg: TrainingConfig, schedule: EncoderSchedule,
-                 checkpoint_dir: Path, console: Console, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        model: MultimodalModel,
+        task: Task,
+        cfg: TrainingConfig,
+        schedule: EncoderSchedule,
+        checkpoint_dir: Path,
+        console: Console,
+        show_progress: bool = True,
+    ) -> None:
         self.raw_model, self.task, self.cfg, self.schedule = model, task, cfg, schedule
         self.checkpoint_dir, self.console, self.show_progress = checkpoint_dir, console, show_progress
         monitor, mode = task.default_monitor()
@@ -103,11 +113,16 @@ class Trainer:
     def _train_epoch(self, loader: DataLoader[Any], epoch: int, progress: Progress | None) -> float:
         self.model.train()
         self._apply_freezing(epoch)
-        task_id = progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=len(loader),
-                                   loss="-") if progress else None
+        task_id = (
+            progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=len(loader), loss="-")
+            if progress
+            else None
+        )
         total, count = 0.0, 0
         for i, batch in enumerate(loader):
-            loss = self._train_step(batch, accumulate_now=(i + 1) % self.cfg.accumulate != 0 and i + 1 < len(loader))
+            loss = self._train_step(
+                batch, accumulate_now=(i + 1) % self.cfg.accumulate != 0 and i + 1 < len(loader)
+            )
             total, count = total + loss * len(batch.index), count + len(batch.index)
             if progress is not None and task_id is not None:
                 progress.update(task_id, advance=1, loss=f"{total / count:.4f}")
@@ -125,8 +140,9 @@ class Trainer:
             self.fabric.backward(loss / self.cfg.accumulate)
         if not accumulate_now:
             if self.cfg.grad_clip > 0:
-                self.fabric.clip_gradients(self.model, self.optimizer, max_norm=self.cfg.grad_clip,
-                                           error_if_nonfinite=False)
+                self.fabric.clip_gradients(
+                    self.model, self.optimizer, max_norm=self.cfg.grad_clip, error_if_nonfinite=False
+                )
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
@@ -144,7 +160,10 @@ class Trainer:
     # -- the run ----------------------------------------------------------------------------
     def fit(self, train: DataLoader[Any], valid: DataLoader[Any], resume: bool = False) -> FitResult:
         """Trains until ``epochs`` or early stopping; restores the best weights at the end."""
-        train = self.fabric.setup_dataloaders(train, move_to_device=False, use_distributed_sampler=False)
+        loader: Any = self.fabric.setup_dataloaders(
+            train, move_to_device=False, use_distributed_sampler=False
+        )
+        train = loader
         self._setup(len(train))
         if resume:
             self._resume()
@@ -159,34 +178,51 @@ class Trainer:
                     stop_reason = self.early.reason()
                     break
         self._restore_best()
-        self.console.print(f"[bold]Stopped:[/bold] {stop_reason}; restored the best weights "
-                           f"(epoch {self.early.best_epoch + 1}, {self.early.monitor} = {_fmt(self.early.best)})")
+        self.console.print(
+            f"[bold]Stopped:[/bold] {stop_reason}; restored the best weights "
+            f"(epoch {self.early.best_epoch + 1}, {self.early.monitor} = {_fmt(self.early.best)})"
+        )
         return FitResult(self.history, self.early.best_epoch, self.early.best, stop_reason)
 
-    def _run_epoch(self, train: DataLoader[Any], valid: DataLoader[Any], epoch: int,
-                   progress: Progress | None) -> dict[str, Any]:
+    def _run_epoch(
+        self, train: DataLoader[Any], valid: DataLoader[Any], epoch: int, progress: Progress | None
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         train_loss = self._train_epoch(train, epoch, progress)
         metrics = self.evaluate(valid)
         score = metrics.get(self.early.monitor)
         if score is None:
-            raise ValueError(f"training.monitor: metric {self.early.monitor!r} is not computed for this task; "
-                             f"choose one of {', '.join(k for k, v in metrics.items() if isinstance(v, float))}")
+            raise ValueError(
+                f"training.monitor: metric {self.early.monitor!r} is not computed for this task; "
+                f"choose one of {', '.join(k for k, v in metrics.items() if isinstance(v, float))}"
+            )
         if self.early.update(float(score), epoch, metrics["loss"]):
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.raw_model.state_dict().items()}
             checkpoint.save_weights(self.checkpoint_dir / checkpoint.BEST, self.best_state)
-        record = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": metrics["loss"],
-                  **{k: v for k, v in metrics.items() if isinstance(v, float) and k != "loss"},
-                  "lr": self.scheduler.get_last_lr()[-1], "seconds": time.perf_counter() - started}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "valid_loss": metrics["loss"],
+            **{k: v for k, v in metrics.items() if isinstance(v, float) and k != "loss"},
+            "lr": self.scheduler.get_last_lr()[-1],
+            "seconds": time.perf_counter() - started,
+        }
         self.history.append(record)
         self._write_log()
         self._save_checkpoint(epoch)
         return record
 
     def _progress(self) -> Progress:
-        return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("loss {task.fields[loss]}"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
-                        disable=not self.show_progress, transient=True)
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.show_progress,
+            transient=True,
+        )
 
     def _write_log(self) -> None:
         keys: list[str] = []
@@ -200,10 +236,16 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, epoch: int) -> None:
-        state = {"epoch": epoch, "step": self.step, "model": self.raw_model.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "early": self.early.state_dict(), "history": self.history,
-                 "torch_rng": torch.get_rng_state()}
+        state = {
+            "epoch": epoch,
+            "step": self.step,
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "early": self.early.state_dict(),
+            "history": self.history,
+            "torch_rng": torch.get_rng_state(),
+        }
         checkpoint.save_checkpoint(self.checkpoint_dir, state)
 
     def _resume(self) -> None:
@@ -245,6 +287,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _epoch_line(record: dict[str, Any], monitor: str) -> str:
-    return (f"epoch {record['epoch']:>3}  train_loss {record['train_loss']:.4f}  "
-            f"valid_loss {record['valid_loss']:.4f}  {monitor} {_fmt(record.get(monitor))}  "
-            f"({record['seconds']:.1f}s)")
+    return (
+        f"epoch {record['epoch']:>3}  train_loss {record['train_loss']:.4f}  "
+        f"valid_loss {record['valid_loss']:.4f}  {monitor} {_fmt(record.get(monitor))}  "
+        f"({record['seconds']:.1f}s)"
+    )

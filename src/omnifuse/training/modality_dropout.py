@@ -6,7 +6,9 @@ import torch
 from torch import Tensor
 
 
-def drop_modalities(presence: dict[str, Tensor], p: float, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+def drop_modalities(
+    presence: dict[str, Tensor], p: float, generator: torch.Generator | None = None
+) -> dict[str, Tensor]:
     """Sets each (row, modality) presence to False with probability ``p``, keeping one present per row.
 
     Inputs:

@@ -35,7 +35,8 @@ def param_groups(
 
 
 def _split(named: object, lr: float, weight_decay: float, label: str) -> list[dict[str, object]]:
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, param in named:  # type: ignore[attr-defined]
         (no_decay if _no_decay(name, param) else decay).append(param)
     return [
