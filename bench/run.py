@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def results_table(results: list[BenchResult]) -> Table:
     """The main table: one row per result."""
-    table = Table(title="omnifuse benchmarks (medians; ratio = omnifuse / baseline measured in this run)")
+    table = Table(title="omnifuse benchmarks (medians; ratio = omnifuse vs a baseline measured in this run)")
     for column, justify in (("benchmark", "left"), ("metric", "left"), ("omnifuse", "right"),
                             ("baseline", "right"), ("ratio", "right"), ("goal", "right"), ("", "center"),
                             ("notes", "left")):
@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     console.print(f"machine: {info['cpu_count']} CPUs, torch {info['torch_version']} with "
                   f"{info['torch_threads']} threads, load average {info['load_average_1_5_15']}")
+    if info["load_average_1_5_15"][0] > 0.5 * (info["cpu_count"] or 1):
+        console.print("[yellow]the machine is busy (load average above half its CPUs): timings will be noisy; "
+                      "rerun when it is idle, or with --threads 1 for steadier ratios[/yellow]")
     results: list[BenchResult] = []
     seconds: dict[str, float] = {}
     for name in args.only or list(BENCHMARKS):

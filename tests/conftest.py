@@ -13,6 +13,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# One intra-op thread: tiny test models gain nothing from more, and a busy 2-core machine makes
+# multi-threaded kernels wait on each other (an EfficientNet forward went from 20 ms to seconds).
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:

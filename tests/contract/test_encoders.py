@@ -1,4 +1,4 @@
-"""Contract tests run over every registered encoder: preprocessing, shapes, gradients, missing rows, save/load.
+"""Contract tests over every registered encoder: preprocessing, shapes, gradients, missing rows, save/load.
 
 Every name in ``ENCODERS`` needs an entry in ``CASES`` (tiny options for its modality); a new encoder without
 one fails ``test_every_registered_encoder_has_a_contract_case`` and every parametrized test below.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,9 @@ INPUTS = {
     "text": InputSpec(name="review", modality="text", columns={"review": "text"}),
     "image": InputSpec(name="photo", modality="image", columns={"photo": "image"}),
     "audio": InputSpec(name="clip", modality="audio", columns={"clip": "audio"}),
-    "tabular": InputSpec(name="tabular", modality="tabular", columns={"age": "numeric", "city": "categorical"}),
+    "tabular": InputSpec(
+        name="tabular", modality="tabular", columns={"age": "numeric", "city": "categorical"}
+    ),
 }
 
 
@@ -83,7 +85,9 @@ CASES: dict[str, dict[str, Case]] = {
         "packaged_weights": Case("image", lambda s: {"size": 32, "pretrained": True, "channels": 1}),
     },
     "hf_image": {"tiny_vit": Case("image", lambda s: {"model": str(s.vit)})},
-    "mel_cnn": {"tiny": Case("audio", lambda s: {"n_mels": 8, "channels": 4, "num_blocks": 2, "output_dim": 8})},
+    "mel_cnn": {
+        "tiny": Case("audio", lambda s: {"n_mels": 8, "channels": 4, "num_blocks": 2, "output_dim": 8})
+    },
     "mel_lstm": {"tiny": Case("audio", lambda s: {"n_mels": 8, "hidden_dim": 4, "stack_frames": 2})},
     "hf_audio": {"tiny_wav2vec2": Case("audio", lambda s: {"model": str(s.wav2vec2), "max_seconds": 1.0})},
     "tabular_mlp": {"tiny": Case("tabular", lambda s: {"embed_dim": 4, "hidden_dim": 8})},
@@ -93,7 +97,7 @@ CASES: dict[str, dict[str, Case]] = {
 PARAMS = [
     pytest.param(name, variant, id=f"{name}-{variant}")
     for name in ENCODERS.names()
-    for variant in (CASES.get(name) or {"MISSING_CASE": None})
+    for variant in (CASES[name] if name in CASES else ["MISSING_CASE"])
 ]
 
 
@@ -104,7 +108,11 @@ def _save_bert(folder: Path) -> None:
     from transformers import BertConfig, BertModel, BertTokenizer
 
     config = BertConfig(
-        vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20
+        vocab_size=len(WORDS),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=20,
     )
     BertModel(config).save_pretrained(str(folder))
     BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)}).save_pretrained(str(folder))
@@ -114,10 +122,19 @@ def _save_vit(folder: Path) -> None:
     from transformers import ViTConfig, ViTModel
 
     config = ViTConfig(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20, image_size=16, patch_size=8
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=20,
+        image_size=16,
+        patch_size=8,
     )
     ViTModel(config).save_pretrained(str(folder))
-    processor = {"size": {"height": 16, "width": 16}, "image_mean": [0.1, 0.2, 0.3], "image_std": [0.2, 0.2, 0.2]}
+    processor = {
+        "size": {"height": 16, "width": 16},
+        "image_mean": [0.1, 0.2, 0.3],
+        "image_std": [0.2, 0.2, 0.2],
+    }
     (folder / "preprocessor_config.json").write_text(json.dumps(processor), encoding="utf-8")
 
 
@@ -183,7 +200,18 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
     _save_vit(folders["vit"])
     _save_wav2vec2(folders["wav2vec2"])
     media = folders["media"]
-    return Samples(folders["bert"], folders["vit"], folders["wav2vec2"], _write_images(media), _write_clips(media))
+    return Samples(
+        folders["bert"], folders["vit"], folders["wav2vec2"], _write_images(media), _write_clips(media)
+    )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: on a busy 2-core machine OpenMP barriers make small convolutions 100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # -- helpers -------------------------------------------------------------------------------------------
@@ -203,7 +231,9 @@ class Setup:
 def _case(name: str, variant: str) -> Case:
     case = CASES.get(name, {}).get(variant)
     if case is None:
-        pytest.fail(f"encoder {name!r} is registered but has no entry in CASES of {__file__}; add tiny options")
+        pytest.fail(
+            f"encoder {name!r} is registered but has no entry in CASES of {__file__}; add tiny options"
+        )
     return case
 
 
@@ -221,7 +251,9 @@ def _batch(preprocessor: Preprocessor, values: list[Any], name: str) -> dict[str
     """Collates the rows of ``values`` plus a blank (missing) row last."""
     rows = [preprocessor(v) for v in values] + [preprocessor.blank()]
     presence = [True] * len(values) + [False]
-    examples = [Example(i, {name: row}, {name: p}) for i, (row, p) in enumerate(zip(rows, presence, strict=True))]
+    examples = [
+        Example(i, {name: row}, {name: p}) for i, (row, p) in enumerate(zip(rows, presence, strict=True))
+    ]
     return collate(examples).inputs[name]
 
 
@@ -241,19 +273,19 @@ def _check_output(out: EncoderOutput, encoder: Encoder, rows: int) -> None:
         assert out.mask[:-1].any(dim=1).all(), "a present row has no real token"
 
 
-def _rebuild(setup: Setup, folder: Path) -> tuple[Preprocessor, Encoder, Any]:
-    """A fresh preprocessor and encoder from the JSON state and the assets in ``folder`` (weights not loaded).
+def _offline_options(setup: Setup, folder: Path) -> Any:
+    """The options, with ``model`` pointed at a missing folder: a saved model reads only its assets."""
+    if "model" in {f.name for f in dataclasses.fields(setup.options)}:
+        return dataclasses.replace(setup.options, model=str(folder / "original-model-is-gone"))
+    return setup.options
 
-    A ``model`` option is pointed at a folder that does not exist: loading a saved model reads only
-    ``folder``, never the original model's location.
-    """
-    options = setup.options
-    if "model" in {f.name for f in dataclasses.fields(options)}:
-        options = dataclasses.replace(options, model=str(folder / "original-model-is-gone"))
-    restored = setup.spec.make_preprocessor(options, setup.input)
+
+def _restore_preprocessor(setup: Setup, folder: Path) -> Preprocessor:
+    """A fresh preprocessor from the JSON text of the fitted one's state and the assets in ``folder``."""
+    restored = setup.spec.make_preprocessor(_offline_options(setup, folder), setup.input)
     restored.load_state_dict(json.loads(json.dumps(setup.preprocessor.state_dict())))
     restored.load_assets(folder)
-    return restored, setup.spec.build(options, restored, folder), options
+    return restored
 
 
 # -- tests -------------------------------------------------------------------------------------------
@@ -275,7 +307,9 @@ def test_spec_options_summary_and_modality(name: str, variant: str) -> None:
     assert spec.summary.strip(), f"{name}: empty summary"
     assert dataclasses.is_dataclass(spec.options)
     for field in dataclasses.fields(spec.options):
-        has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+        has_default = (
+            field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+        )
         assert has_default, f"{name}.{field.name} has no default"
     spec.options()
 
@@ -326,12 +360,14 @@ def test_backward_reaches_every_trainable_parameter(name: str, variant: str, sam
 
 
 @pytest.mark.parametrize(("name", "variant"), PARAMS)
-def test_preprocessor_state_and_assets_round_trip(name: str, variant: str, samples: Samples, tmp_path: Path) -> None:
+def test_preprocessor_state_and_assets_round_trip(
+    name: str, variant: str, samples: Samples, tmp_path: Path
+) -> None:
     setup = _setup(name, variant, samples)
     state = setup.preprocessor.state_dict()
     assert json.loads(json.dumps(state)) == state, "state_dict does not survive JSON unchanged"
     setup.preprocessor.save_assets(tmp_path)
-    restored, _, _ = _rebuild(setup, tmp_path)
+    restored = _restore_preprocessor(setup, tmp_path)
     assert restored.state_dict() == state
     pairs = [(setup.preprocessor(v), restored(v)) for v in setup.values]
     pairs.append((setup.preprocessor.blank(), restored.blank()))
@@ -357,7 +393,8 @@ def test_encoder_rebuilt_from_assets_loads_weights_strictly(
     setup.preprocessor.save_assets(assets)
     save_file(encoder.state_dict(), str(tmp_path / "model.safetensors"))
     torch.manual_seed(1)  # the rebuilt encoder starts from other random weights
-    restored_pre, rebuilt, _ = _rebuild(setup, assets)
+    restored_pre = _restore_preprocessor(setup, assets)
+    rebuilt = setup.spec.build(_offline_options(setup, assets), restored_pre, assets)
     rebuilt.load_state_dict(load_file(str(tmp_path / "model.safetensors")), strict=True)
     assert rebuilt.output_dim == encoder.output_dim
     with torch.no_grad():
