@@ -27,7 +27,6 @@ from common import (
     interleaved,
     latency_stats_ms,
 )
-from torch.utils.data import DataLoader
 
 NAME = "predict_latency"
 GOAL = "<= 1.5"
@@ -43,35 +42,25 @@ def _first_test_row(setup: AVSetup) -> dict[str, Any]:
 def _stages(predictor: Any, row: dict[str, Any], base_dir: Path) -> dict[str, Callable[[], Any]]:
     """Each step of ``Predictor.predict`` for one row as its own callable (inputs made beforehand)."""
     from omnifuse.data.collate import collate
-    from omnifuse.data.dataset import ExampleDataset, input_specs, make_examples
-    from omnifuse.data.quality import check_columns
-    from omnifuse.predictor import to_frame
+    from omnifuse.data.dataset import examples_from_records, input_specs
+    from omnifuse.predictor import check_records, to_records
     from omnifuse.training.inference import run_model
 
     cfg, specs, pres = predictor.config, input_specs(predictor.config), predictor.preprocessors
-    frame, folder = to_frame(row, base_dir)
-    examples, _ = make_examples(frame, specs, predictor.preprocessors, cfg, folder)
+    records, folder = to_records(row, base_dir)
+    examples, _ = examples_from_records(enumerate(records), specs, pres, cfg, folder)
     batch = collate(examples)
     device = predictor.device
     logits = run_model(predictor.model, [batch], device)[0]
     file_stages = {f"  decode+preprocess {spec.name}": _preprocess_one(predictor, spec.name, row, folder)
                    for spec in specs}
-
-    def rows_to_frame() -> None:
-        check_columns(to_frame(row, base_dir)[0], cfg, "of rows to predict", need_label=False)
-
-    def dataloader_collate() -> Any:
-        return list(DataLoader(ExampleDataset(examples), batch_size=predictor.batch_size, collate_fn=collate))
-
     return {
-        "rows -> DataFrame + column check": rows_to_frame,
-        "file decode + preprocess (make_examples)": lambda: make_examples(frame, specs, pres, cfg, folder),
+        "rows -> records + column check": lambda: check_records(to_records(row, base_dir)[0], cfg),
+        "file decode + preprocess (examples_from_records)":
+            lambda: examples_from_records(enumerate(records), specs, pres, cfg, folder),
         **file_stages,
-        "  frame.to_dict(orient='records')": lambda: frame.to_dict(orient="records"),
-        "collate (DataLoader of 1 row)": dataloader_collate,
-        "  bare collate()": lambda: collate(examples),
-        "forward (run_model: to device, no_grad)": lambda: run_model(predictor.model, [batch], device),
-        "  model.eval() + model.train(False) in run_model": lambda: predictor.model.train(False).eval(),
+        "collate()": lambda: collate(examples),
+        "forward (run_model: to device, inference_mode)": lambda: run_model(predictor.model, [batch], device),
         "decode logits (task.decode)": lambda: predictor.task.decode(logits),
     }
 
@@ -86,12 +75,12 @@ def _preprocess_one(predictor: Any, name: str, row: dict[str, Any], folder: Path
 def _floor(predictor: Any, row: dict[str, Any], base_dir: Path) -> Callable[[], Any]:
     """The bare forward of the loaded model on the row's prepared, collated tensors."""
     from omnifuse.data.collate import collate
-    from omnifuse.data.dataset import input_specs, make_examples
-    from omnifuse.predictor import to_frame
+    from omnifuse.data.dataset import examples_from_records, input_specs
+    from omnifuse.predictor import to_records
 
-    frame, folder = to_frame(row, base_dir)
-    examples, _ = make_examples(frame, input_specs(predictor.config), predictor.preprocessors,
-                                predictor.config, folder)
+    records, folder = to_records(row, base_dir)
+    examples, _ = examples_from_records(enumerate(records), input_specs(predictor.config),
+                                        predictor.preprocessors, predictor.config, folder)
     batch = collate(examples)
     model = predictor.model
 
@@ -130,7 +119,7 @@ def run(settings: Settings) -> list[BenchResult]:
         stages = interleaved(_stages(predictor, row, setup.data), calls, warmup)
     predict, floor = _ms(main["predict"]), _ms(main["forward"])
     breakdown = {stage: _ms(samples) for stage, samples in stages.items()}
-    preprocess = breakdown["file decode + preprocess (make_examples)"]["p50_ms"]
+    preprocess = breakdown["file decode + preprocess (examples_from_records)"]["p50_ms"]
     details = {"predict": predict, "forward": floor, "breakdown_ms": breakdown, "row": row,
                "predict_minus_preprocess_p50_ms": predict["p50_ms"] - preprocess}
     overhead, floor_p50 = predict["p50_ms"] - preprocess, floor["p50_ms"]

@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"machine: {info['cpu_count']} CPUs, torch {info['torch_version']} with "
                   f"{info['torch_threads']} threads, load average {info['load_average_1_5_15']}")
     if info["load_average_1_5_15"][0] > 0.5 * (info["cpu_count"] or 1):
-        console.print("[yellow]the machine is busy (load average above half its CPUs): timings will be noisy; "
-                      "rerun when it is idle, or with --threads 1 for steadier ratios[/yellow]")
+        console.print("[yellow]the machine is busy (load average above half its CPUs): timings will be "
+                      "noisy; rerun when it is idle, or with --threads 1 for steadier ratios[/yellow]")
     results: list[BenchResult] = []
     seconds: dict[str, float] = {}
     for name in args.only or list(BENCHMARKS):

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from omnifuse.artifacts import LoadedModel, load_model
 from omnifuse.config import Config
 from omnifuse.data.collate import collate
-from omnifuse.data.dataset import ExampleDataset, input_specs, make_examples
+from omnifuse.data.dataset import examples_from_records, input_specs
 from omnifuse.data.io import read_table
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import apply_bad_row_policy, check_columns
+from omnifuse.errors import DataError
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 from omnifuse.training.inference import run_model
@@ -87,27 +87,44 @@ class Predictor:
         return out[0] if isinstance(rows, dict) else out
 
     def _run(self, rows: Rows | str | Path, base_dir: Path | None, embed: bool) -> Tensor:
-        frame, folder = to_frame(rows, base_dir)
-        check_columns(frame, self.config, "of rows to predict", need_label=False)
-        examples, bad = make_examples(frame, self._specs, self.preprocessors, self.config, folder)
+        records, folder = to_records(rows, base_dir)
+        check_records(records, self.config)
+        examples, bad = examples_from_records(
+            enumerate(records), self._specs, self.preprocessors, self.config, folder
+        )
         apply_bad_row_policy(bad, "error", None, "the rows to predict")
-        loader = DataLoader(ExampleDataset(examples), batch_size=self.batch_size, collate_fn=collate)
-        outputs, _, _ = run_model(self.model, loader, self.device, embed=embed)
+        size = self.batch_size
+        batches = (collate(examples[i : i + size]) for i in range(0, len(examples), size))
+        outputs, _, _ = run_model(self.model, batches, self.device, embed=embed)
         return outputs
 
 
-def to_frame(rows: Rows | str | Path, base_dir: Path | None) -> tuple[pd.DataFrame, Path]:
-    """A DataFrame and the folder relative file paths are resolved against."""
+def to_records(rows: Rows | str | Path, base_dir: Path | None) -> tuple[list[dict[str, Any]], Path]:
+    """Row dicts and the folder relative file paths are resolved against (no DataFrame for dict input)."""
     if isinstance(rows, (str, Path)):
         table = read_table(rows)
-        return table.frame, base_dir or table.base_dir
+        return _records(table.frame), base_dir or table.base_dir
+    folder = (base_dir or Path.cwd()).resolve()
     if isinstance(rows, dict):
-        frame = pd.DataFrame([rows])
-    elif isinstance(rows, list):
-        frame = pd.DataFrame(rows)
-    else:
-        frame = rows.reset_index(drop=True)
-    return frame, (base_dir or Path.cwd()).resolve()
+        return [rows], folder
+    if isinstance(rows, list):
+        return rows, folder
+    return _records(rows), folder
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def check_records(records: list[dict[str, Any]], config: Config) -> None:
+    """Raises DataError naming an input column the rows lack (with a did-you-mean)."""
+    if not records:
+        raise DataError("no rows to predict; pass at least one row")
+    wanted = [n for n, c in config.columns.items() if c.type != "ignore"]
+    for position, record in enumerate(records):
+        if any(name not in record for name in wanted):
+            where = "" if len(records) == 1 else f" (row {position})"
+            check_columns(pd.DataFrame(columns=list(record)), config, f"of rows to predict{where}", False)
 
 
 def load(folder: str | Path, device: str | None = None) -> Predictor:

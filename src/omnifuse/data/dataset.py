@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,12 +125,23 @@ def make_examples(
     progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None,
 ) -> tuple[list[Example], list[BadRow]]:
     """Preprocesses every row; bad rows are collected, never silently dropped."""
-    examples: list[Example] = []
-    bad: list[BadRow] = []
     records = frame.to_dict(orient="records")
     rows: Iterator[Any] = iter(zip(frame.index, records, strict=True))  # row ids: the table's own index
     if progress is not None:
         rows = progress(rows, len(records))
+    return examples_from_records(rows, specs, preprocessors, config, base_dir)
+
+
+def examples_from_records(
+    rows: Iterable[tuple[Any, dict[str, Any]]],
+    specs: Sequence[InputSpec],
+    preprocessors: dict[str, Preprocessor],
+    config: Config,
+    base_dir: Path,
+) -> tuple[list[Example], list[BadRow]]:
+    """Preprocesses (row id, row dict) pairs; bad rows are collected, never silently dropped."""
+    examples: list[Example] = []
+    bad: list[BadRow] = []
     for row_id, row in rows:
         example, problem = make_example(int(row_id), row, specs, preprocessors, config, base_dir)
         if example is not None:

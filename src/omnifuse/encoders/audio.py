@@ -43,7 +43,7 @@ class MelCNNOptions:
     channels: int = 32  # channels of the first conv block (doubled in the later blocks)
     num_blocks: int = 3  # conv blocks, each halving time and frequency
     output_dim: int = 128  # width of the frame tokens and of the pooled vector
-    pooling: Literal["mean", "max"] = "mean"  # masked pooling of the frame tokens over time
+    pooling: Literal["mean", "max"] = "max"  # masked pooling over time; max picks out short words in noise
     dropout: float = 0.1  # dropout on the frame tokens
 
 

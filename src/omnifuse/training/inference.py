@@ -11,13 +11,14 @@ from torch import Tensor, nn
 from omnifuse.data.collate import Batch
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def run_model(
     model: nn.Module, batches: Iterable[Batch], device: torch.device, embed: bool = False
 ) -> tuple[Tensor, Tensor | None, Tensor]:
     """Returns (logits or embeddings (N, C), targets (N, ...) or None, row indices (N,)) on the CPU."""
     was_training = model.training
-    model.eval()
+    if was_training:  # walking every submodule costs ~0.1 ms: skip it on the predict hot path
+        model.eval()
     outputs, targets, indices = [], [], []
     forward: Any = model.embed if embed else model  # MultimodalModel.embed or forward
     for batch in batches:
@@ -26,6 +27,11 @@ def run_model(
         if batch.target is not None:
             targets.append(batch.target.cpu())
         indices.append(batch.index)
-    model.train(was_training)
-    target = torch.cat(targets) if targets else None
-    return torch.cat(outputs), target, torch.cat(indices)
+    if was_training:
+        model.train()
+    target = _cat(targets) if targets else None
+    return _cat(outputs), target, _cat(indices)
+
+
+def _cat(tensors: list[Tensor]) -> Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
