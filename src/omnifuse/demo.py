@@ -32,7 +32,7 @@ AV_DIGITS = DemoSpec(
         "image": {"type": "image", "encoder": {"name": "small_cnn", "size": 28, "channels": 1}},
         "audio": {"type": "audio", "encoder": {"name": "mel_cnn", "n_mels": 40, "max_seconds": 1.5}},
     },
-    training={"epochs": 15, "batch_size": 32, "lr": 0.002, "patience": 5},
+    training={"epochs": 15, "batch_size": 32, "lr": 0.002, "patience": 5, "modality_dropout": 0.25},
 )
 
 FASHION = DemoSpec(

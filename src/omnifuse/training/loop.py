@@ -245,6 +245,7 @@ class Trainer:
             "early": self.early.state_dict(),
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
         checkpoint.save_checkpoint(self.checkpoint_dir, state)
 
@@ -260,6 +261,8 @@ class Trainer:
         self.history = list(state["history"])
         self.start_epoch, self.step = int(state["epoch"]) + 1, int(state["step"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         best = self.checkpoint_dir / checkpoint.BEST
         if best.exists():
             self.best_state = checkpoint.load_weights(best)

@@ -31,6 +31,8 @@ def test_registered_by_name() -> None:
 
 def test_test_voices_are_held_out() -> None:
     assert set(av_digits.TRAIN_VOICES).isdisjoint(av_digits.TEST_VOICES)
+    assert set(av_digits.TRAIN_VOICES).isdisjoint(av_digits.VALID_VOICES)
+    assert set(av_digits.VALID_VOICES).isdisjoint(av_digits.TEST_VOICES)
     assert av_digits.TEST_VOICES
 
 

@@ -61,6 +61,13 @@ def parse_number(column: str, value: Any) -> float | None:
     return number
 
 
+def _number_or_none(column: str, value: Any) -> float | None:
+    try:
+        return parse_number(column, value)
+    except BadValueError:
+        return None
+
+
 def category_key(value: Any) -> str | None:
     """The string a category is known by, or None when missing; 3.0 and 3 are the same category."""
     if is_missing(value):
@@ -110,13 +117,11 @@ class TabularPreprocessor(Preprocessor):
         """Learns mean / std of each numeric column and the categories of each categorical column.
 
         Args:
-            values: the training rows, each a dict column -> raw value.
-
-        Raises:
-            BadValueError: a numeric cell is infinite or not a number.
+            values: the training rows, each a dict column -> raw value. Unusable numeric cells are left
+                out of the statistics here; ``__call__`` reports them as bad rows with their row number.
         """
         for name in self.numeric:
-            numbers = [n for row in values if (n := parse_number(name, row.get(name))) is not None]
+            numbers = [n for row in values if (n := _number_or_none(name, row.get(name))) is not None]
             self.mean[name], self.std[name] = _mean_std(numbers)
         for name in self.categorical:
             counts = Counter(k for row in values if (k := category_key(row.get(name))) is not None)
