@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,8 @@ def train(
         ConfigError, DataError, BadRowError: bad configuration or input, before training starts.
     """
     cfg = config if isinstance(config, Config) else Config.from_yaml(config)
-    if seed is not None:
-        cfg.training.seed = seed
+    if seed is not None:  # a copy: the caller's Config stays as it was
+        cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, seed=seed))
     ctx = RunContext(Path(out), console or Console(), progress)
     _prepare_out(ctx.out, resume, overwrite)
     seed_everything(cfg.training.seed, verbose=False)
@@ -87,6 +88,7 @@ def train(
     sets = {"train": train_table, "valid": valid_table}
     if test is not None:
         sets["test"] = read_table(test, root)
+        check_columns(sets["test"].frame, cfg, sets["test"].source, need_label=True)
     examples = {name: _examples(cfg, t, preprocessors, task, ctx, name) for name, t in sets.items()}
     model = build_model(cfg, preprocessors, task)
     trainer = _trainer(cfg, model, task, ctx)

@@ -26,7 +26,24 @@ def config_problems(config: Config) -> list[str]:
     problems += _component_problems("tabular", config.tabular, "encoder", modality="tabular")
     problems += _component_problems("fusion", config.fusion, "fusion", modality=None)
     problems += _range_problems(config)
+    problems += _monitor_problems(config)
     return problems
+
+
+MONITORS: dict[str, tuple[str, ...]] = {
+    "binary": ("accuracy", "macro_f1", "weighted_f1", "log_loss", "roc_auc", "loss"),
+    "multiclass": ("accuracy", "macro_f1", "weighted_f1", "log_loss", "roc_auc", "loss"),
+    "multilabel": ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "roc_auc", "loss"),
+    "regression": ("rmse", "mae", "r2", "loss"),
+}
+
+
+def _monitor_problems(config: Config) -> list[str]:
+    monitor, task = config.training.monitor, config.label.task
+    choices = MONITORS.get(task)
+    if monitor == "auto" or choices is None or monitor in choices:
+        return []
+    return [f"training.monitor: {monitor!r} is not a {task} metric; use auto or one of {', '.join(choices)}"]
 
 
 def _column_problems(config: Config) -> list[str]:

@@ -248,3 +248,16 @@ def test_media_column_named_tabular_is_refused() -> None:
         Config.from_dict(raw)
     alone = Config.from_dict(_raw(columns={"tabular": {"type": "text"}}))  # no clash without tabular columns
     assert alone.input_names() == ["tabular"]
+
+
+def test_monitor_must_be_a_metric_of_the_task() -> None:
+    from omnifuse.config import Config
+    from omnifuse.errors import ConfigError
+
+    raw = {"label": {"column": "y", "task": "regression"}, "columns": {"x": {"type": "numeric"}},
+           "training": {"monitor": "accuracy"}}
+    with pytest.raises(ConfigError, match=r"training\.monitor: 'accuracy' is not a regression metric; "
+                                          r"use auto or one of rmse, mae, r2, loss"):
+        Config.from_dict(raw)
+    raw["training"] = {"monitor": "r2"}
+    assert Config.from_dict(raw).training.monitor == "r2"

@@ -114,7 +114,7 @@ class Trainer:
         self.model.train()
         self._apply_freezing(epoch)
         task_id = (
-            progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=len(loader), loss="-")
+            progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=len(loader), info="loss -")
             if progress
             else None
         )
@@ -125,7 +125,7 @@ class Trainer:
             )
             total, count = total + loss * len(batch.index), count + len(batch.index)
             if progress is not None and task_id is not None:
-                progress.update(task_id, advance=1, loss=f"{total / count:.4f}")
+                progress.update(task_id, advance=1, info=f"loss {total / count:.4f}")
         if progress is not None and task_id is not None:
             progress.remove_task(task_id)
         return total / max(count, 1)
@@ -169,11 +169,14 @@ class Trainer:
             self._resume()
         stop_reason = f"reached the configured {self.cfg.epochs} epoch(s)"
         with self._progress() as progress:
+            overall = progress.add_task("training", total=self.cfg.epochs, completed=self.start_epoch,
+                                        info=f"best {self.early.monitor} {_fmt(self.early.best)}")
             for epoch in range(self.start_epoch, self.cfg.epochs):
                 self.generator.manual_seed(self.cfg.seed + epoch)
                 _reseed_loader(train, self.cfg.seed + epoch)
                 record = self._run_epoch(train, valid, epoch, progress)
                 self.console.print(_epoch_line(record, self.early.monitor))
+                progress.update(overall, advance=1, info=f"best {self.early.monitor} {_fmt(self.early.best)}")
                 if self.early.should_stop:
                     stop_reason = self.early.reason()
                     break
@@ -190,13 +193,8 @@ class Trainer:
         started = time.perf_counter()
         train_loss = self._train_epoch(train, epoch, progress)
         metrics = self.evaluate(valid)
-        score = metrics.get(self.early.monitor)
-        if score is None:
-            raise ValueError(
-                f"training.monitor: metric {self.early.monitor!r} is not computed for this task; "
-                f"choose one of {', '.join(k for k, v in metrics.items() if isinstance(v, float))}"
-            )
-        if self.early.update(float(score), epoch, metrics["loss"]):
+        score = metrics.get(self.early.monitor)  # None where undefined, e.g. ROC-AUC with a class absent
+        if self.early.update(float("nan") if score is None else float(score), epoch, metrics["loss"]):
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.raw_model.state_dict().items()}
             checkpoint.save_weights(self.checkpoint_dir / checkpoint.BEST, self.best_state)
         record = {
@@ -216,7 +214,7 @@ class Trainer:
         return Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
