@@ -118,12 +118,13 @@ def demo(
         str, typer.Option(help="av_digits (image + audio) or fashion (image + text).")
     ] = "av_digits",
     out: Annotated[Path, typer.Option(help="Folder for the demo's data and models.")] = Path("runs/demo"),
+    quick: Annotated[bool, typer.Option(help="Tiny table, 2 epochs: a smoke run of the whole path.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Build a bundled table, train unimodal and fused models, compare them, predict."""
     from omnifuse.demo import run_demo
 
-    run_demo(dataset, out, console=console, progress=not quiet)
+    run_demo(dataset, out, console=console, progress=not quiet, quick=quick)
 
 
 @app.command("list")

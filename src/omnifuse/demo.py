@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,23 +62,35 @@ def demo_config(spec: DemoSpec, inputs: list[str]) -> Config:
     )
 
 
-def build_data(spec: DemoSpec, folder: Path, console: Console, progress: bool) -> Path:
+QUICK_SIZES = {"n_train": 60, "n_valid": 30, "n_test": 30}
+
+
+def build_data(spec: DemoSpec, folder: Path, console: Console, progress: bool, quick: bool = False) -> Path:
     """Builds (or reuses) the demo's table folder with train.csv, valid.csv, test.csv."""
     from omnifuse.datasets import DATASETS
 
     console.print(f"[bold]Building the {spec.builder} table in {folder}[/bold] (reused when already there)")
-    return Path(DATASETS[spec.builder](folder, progress=progress))
+    sizes: dict[str, Any] = QUICK_SIZES if quick else {}
+    return Path(DATASETS[spec.builder](folder, progress=progress, **sizes))
 
 
-def run_demo(name: str, out: Path, console: Console | None = None, progress: bool = True) -> dict[str, float]:
-    """Runs one demo end to end and returns {model name: test accuracy}."""
+def run_demo(
+    name: str, out: Path, console: Console | None = None, progress: bool = True, quick: bool = False
+) -> dict[str, float]:
+    """Runs one demo end to end and returns {model name: test accuracy}.
+
+    ``quick`` uses a tiny table and 2 epochs: a smoke run of the whole path, not a fair comparison.
+    """
     import omnifuse
 
     console = console or Console()
     if name not in DEMOS:
         raise DataError(f"unknown demo dataset {name!r}; choose one of {', '.join(DEMOS)}")
     spec = DEMOS[name]
-    data = build_data(spec, out / "data" / name, console, progress)
+    if quick:
+        spec = dataclasses.replace(spec, training={**spec.training, "epochs": 2})
+    folder = out / "data" / (f"{name}_quick" if quick else name)
+    data = build_data(spec, folder, console, progress, quick)
     inputs = sorted(spec.columns)
     runs = {f"{i}-only": [i] for i in inputs} | {f"fused ({spec.fusion})": inputs}
     scores: dict[str, float] = {}

@@ -1,0 +1,39 @@
+"""`omnifuse demo --quick` end to end on the real bundled data (handwriting + speech, Fashion-MNIST)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import omnifuse
+from omnifuse.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng (make setup installs it)")
+def test_av_digits_quick_demo_trains_compares_and_predicts(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--quick", "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    for run in ("audio-only", "image-only", "fused (attention)"):
+        assert run in output
+    assert "Fusion wins" in output or "Fusion does NOT win" in output
+    assert "omnifuse predict --model" in output
+    fused = tmp_path / "models" / "av_digits" / "fused"
+    predictor = omnifuse.load(fused)
+    data = tmp_path / "data" / "av_digits_quick"
+    preds = predictor.predict(data / "test.csv")
+    assert len(preds) == 30 and set(preds) <= set(range(10))
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs Debian dataset-fashion-mnist (make setup installs it)")
+def test_fashion_quick_demo(tmp_path: Path) -> None:
+    """Fine-tunes the real packaged MiniLM and EfficientNet-Lite0 weights through the whole path (~30 s)."""
+    result = runner.invoke(app, ["demo", "--dataset", "fashion", "--quick", "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "models" / "fashion" / "fused" / "model.safetensors").exists()
