@@ -14,7 +14,7 @@ from omnifuse.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng (make setup installs it)")
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng (make setup does it)")
 def test_av_digits_quick_demo_trains_compares_and_predicts(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--quick", "--out", str(tmp_path), "-q"])
     assert result.exit_code == 0, result.output
