@@ -30,8 +30,8 @@ from omnifuse.encoders.base import (
 
 
 @dataclass
-class MelCNNOptions:
-    """Options of ``mel_cnn``."""
+class LogMelOptions:
+    """The log-mel preprocessing options shared by ``mel_cnn`` and ``mel_lstm``."""
 
     sample_rate: int = 16000  # audio is resampled to this rate (Hz)
     n_mels: int = 64  # mel bins (HTK mel scale, 0 Hz to Nyquist)
@@ -40,6 +40,12 @@ class MelCNNOptions:
     n_fft: int | None = None  # FFT size; None: next power of 2 >= the window
     max_seconds: float = 10.0  # clips are cropped to their first max_seconds
     normalize: bool = True  # per-utterance mean/variance normalisation of the log-mel values
+
+
+@dataclass
+class MelCNNOptions(LogMelOptions):
+    """Options of ``mel_cnn``."""
+
     channels: int = 32  # channels of the first conv block (doubled in the later blocks)
     num_blocks: int = 3  # conv blocks, each halving time and frequency
     output_dim: int = 128  # width of the frame tokens and of the pooled vector
@@ -48,16 +54,9 @@ class MelCNNOptions:
 
 
 @dataclass
-class MelLSTMOptions:
+class MelLSTMOptions(LogMelOptions):
     """Options of ``mel_lstm``."""
 
-    sample_rate: int = 16000  # audio is resampled to this rate (Hz)
-    n_mels: int = 64  # mel bins (HTK mel scale, 0 Hz to Nyquist)
-    win_ms: float = 25.0  # STFT window length in milliseconds
-    hop_ms: float = 10.0  # hop between frames in milliseconds (100 frames per second)
-    n_fft: int | None = None  # FFT size; None: next power of 2 >= the window
-    max_seconds: float = 10.0  # clips are cropped to their first max_seconds
-    normalize: bool = True  # per-utterance mean/variance normalisation of the log-mel values
     stack_frames: int = 4  # consecutive frames concatenated into one LSTM step (shorter sequences)
     hidden_dim: int = 128  # LSTM hidden size per direction; the output width is 2 * hidden_dim
     num_layers: int = 1  # stacked BiLSTM layers
@@ -74,7 +73,7 @@ class HFAudioOptions:
     freeze_feature_encoder: bool = True  # wav2vec2/HuBERT: keep the CNN feature encoder fixed
 
 
-def make_logmel(options: MelCNNOptions | MelLSTMOptions, spec: InputSpec | None = None) -> LogMelPreprocessor:
+def make_logmel(options: LogMelOptions, spec: InputSpec | None = None) -> LogMelPreprocessor:
     """The log-mel preprocessor for the mel encoders' options."""
     return LogMelPreprocessor(
         sample_rate=options.sample_rate,

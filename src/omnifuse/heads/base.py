@@ -11,19 +11,30 @@ from omnifuse.registry import Registry
 
 
 class Head(nn.Module):
-    """Base class: maps the fused vector to the task's outputs. The loss lives in the task, not here.
+    """Maps the fused vector to the task's outputs through ``head_mlp``; the loss lives in the task.
 
+    Every task uses this layout; the task-specific builders (classification.py, regression.py) check
+    ``out_dim`` and document what the outputs mean.
+
+    Args:
+        in_dim: width of the fused vector.
+        out_dim: number of outputs (logits for classification, targets for regression).
+        hidden_dim: width of the hidden layer, 0 for a single Linear.
+        dropout: dropout on the input and after the hidden layer.
     Inputs:
         x: (B, in_dim) the fused vector.
     Returns:
         (B, out_dim) logits (classification) or predictions (regression).
     """
 
-    in_dim: int
-    out_dim: int
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.net = head_mlp(in_dim, out_dim, hidden_dim, dropout)
+        self.in_dim = in_dim
+        self.out_dim = out_dim
 
-    def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
 
 
 def head_mlp(in_dim: int, out_dim: int, hidden_dim: int, dropout: float) -> nn.Sequential:
