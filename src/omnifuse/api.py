@@ -26,6 +26,7 @@ from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns
 from omnifuse.errors import DataError
 from omnifuse.evaluation.report import write_report
+from omnifuse.model import MultimodalModel
 from omnifuse.model_card import write_model_card
 from omnifuse.predictor import Predictor, load
 from omnifuse.tasks import make_task
@@ -81,6 +82,28 @@ def train(
     ctx = RunContext(Path(out), console or Console(), progress)
     _prepare_out(ctx.out, resume, overwrite)
     seed_everything(cfg.training.seed, verbose=False)
+    data = prepare_data(cfg, train, valid, test, ctx, resume=resume, base_dir=base_dir)
+    model, result = fit_prepared(cfg, data, ctx, resume=resume)
+    predictor = Predictor(model, cfg, data.preprocessors, data.task, ctx.out)
+    artifacts.save_model(ctx.out, cfg, data.preprocessors, data.task, model)
+    _final_reports(predictor, data.examples, result, ctx)
+    return load(ctx.out)
+
+
+@dataclass
+class PreparedData:
+    """Fitted task and preprocessors and the preprocessed rows of each split (train, valid[, test])."""
+
+    task: Task
+    preprocessors: dict[str, Preprocessor]
+    examples: dict[str, list[Example]]
+
+
+def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: TableLike | None,
+                 ctx: RunContext, *, resume: bool = False,
+                 base_dir: str | Path | None = None) -> PreparedData:
+    """Reads and splits the tables, fits the task and the preprocessors on the training rows, and
+    preprocesses every split once (bad rows handled by ``data.on_bad_row``)."""
     root = None if base_dir is None else Path(base_dir).resolve()
     train_table, valid_table = _split(cfg, read_table(train, root), valid, ctx.out, resume, root)
     task = _fit_task(cfg, train_table)
@@ -90,15 +113,18 @@ def train(
         sets["test"] = read_table(test, root)
         check_columns(sets["test"].frame, cfg, sets["test"].source, need_label=True)
     examples = {name: _examples(cfg, t, preprocessors, task, ctx, name) for name, t in sets.items()}
-    model = build_model(cfg, preprocessors, task)
-    trainer = _trainer(cfg, model, task, ctx)
-    result = trainer.fit(
-        _loader(cfg, examples["train"], shuffle=True), _loader(cfg, examples["valid"]), resume=resume
-    )
-    predictor = Predictor(model, cfg, preprocessors, task, ctx.out)
-    artifacts.save_model(ctx.out, cfg, preprocessors, task, model)
-    _final_reports(predictor, examples, result, ctx)
-    return load(ctx.out)
+    return PreparedData(task, preprocessors, examples)
+
+
+def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *,
+                 resume: bool = False) -> tuple[MultimodalModel, FitResult]:
+    """Builds the model of ``cfg`` (its inputs may be a subset of what ``data`` holds) and trains it;
+    checkpoints and the training log go to ``ctx.out``."""
+    model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task)
+    trainer = _trainer(cfg, model, data.task, ctx)
+    train_loader = _loader(cfg, data.examples["train"], shuffle=True)
+    result = trainer.fit(train_loader, _loader(cfg, data.examples["valid"]), resume=resume)
+    return model, result
 
 
 def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:

@@ -28,8 +28,8 @@ class MultimodalModel(nn.Module):
         return {name: encoder(inputs[name]) for name, encoder in self.encoders.items()}
 
     def embed(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
-        """The fused representation (B, F)."""
-        return self.fusion(self.encode(inputs), presence)
+        """The fused representation (B, F). Inputs this model has no encoder for are ignored."""
+        return self.fusion(self.encode(inputs), {name: presence[name] for name in self.encoders})
 
     def forward(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
         """Logits (B, C)."""
