@@ -70,10 +70,43 @@ class SmallCNNOptions:
     channels: int = 3  # 3: RGB; 1: grayscale (digits, X-rays): 3x smaller cached rows
     widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # conv channels per block; last = dim
     dropout: float = 0.1  # dropout on the pooled vector
+    residual: bool = False  # ResNet-style blocks: two 3x3 convs with a (1x1-projected) skip connection
+
+
+class ResidualBlock(nn.Module):
+    """Conv3x3-BN-ReLU-Conv3x3-BN plus a 1x1-projected skip, then ReLU (He et al. 2015,
+    https://arxiv.org/abs/1512.03385)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.skip = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
+                                  nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(self.body(x) + self.skip(x))  # (B, out, H, W)
+
+
+def _cnn_block(in_channels: int, out_channels: int, residual: bool) -> list[nn.Module]:
+    if residual:
+        return [ResidualBlock(in_channels, out_channels), nn.MaxPool2d(2)]
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    ]
 
 
 class SmallCNN(Encoder):
-    """A small CNN trained from scratch: blocks of Conv3x3-BatchNorm-ReLU-MaxPool2, then global mean.
+    """A small CNN trained from scratch: blocks of Conv3x3-BatchNorm-ReLU-MaxPool2 (or residual
+    blocks), then global mean.
 
     Inputs:
         pixels: (B, C, size, size) uint8.
@@ -84,18 +117,16 @@ class SmallCNN(Encoder):
     mean: Tensor  # (C,) buffer
     std: Tensor  # (C,) buffer
 
-    def __init__(self, channels: int, widths: list[int], dropout: float, mean: list[float], std: list[float]):
+    def __init__(
+        self, channels: int, widths: list[int], dropout: float, mean: list[float], std: list[float],
+        residual: bool = False,
+    ) -> None:
         super().__init__()
         register_normalisation(self, mean, std)
         layers: list[nn.Module] = []
         previous = channels
         for width in widths:
-            layers += [
-                nn.Conv2d(previous, width, kernel_size=3, padding=1, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
+            layers += _cnn_block(previous, width, residual)
             previous = width
         self.body = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
@@ -123,7 +154,7 @@ def _build_small_cnn(options: SmallCNNOptions, preprocessor: Preprocessor, asset
     if problems:
         raise ConfigError(problems)
     pre = _image_preprocessor(preprocessor)
-    return SmallCNN(pre.channels, list(options.widths), options.dropout, pre.mean, pre.std)
+    return SmallCNN(pre.channels, list(options.widths), options.dropout, pre.mean, pre.std, options.residual)
 
 
 # -- efficientnet_lite0 ---------------------------------------------------------------------------------

@@ -236,3 +236,19 @@ def test_hf_image_builds_without_fit(tmp_path: Path) -> None:
     encoder = spec.build(HFImageOptions(model=str(tmp_path)), pre, None)  # resolves itself
     assert isinstance(pre, ImagePreprocessor) and pre.size == 24
     assert isinstance(encoder, nn.Module) and type(encoder.model).__name__ == "CLIPVisionModel"
+
+
+def test_small_cnn_residual_blocks_train_and_differ_from_plain() -> None:
+    import torch
+
+    from omnifuse.encoders.image import ResidualBlock, SmallCNN
+
+    plain = SmallCNN(1, [4, 8], 0.0, [0.5], [0.5])
+    residual = SmallCNN(1, [4, 8], 0.0, [0.5], [0.5], residual=True)
+    assert sum(isinstance(m, ResidualBlock) for m in residual.modules()) == 2
+    assert not any(isinstance(m, ResidualBlock) for m in plain.modules())
+    pixels = torch.randint(0, 256, (3, 1, 16, 16), dtype=torch.uint8)
+    out = residual({"pixels": pixels})
+    assert out.pooled.shape == (3, 8) and out.tokens is not None and out.tokens.shape == (3, 16, 8)
+    out.pooled.sum().backward()
+    assert all(p.grad is not None for p in residual.parameters())
