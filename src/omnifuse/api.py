@@ -25,6 +25,7 @@ from omnifuse.data.io import Table, is_missing, read_table
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns
 from omnifuse.errors import DataError
+from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
 from omnifuse.evaluation.report import write_report
 from omnifuse.model import MultimodalModel
 from omnifuse.model_card import write_model_card
@@ -266,20 +267,20 @@ def _evaluate_examples(
     title: str,
     history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    loader = DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate)
-    logits, targets, _ = run_model(predictor.model, loader, predictor.device)
+    batches = list(DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate))
+    logits, targets, _ = run_model(predictor.model, batches, predictor.device)
     assert targets is not None, "evaluation examples carry targets"
     task = predictor.task
     metrics = task.metrics(logits, targets)
-    write_report(
-        out,
-        metrics,
-        task,
-        title=title,
-        history=history,
-        probabilities=task.probabilities(logits).numpy(),
-        targets=targets.numpy(),
-    )
+    sections: dict[str, str] = {}
+    if len(predictor.config.input_names()) > 1:
+        ablation = modality_ablation(predictor.model, task, batches, predictor.device)
+        plot_ablation(ablation, out / "plots" / "ablation.png")
+        sections["Modality ablation"] = ablation_section(ablation, "plots/ablation.png")
+        metrics["modality_ablation"] = ablation
+    write_report(out, metrics, task, title=title, history=history,
+                 probabilities=task.probabilities(logits).numpy(), targets=targets.numpy(),
+                 extra_sections=sections)
     return metrics
 
 

@@ -7,7 +7,10 @@ import omnifuse.encoders.image
 import omnifuse.encoders.tabular
 import omnifuse.encoders.text
 import omnifuse.fusion.attention
+import omnifuse.fusion.bilinear
 import omnifuse.fusion.concat
+import omnifuse.fusion.gated
+import omnifuse.fusion.tensor
 import omnifuse.fusion.weighted_sum
 import omnifuse.heads.classification
 import omnifuse.heads.regression  # noqa: F401

@@ -13,7 +13,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Multimodal deep learning from a table: init-config, train, evaluate, predict, demo.",
+    help="Multimodal deep learning from a table: init-config, train, evaluate, predict, explain, demo.",
 )
 console = Console(stderr=True)
 
@@ -110,6 +110,22 @@ def predict(
     frame = predict_table(model, data)
     frame.to_csv(out, index=False)
     console.print(f"[green]Wrote {len(frame)} prediction(s) to {out}[/green]")
+
+
+@app.command()
+def explain(
+    model: ModelOpt,
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write.")] = Path("explanations.csv"),
+) -> None:
+    """Explain every row: prediction, probability, and per input its fusion weight and removal delta."""
+    from omnifuse.explain import explain as explain_rows
+    from omnifuse.explain import write_explanations
+    from omnifuse.predictor import load
+
+    frame = explain_rows(load(model), data)
+    write_explanations(frame, out)
+    console.print(f"[green]Wrote {len(frame)} explanation(s) to {out}[/green]")
 
 
 @app.command()

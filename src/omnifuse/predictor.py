@@ -86,6 +86,12 @@ class Predictor:
         out = self._run(rows, base_dir, embed=True).numpy()
         return out[0] if isinstance(rows, dict) else out
 
+    def explain(self, rows: Rows | str | Path, base_dir: Path | None = None) -> pd.DataFrame:
+        """Per row: prediction, its probability, and per input the fusion weight and removal delta."""
+        from omnifuse.explain import explain
+
+        return explain(self, rows, base_dir)
+
     def _run(self, rows: Rows | str | Path, base_dir: Path | None, embed: bool) -> Tensor:
         records, folder = to_records(rows, base_dir)
         check_records(records, self.config)

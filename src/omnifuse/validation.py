@@ -25,9 +25,23 @@ def config_problems(config: Config) -> list[str]:
     problems += _column_problems(config)
     problems += _component_problems("tabular", config.tabular, "encoder", modality="tabular")
     problems += _component_problems("fusion", config.fusion, "fusion", modality=None)
+    problems += _fusion_input_problems(config)
     problems += _range_problems(config)
     problems += _monitor_problems(config)
     return problems
+
+
+def _fusion_input_problems(config: Config) -> list[str]:
+    from omnifuse.fusion.base import FUSIONS
+
+    if config.fusion.name not in FUSIONS:
+        return []  # reported by _component_problems
+    count = FUSIONS.get(config.fusion.name).num_inputs
+    inputs = config.input_names()
+    if count is None or len(inputs) == count:
+        return []
+    return [f"fusion: {config.fusion.name!r} fuses exactly {count} inputs, this config has {len(inputs)} "
+            f"({', '.join(inputs)}); set the other columns to type: ignore, or choose another fusion"]
 
 
 MONITORS: dict[str, tuple[str, ...]] = {

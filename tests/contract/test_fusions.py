@@ -9,9 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import omnifuse.fusion.attention  # noqa: F401  (registers attention)
-import omnifuse.fusion.concat  # noqa: F401  (registers concat)
-import omnifuse.fusion.weighted_sum  # noqa: F401  (registers weighted_sum)
+import omnifuse.catalog  # noqa: F401  (registers every fusion)
 from omnifuse.encoders.base import EncoderOutput
 from omnifuse.fusion.base import FUSIONS, Fusion
 
@@ -31,15 +29,21 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+def _dims(name: str) -> dict[str, int]:
+    """The inputs a fusion is tested with: all of DIMS, or the first ``num_inputs`` of a fixed count."""
+    count = FUSIONS.get(name).num_inputs
+    return dict(list(DIMS.items())[:count]) if count else dict(DIMS)
+
+
 def _build(name: str) -> Fusion:
     spec = FUSIONS.get(name)
-    return spec.build(spec.options(), dict(DIMS))
+    return spec.build(spec.options(), _dims(name))
 
 
-def _features(requires_grad: bool = False) -> dict[str, EncoderOutput]:
+def _features(fusion_name: str, requires_grad: bool = False) -> dict[str, EncoderOutput]:
     """Tokens with ragged masks (at least one real position per row) and pooled vectors per input."""
     feats = {}
-    for name, dim in DIMS.items():
+    for name, dim in _dims(fusion_name).items():
         length = LENGTHS[name]
         lengths = torch.randint(1, length + 1, (BATCH,))
         mask = torch.arange(length)[None, :] < lengths[:, None]  # (B, T)
@@ -49,10 +53,10 @@ def _features(requires_grad: bool = False) -> dict[str, EncoderOutput]:
     return feats
 
 
-def _presence(all_present: bool = False) -> dict[str, torch.Tensor]:
+def _presence(name: str, all_present: bool = False) -> dict[str, torch.Tensor]:
     if all_present:
-        return {n: torch.ones(BATCH, dtype=torch.bool) for n in DIMS}
-    return {n: torch.tensor(v) for n, v in PRESENCE.items()}
+        return {n: torch.ones(BATCH, dtype=torch.bool) for n in _dims(name)}
+    return {n: torch.tensor(PRESENCE[n]) for n in _dims(name)}
 
 
 def test_some_fusions_are_registered() -> None:
@@ -70,7 +74,7 @@ def test_options_have_defaults_and_summary(name: str) -> None:
 @pytest.mark.parametrize("name", FUSIONS.names())
 def test_shape_and_finite_for_every_presence_pattern(name: str) -> None:
     fusion = _build(name).eval()
-    out = fusion(_features(), _presence())
+    out = fusion(_features(name), _presence(name))
     assert out.shape == (BATCH, fusion.output_dim)
     assert torch.isfinite(out).all()
 
@@ -78,8 +82,8 @@ def test_shape_and_finite_for_every_presence_pattern(name: str) -> None:
 @pytest.mark.parametrize("name", FUSIONS.names())
 def test_backward_reaches_every_parameter(name: str) -> None:
     fusion = _build(name).train()
-    feats = _features(requires_grad=True)
-    out = fusion(feats, _presence(all_present=True))
+    feats = _features(name, requires_grad=True)
+    out = fusion(feats, _presence(name, all_present=True))
     (out * torch.randn_like(out)).sum().backward()
     for pname, param in fusion.named_parameters():
         assert param.grad is not None, f"{pname} got no gradient"
@@ -91,8 +95,8 @@ def test_backward_reaches_every_parameter(name: str) -> None:
 @pytest.mark.parametrize("name", FUSIONS.names())
 def test_backward_is_finite_with_missing_inputs(name: str) -> None:
     fusion = _build(name).train()
-    feats = _features(requires_grad=True)
-    out = fusion(feats, _presence())
+    feats = _features(name, requires_grad=True)
+    out = fusion(feats, _presence(name))
     assert torch.isfinite(out).all()
     out.sum().backward()
     for pname, param in fusion.named_parameters():
@@ -106,7 +110,7 @@ def test_backward_is_finite_with_missing_inputs(name: str) -> None:
 @pytest.mark.parametrize("name", FUSIONS.names())
 def test_absent_inputs_do_not_influence_the_output(name: str) -> None:
     fusion = _build(name).eval()
-    feats, presence = _features(), _presence()
+    feats, presence = _features(name), _presence(name)
     reference = fusion(feats, presence)
     changed = {}
     for input_name, feat in feats.items():
@@ -121,7 +125,7 @@ def test_absent_inputs_do_not_influence_the_output(name: str) -> None:
 @pytest.mark.parametrize("name", FUSIONS.names())
 def test_safetensors_round_trip(name: str, tmp_path: Path) -> None:
     fusion = _build(name).eval()
-    feats, presence = _features(), _presence()
+    feats, presence = _features(name), _presence(name)
     save_file(fusion.state_dict(), str(tmp_path / "fusion.safetensors"))
     torch.manual_seed(1)
     fresh = _build(name).eval()
@@ -132,11 +136,11 @@ def test_safetensors_round_trip(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", FUSIONS.names())
 def test_insertion_order_does_not_matter(name: str) -> None:
     fusion = _build(name).eval()
-    feats, presence = _features(), _presence()
+    feats, presence = _features(name), _presence(name)
     reversed_feats = dict(reversed(list(feats.items())))
     reversed_presence = dict(reversed(list(presence.items())))
     spec = FUSIONS.get(name)
-    reversed_build = spec.build(spec.options(), dict(reversed(list(DIMS.items()))))
+    reversed_build = spec.build(spec.options(), dict(reversed(list(_dims(name).items()))))
     reversed_build.load_state_dict(fusion.state_dict())
     reversed_build.eval()
     expected = fusion(feats, presence)

@@ -261,3 +261,17 @@ def test_monitor_must_be_a_metric_of_the_task() -> None:
         Config.from_dict(raw)
     raw["training"] = {"monitor": "r2"}
     assert Config.from_dict(raw).training.monitor == "r2"
+
+
+def test_fusion_with_a_fixed_number_of_inputs() -> None:
+    from omnifuse.config import Config
+    from omnifuse.errors import ConfigError
+
+    raw = {"label": {"column": "y", "task": "binary"},
+           "columns": {"a": {"type": "text"}, "b": {"type": "text"}, "c": {"type": "numeric"}},
+           "fusion": "bilinear"}
+    with pytest.raises(ConfigError, match=r"fusion: 'bilinear' fuses exactly 2 inputs, this config has 3 "
+                                          r"\(a, b, tabular\); set the other columns to type: ignore"):
+        Config.from_dict(raw)
+    raw["columns"]["c"] = {"type": "ignore"}
+    assert Config.from_dict(raw).fusion.name == "bilinear"

@@ -35,12 +35,14 @@ class Fusion(nn.Module):
 class FusionSpec:
     """A registered fusion: its options dataclass and ``build(options, input_dims) -> Fusion``.
 
-    ``input_dims`` maps each input name (sorted) to its encoder's ``output_dim``.
+    ``input_dims`` maps each input name (sorted) to its encoder's ``output_dim``. ``num_inputs`` is the
+    exact number of inputs the fusion takes (e.g. 2 for bilinear pooling), or None for any number.
     """
 
     options: type
     build: Callable[[Any, dict[str, int]], Fusion]
     summary: str
+    num_inputs: int | None = None
 
 
 FUSIONS: Registry[FusionSpec] = Registry("fusion")
