@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 
 from omnifuse.config import ComponentConfig, Config
 from omnifuse.errors import ConfigError
+from omnifuse.fusion.base import FUSIONS
 from omnifuse.validation import config_problems
 
 BASE: dict[str, Any] = {
@@ -62,7 +64,7 @@ def test_unknown_fusion_lists_all_fusions() -> None:
     with pytest.raises(
         ConfigError,
         match=r"fusion: unknown fusion 'concatt'\. Did you mean 'concat'\? "
-        r"Available: attention, concat, weighted_sum",
+        + re.escape(f"Available: {', '.join(FUSIONS.names())}"),
     ):
         Config.from_dict(_raw(fusion="concatt"))
 
@@ -224,7 +226,7 @@ def test_parse_and_range_problems_reported_together() -> None:
     problems = _problems(raw)
     assert problems == [
         "training.epochs: expected int, got str 'ten'",
-        "fusion: unknown fusion 'concatt'. Did you mean 'concat'? Available: attention, concat, weighted_sum",
+        f"fusion: unknown fusion 'concatt'. Did you mean 'concat'? Available: {', '.join(FUSIONS.names())}",
         "training.batch_size: must be >= 1, got 0",
     ]
 
