@@ -9,8 +9,11 @@ import omnifuse.encoders.text
 import omnifuse.fusion.attention
 import omnifuse.fusion.bilinear
 import omnifuse.fusion.concat
+import omnifuse.fusion.cross_attention
 import omnifuse.fusion.gated
+import omnifuse.fusion.late
 import omnifuse.fusion.tensor
+import omnifuse.fusion.transformer
 import omnifuse.fusion.weighted_sum
 import omnifuse.heads.classification
 import omnifuse.heads.regression  # noqa: F401

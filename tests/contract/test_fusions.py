@@ -60,7 +60,9 @@ def _presence(name: str, all_present: bool = False) -> dict[str, torch.Tensor]:
 
 
 def test_some_fusions_are_registered() -> None:
-    assert {"attention", "concat", "weighted_sum"} <= set(FUSIONS.names())
+    expected = {"attention", "bilinear", "concat", "cross_attention", "gated", "late", "low_rank_tensor",
+                "tensor", "transformer", "weighted_sum"}
+    assert expected <= set(FUSIONS.names())
 
 
 @pytest.mark.parametrize("name", FUSIONS.names())

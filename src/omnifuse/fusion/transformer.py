@@ -90,7 +90,8 @@ class TransformerFusion(Fusion):
     keys at all; CLS is never masked, so a row with nothing present still attends (to CLS alone).
     The last layer is evaluated for the CLS query only (the output reads nothing else), which is both
     cheaper and gives ``last_weights``: (B, M) the CLS token's last-layer attention mass on each input
-    (averaged over heads, detached, sorted input order; the rest of each row's mass is on CLS itself).
+    (averaged over heads, detached, sorted input order; the rest of each row's mass is on CLS itself;
+    in training mode they include the attention dropout).
 
     Args:
         input_dims: {input name: token / pooled width}.
