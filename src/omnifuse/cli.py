@@ -13,7 +13,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Multimodal deep learning from a table: init-config, train, evaluate, predict, explain, demo.",
+    help="Multimodal deep learning from a table: train, evaluate, predict, explain, compare, demo.",
 )
 console = Console(stderr=True)
 
@@ -126,6 +126,25 @@ def explain(
     frame = explain_rows(load(model), data)
     write_explanations(frame, out)
     console.print(f"[green]Wrote {len(frame)} explanation(s) to {out}[/green]")
+
+
+@app.command()
+def compare(
+    config: ConfigOpt,
+    train: TrainOpt,
+    test: Annotated[Path, typer.Option(help="Test table every method is scored on.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.csv, summary.csv, "
+                                      "comparison.png, report.md and runs/.")],
+    valid: Annotated[Path | None, typer.Option(help="Validation table (default: split of --train).")] = None,
+    fusions: Annotated[str, typer.Option(help="'all' or a comma-separated list, e.g. concat,late.")] = "all",
+    seeds: Annotated[int, typer.Option(help="Training runs per method (seeds training.seed + i).")] = 3,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compare unimodal baselines and fusion methods over several seeds: table, plot, report."""
+    from omnifuse.compare import run_compare
+
+    run_compare(config, train, valid, test, out, fusions=fusions, seeds=seeds, progress=not quiet,
+                console=console)
 
 
 @app.command()
