@@ -122,9 +122,9 @@ def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *,
     """Builds the model of ``cfg`` (its inputs may be a subset of what ``data`` holds) and trains it;
     checkpoints and the training log go to ``ctx.out``."""
     model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task)
-    trainer = _trainer(cfg, model, data.task, ctx)
-    train_loader = _loader(cfg, data.examples["train"], shuffle=True)
-    result = trainer.fit(train_loader, _loader(cfg, data.examples["valid"]), resume=resume)
+    trainer = make_trainer(cfg, model, data.task, ctx)
+    train_loader = make_loader(cfg, data.examples["train"], shuffle=True)
+    result = trainer.fit(train_loader, make_loader(cfg, data.examples["valid"]), resume=resume)
     return model, result
 
 
@@ -220,7 +220,8 @@ def _examples(
     return examples
 
 
-def _loader(cfg: Config, examples: list[Example], shuffle: bool = False) -> DataLoader[Example]:
+def make_loader(cfg: Config, examples: list[Example], shuffle: bool = False) -> DataLoader[Example]:
+    """A DataLoader over prepared examples with the config's batch size and workers (seeded shuffling)."""
     import torch
 
     generator = torch.Generator().manual_seed(cfg.training.seed) if shuffle else None
@@ -234,7 +235,8 @@ def _loader(cfg: Config, examples: list[Example], shuffle: bool = False) -> Data
     )
 
 
-def _trainer(cfg: Config, model: Any, task: Task, ctx: RunContext) -> Trainer:
+def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext) -> Trainer:
+    """The Trainer for ``cfg``: per-encoder schedule, checkpoints under ``ctx.out/checkpoints``."""
     names = cfg.input_names()
     schedule = EncoderSchedule(
         lr_mults={n: cfg.encoder_of(n).lr_mult for n in names},

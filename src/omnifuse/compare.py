@@ -7,8 +7,9 @@ scored on the test rows: headline metrics, parameters, training time, inference 
 robustness scores of ``omnifuse.evaluation.robustness``. The outputs (``results.csv``, ``summary.csv``,
 ``comparison.png``, ``report.md``) are described in ``omnifuse.evaluation.comparison_report``.
 
-Frozen encoders (``freeze_epochs: -1``) are trained like the others: caching their features across methods
-is left to the training-speed work.
+Frozen encoders (``freeze_epochs: -1``) whose weights do not depend on the seed (pretrained ones) run once
+over the training and validation rows (``omnifuse.training.feature_cache``); every run then trains its
+fusion and head on those cached features, and puts the real encoder back for the test evaluation.
 """
 
 from __future__ import annotations
@@ -17,20 +18,30 @@ import dataclasses
 import gc
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from lightning_fabric.utilities.seed import seed_everything
 from rich.console import Console
 from rich.markup import escape
 
-from omnifuse.api import PreparedData, RunContext, TableLike, fit_prepared, prepare_data
-from omnifuse.build import build_encoders, parse_options
+from omnifuse.api import (
+    PreparedData,
+    RunContext,
+    TableLike,
+    fit_prepared,
+    make_loader,
+    make_trainer,
+    prepare_data,
+)
+from omnifuse.build import build_encoders, build_model, parse_options
 from omnifuse.config import TABULAR_INPUT, ColumnConfig, ComponentConfig, Config
 from omnifuse.data.collate import Batch, Example, collate
+from omnifuse.encoders.base import ENCODERS, Encoder
 from omnifuse.errors import DataError, UnknownNameError
 from omnifuse.evaluation.comparison_report import (
     FUSION,
@@ -48,6 +59,7 @@ from omnifuse.evaluation.comparison_report import (
 from omnifuse.evaluation.robustness import metric_value, robustness_logits, robustness_scores
 from omnifuse.fusion.base import FUSIONS
 from omnifuse.model import MultimodalModel
+from omnifuse.training.feature_cache import cache_features, precomputed_encoders, seed_independent
 from omnifuse.training.inference import run_model
 from omnifuse.training.loop import FitResult
 
@@ -178,25 +190,86 @@ def evaluate_run(
     return row | robustness_scores(logits, task, metric)
 
 
+@dataclass
+class FeatureCache:
+    """Training and validation rows with cached features in place of the inputs of ``names``."""
+
+    names: list[str]  # inputs served from the cache: frozen for the whole run, weights seed-independent
+    examples: dict[str, list[Example]]  # "train" and "valid" rows, copies of PreparedData.examples
+
+
+def _encoder_builder(cfg: Config, data: PreparedData, name: str) -> Callable[[], Encoder]:
+    component = cfg.encoder_of(name)
+    entry = ENCODERS.get(component.name)
+    options = parse_options(entry.options, component, f"{name}.encoder")
+    return lambda: entry.build(options, data.preprocessors[name], None)
+
+
+def build_feature_cache(cfg: Config, data: PreparedData, console: Console) -> FeatureCache:
+    """Caches the features of each input whose encoder is frozen (``freeze_epochs: -1``) and seed-independent.
+
+    An encoder trained from scratch but frozen keeps its random initialisation, which differs per seed:
+    such inputs are not cached (``seed_independent`` builds the encoder under two seeds and compares).
+    """
+    examples = {split: data.examples[split] for split in ("train", "valid")}
+    names: list[str] = []
+    gpu = cfg.training.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    for name in cfg.input_names():
+        if cfg.encoder_of(name).freeze_epochs != -1:
+            continue
+        build = _encoder_builder(cfg, data, name)
+        if not seed_independent(build):
+            console.print(f"[yellow]{escape(name)}: frozen but randomly initialised; not cached[/yellow]")
+            continue
+        encoder = build()
+        batch = cfg.training.batch_size
+        device = torch.device("cuda" if gpu else "cpu")
+        examples = {s: cache_features(encoder, rows, name, batch, device) for s, rows in examples.items()}
+        names.append(name)
+        del encoder
+    shown = ", ".join(names) if names else "none (no frozen pretrained encoder)"
+    console.print(f"Frozen-feature cache: {len(names)} input(s) served from cached features: {shown}")
+    return FeatureCache(names, examples)
+
+
+def fit_cached(
+    cfg: Config, data: PreparedData, cache: FeatureCache, ctx: RunContext
+) -> tuple[MultimodalModel, FitResult]:
+    """``api.fit_prepared`` on the cached rows: the cached encoders are swapped out while training."""
+    model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task)
+    with precomputed_encoders(model, cache.names):
+        trainer = make_trainer(cfg, model, data.task, ctx)
+        train_loader = make_loader(cfg, cache.examples["train"], shuffle=True)
+        result = trainer.fit(train_loader, make_loader(cfg, cache.examples["valid"]))
+    return model, result
+
+
 def train_run(
-    method: Method, run: int, data: PreparedData, ctx: RunContext
+    method: Method, run: int, data: PreparedData, ctx: RunContext, cache: FeatureCache | None = None
 ) -> tuple[MultimodalModel, FitResult, float]:
     """Trains seed ``run`` of ``method`` into ``out/runs/<method>/seed<run>/``; returns model, result, s."""
     seed = method.config.training.seed + run
-    cfg = dataclasses.replace(
-        method.config, training=dataclasses.replace(method.config.training, seed=seed)
-    )
+    cfg = dataclasses.replace(method.config, training=dataclasses.replace(method.config.training, seed=seed))
     run_dir = ctx.out / "runs" / method.name / f"seed{run}"
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer_console = ctx.console if ctx.progress else Console(quiet=True)
     seed_everything(seed, verbose=False)
     started = time.perf_counter()
-    model, result = fit_prepared(cfg, data, RunContext(run_dir, trainer_console, ctx.progress))
+    run_ctx = RunContext(run_dir, trainer_console, ctx.progress)
+    if cache is not None and set(cache.names) & set(cfg.input_names()):
+        model, result = fit_cached(cfg, data, cache, run_ctx)
+    else:
+        model, result = fit_prepared(cfg, data, run_ctx)
     return model, result, time.perf_counter() - started
 
 
 def run_method(
-    method: Method, seeds: int, data: PreparedData, batches: list[Batch], ctx: RunContext
+    method: Method,
+    seeds: int,
+    data: PreparedData,
+    batches: list[Batch],
+    ctx: RunContext,
+    cache: FeatureCache | None = None,
 ) -> list[dict[str, Any]]:
     """The results.csv rows of one method: one per seed, or one ``skipped`` row with the reason."""
     base = {"method": method.name, "kind": method.kind}
@@ -207,11 +280,21 @@ def run_method(
     metric = data.task.default_monitor()[0]
     rows = []
     for run in range(seeds):
-        model, result, seconds = train_run(method, run, data, ctx)
+        model, result, seconds = train_run(method, run, data, ctx, cache)
         seed = method.config.training.seed + run
         scores = evaluate_run(model, data, batches, inputs, seed=0)
-        rows.append({**base, "run": run, "seed": seed, "status": OK, "reason": "", **scores,
-                     "train_s": seconds, "best_epoch": result.best_epoch + 1})
+        rows.append(
+            {
+                **base,
+                "run": run,
+                "seed": seed,
+                "status": OK,
+                "reason": "",
+                **scores,
+                "train_s": seconds,
+                "best_epoch": result.best_epoch + 1,
+            }
+        )
         ctx.console.print(
             f"{method.name} seed {seed}: {metric} {scores[metric]:.4f}, trained in {seconds:.1f} s "
             f"(best epoch {result.best_epoch + 1})"
@@ -222,8 +305,19 @@ def run_method(
 
 
 def _order_columns(results: pd.DataFrame, metrics: list[str], inputs: list[str]) -> pd.DataFrame:
-    first = ["method", "kind", "run", "seed", "status", "reason", *metrics,
-             "params", "train_s", "ms_per_row", "best_epoch"]
+    first = [
+        "method",
+        "kind",
+        "run",
+        "seed",
+        "status",
+        "reason",
+        *metrics,
+        "params",
+        "train_s",
+        "ms_per_row",
+        "best_epoch",
+    ]
     first += [f"{kind}_{n}" for n in inputs for kind in ("missing", "corrupted")]
     for column in first:
         if column not in results:
@@ -233,9 +327,7 @@ def _order_columns(results: pd.DataFrame, metrics: list[str], inputs: list[str])
     return results[first + [c for c in results.columns if c not in first]]
 
 
-def write_outputs(
-    out: Path, results: pd.DataFrame, info: ComparisonInfo, console: Console
-) -> pd.DataFrame:
+def write_outputs(out: Path, results: pd.DataFrame, info: ComparisonInfo, console: Console) -> pd.DataFrame:
     """Writes results.csv, summary.csv, comparison.png and report.md, prints the table; returns summary."""
     summary = summarise(results)
     results.to_csv(out / "results.csv", index=False)
@@ -246,8 +338,10 @@ def write_outputs(
     for table in comparison_tables(summary, info):
         console.print(table)
     console.print(verdict(summary, info.metric, info.mode).replace("**", ""))
-    console.print(f"[green]Wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'comparison.png'} "
-                  f"and {report}[/green]")
+    console.print(
+        f"[green]Wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'comparison.png'} "
+        f"and {report}[/green]"
+    )
     return summary
 
 
@@ -263,6 +357,7 @@ def run_compare(
     progress: bool = True,
     console: Console | None = None,
     base_dir: str | Path | None = None,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """Compares unimodal baselines and fusion methods over ``seeds`` seeds on the test table.
 
@@ -273,6 +368,7 @@ def run_compare(
         fusions: "all" (every registered fusion), a comma-separated string or a list of names.
         seeds: runs per method, with seeds ``training.seed + i``.
         base_dir: folder that relative file paths in the tables are resolved against.
+        cache: compute the features of frozen pretrained encoders once for every run (``FeatureCache``).
     Returns:
         The results.csv frame: one row per method and seed, one per skipped method.
     Raises:
@@ -288,13 +384,14 @@ def run_compare(
     seed_everything(cfg.training.seed, verbose=False)
     data = prepare_data(cfg, train, valid, test, ctx, base_dir=base_dir)
     methods = plan_methods(cfg, data, names)
+    features = build_feature_cache(cfg, data, ctx.console) if cache else None
     batches = collate_rows(data.examples["test"])
     inputs = sorted(data.examples["test"][0].inputs)
     metrics = headline_metrics(data.task.name)
     rows: list[dict[str, Any]] = []
     for number, method in enumerate(methods, start=1):
         ctx.console.rule(f"[bold]{number}/{len(methods)}: {escape(method.name)}")
-        rows += run_method(method, seeds, data, batches, ctx)
+        rows += run_method(method, seeds, data, batches, ctx, features)
         # written after every method, so an interrupted comparison keeps what it finished
         _order_columns(pd.DataFrame(rows), metrics, inputs).to_csv(ctx.out / "results.csv", index=False)
     results = _order_columns(pd.DataFrame(rows), metrics, inputs)

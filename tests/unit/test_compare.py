@@ -168,3 +168,70 @@ def test_inference_time_is_positive(tmp_path: Path) -> None:
     batches = collate_rows(data.examples["test"], batch_size=5)
     assert [len(b.index) for b in batches] == [5, 5, 2]
     assert inference_ms_per_row(model, batches, repeats=2) > 0.0
+
+
+# -- frozen-feature cache -----------------------------------------------------------------------
+def _frozen_bert_config(folder: Path) -> Config:
+    """'words' read by a tiny BERT saved to ``folder``, frozen for the whole run; 'tabular' trained."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *" ".join(WORDS).split(), "a", "b"]
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=20)).save_pretrained(str(folder))
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(str(folder))
+    cfg = _config()
+    words = {"type": "text", "encoder": {"name": "hf_text", "model": str(folder), "max_length": 8,
+                                          "freeze_epochs": -1}}
+    return Config.from_dict({**cfg.to_dict(), "columns": {**cfg.to_dict()["columns"], "words": words},
+                             "training": {"epochs": 2, "batch_size": 8, "patience": 2}})
+
+
+def test_frozen_pretrained_encoder_is_served_from_the_cache_with_the_same_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from omnifuse.encoders.text import HFTextEncoder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = _frozen_bert_config(tmp_path / "bert")
+    real_forward = HFTextEncoder.forward
+    calls: list[bool] = []  # per call of the real encoder: whether it ran with gradients (a training step)
+
+    def spy(self: HFTextEncoder, inputs: dict[str, torch.Tensor]) -> Any:
+        calls.append(torch.is_grad_enabled())
+        return real_forward(self, inputs)
+
+    monkeypatch.setattr(HFTextEncoder, "forward", spy)
+    results = {}
+    for cache in (True, False):
+        calls.clear()
+        console = Console(record=True, width=200)
+        results[cache] = run_compare(cfg, _frame(30, 0), _frame(12, 1), _frame(12, 2), tmp_path / str(cache),
+                                     fusions="concat", seeds=1, progress=False, console=console, cache=cache)
+        shown = console.export_text()
+        if cache:
+            assert "1 input(s) served from cached features: words" in shown
+            assert calls and not any(calls)  # the cache pass and the test evaluation only
+        else:
+            assert "cached" not in shown and any(calls)  # the real encoder ran at every training step
+    prefixes = ("accuracy", "macro_f1", "missing", "corrupted")
+    scored = [c for c in results[True].columns if c.startswith(prefixes)]
+    assert list(results[True]["method"]) == ["tabular-only", "words-only", "concat"]
+    for column in scored:
+        np.testing.assert_allclose(results[True][column], results[False][column], atol=1e-5, err_msg=column)
+    assert results[True]["params"].tolist() == results[False]["params"].tolist()
+
+
+def test_frozen_encoder_trained_from_scratch_is_not_cached(tmp_path: Path) -> None:
+    from omnifuse.compare import build_feature_cache
+
+    cfg = Config.from_dict({**_config().to_dict(), "columns": {
+        **_config().to_dict()["columns"],
+        "words": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8, "freeze_epochs": -1}}}})
+    data = _prepared(tmp_path, cfg)
+    console = Console(record=True, width=200)
+    cache = build_feature_cache(cfg, data, console)
+    assert cache.names == [] and cache.examples["train"] is data.examples["train"]
+    shown = console.export_text()
+    assert "words: frozen but randomly initialised; not cached" in shown and "0 input(s)" in shown
