@@ -99,6 +99,23 @@ def evaluate(
 
 
 @app.command()
+def validate(
+    config: ConfigOpt,
+    data: DataOpt,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for bad_rows.csv.")] = None,
+) -> None:
+    """Check a table against a config without training: bad rows with their fix, per-column summaries.
+
+    Exit code 0: every row can be used; 1: some rows are bad; 2: the config or the table is unusable.
+    """
+    from omnifuse.validate import run_validate
+
+    code = run_validate(config, data, out, console)
+    if code:
+        raise typer.Exit(code=code)
+
+
+@app.command()
 def predict(
     model: ModelOpt,
     data: DataOpt,
