@@ -104,6 +104,9 @@ def _read_frames(source: str | io.BytesIO, max_seconds: float) -> tuple[np.ndarr
     return data, rate
 
 
+MAX_SAMPLE = 1e3  # float samples beyond this are treated as corrupt (normal audio stays within [-1, 1])
+
+
 def load_audio(value: Path | bytes, sample_rate: int, max_seconds: float) -> np.ndarray:
     """Decodes an audio file to mono float32 at ``sample_rate``, cropped to ``max_seconds``.
 
@@ -132,6 +135,13 @@ def load_audio(value: Path | bytes, sample_rate: int, max_seconds: float) -> np.
         raise BadValueError(
             f"audio {describe(value)} contains NaN or infinite samples",
             "re-export the file " + SKIP_HINT,
+        )
+    if wave.size and float(np.abs(wave).max()) > MAX_SAMPLE:
+        # Float WAVs hold samples in [-1, 1]; values this far out are a corrupt header or data and would
+        # overflow the power spectrum to inf.
+        raise BadValueError(
+            f"audio {describe(value)} has samples far outside [-1, 1] (largest {float(np.abs(wave).max()):.3g})",
+            "re-export the file as normal PCM or float audio " + SKIP_HINT,
         )
     if rate != sample_rate and wave.size > 0:
         wave = soxr.resample(wave, rate, sample_rate).astype(np.float32, copy=False)

@@ -32,6 +32,9 @@ def is_missing(value: Any) -> bool:
         return False
 
 
+MAX_ABS = 1e30  # larger numbers overflow float32 once standardised (and their squares overflow float64)
+
+
 def parse_number(column: str, value: Any) -> float | None:
     """A finite float, or None when the cell is missing.
 
@@ -42,6 +45,8 @@ def parse_number(column: str, value: Any) -> float | None:
         return None
     try:
         number = float(value.strip() if isinstance(value, str) else value)
+    except OverflowError:
+        number = math.inf if not str(value).strip().startswith("-") else -math.inf
     except (TypeError, ValueError):
         raise BadValueError(
             f"numeric column {column!r}: {value!r} is not a number",
@@ -53,12 +58,24 @@ def parse_number(column: str, value: Any) -> float | None:
         return None
     if math.isinf(number):
         raise BadValueError(
-            f"numeric column {column!r}: {value!r} is infinite",
+            f"numeric column {column!r}: {_short(value)} is infinite",
             "replace inf or leave the cell empty",
             column=column,
             value=value,
         )
+    if abs(number) > MAX_ABS:
+        raise BadValueError(
+            f"numeric column {column!r}: {_short(value)} is too large for the model (|x| > {MAX_ABS:g})",
+            "rescale the column (e.g. take its log) or leave the cell empty",
+            column=column,
+            value=value,
+        )
     return number
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _number_or_none(column: str, value: Any) -> float | None:
