@@ -136,11 +136,12 @@ def load_audio(value: Path | bytes, sample_rate: int, max_seconds: float) -> np.
             f"audio {describe(value)} contains NaN or infinite samples",
             "re-export the file " + SKIP_HINT,
         )
-    if wave.size and float(np.abs(wave).max()) > MAX_SAMPLE:
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    if peak > MAX_SAMPLE:
         # Float WAVs hold samples in [-1, 1]; values this far out are a corrupt header or data and would
         # overflow the power spectrum to inf.
         raise BadValueError(
-            f"audio {describe(value)} has samples far outside [-1, 1] (largest {float(np.abs(wave).max()):.3g})",
+            f"audio {describe(value)} has samples far outside [-1, 1] (largest {peak:.3g})",
             "re-export the file as normal PCM or float audio " + SKIP_HINT,
         )
     if rate != sample_rate and wave.size > 0:
