@@ -346,7 +346,7 @@ ENCODERS.add(
         options=SmallCNNOptions,
         make_preprocessor=_make_small_cnn_preprocessor,
         build=_build_small_cnn,
-        summary="small CNN from scratch (Conv-BN-ReLU-MaxPool or residual blocks, global mean) for small images",
+        summary="small CNN from scratch (Conv-BN-ReLU-MaxPool or residual blocks, global mean)",
     ),
 )
 ENCODERS.add(
