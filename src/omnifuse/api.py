@@ -32,6 +32,7 @@ from omnifuse.model_card import write_model_card
 from omnifuse.predictor import Predictor, load
 from omnifuse.tasks import make_task
 from omnifuse.tasks.base import Task
+from omnifuse.training import checkpoint
 from omnifuse.training.inference import run_model
 from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
 
@@ -129,6 +130,13 @@ def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *,
 
 
 def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Checks ``out`` before any work: not an earlier model (unless resume/overwrite), a folder,
+    writable, and with at least ``checkpoint.MIN_FREE_BYTES`` free (the Trainer checks again with
+    the model's real size before its first checkpoint).
+
+    Raises:
+        DataError: ``out`` holds a model or is a file. CheckpointError: not writable or too full.
+    """
     if (out / artifacts.WEIGHTS).exists() and not (resume or overwrite):
         raise DataError(
             f"output folder {str(out)!r} already holds a trained model; choose another --out, "
@@ -136,7 +144,15 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         )
     if out.exists() and not out.is_dir():
         raise DataError(f"output path {str(out)!r} is a file, not a folder; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise checkpoint.CheckpointError(
+            f"cannot create output folder {str(out)!r} ({exc.strerror or exc}); "
+            "check the parent folder's permissions or choose another --out"
+        ) from exc
+    checkpoint.check_writable(out)
+    checkpoint.ensure_free_space(out, checkpoint.MIN_FREE_BYTES, "training checkpoints")
     if not resume and (out / BAD_ROWS_FILE).exists():
         (out / BAD_ROWS_FILE).unlink()
 

@@ -211,11 +211,16 @@ def _fail(message: str) -> None:
 
 
 def main() -> None:
-    """Entry point: runs the app; omnifuse's own errors print one clear message and exit with 2."""
+    """Entry point: runs the app; omnifuse's own errors print one clear message and exit with 2 (130 for
+    Ctrl-C during training, after the message saying how to resume)."""
     from omnifuse.errors import OmnifuseError
+    from omnifuse.training.interrupt import TrainingInterrupted
 
     try:
         app()
+    except TrainingInterrupted as exc:  # Ctrl-C: the conventional exit status 128 + SIGINT
+        console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(130)
     except OmnifuseError as exc:
         console.print("[bold red]error:[/bold red] ", end="")
         console.print(str(exc), markup=False, highlight=False, soft_wrap=True)

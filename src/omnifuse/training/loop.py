@@ -24,6 +24,7 @@ from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint
 from omnifuse.training.early_stopping import EarlyStopping
 from omnifuse.training.inference import run_model
+from omnifuse.training.interrupt import GracefulInterrupt, TrainingInterrupted
 from omnifuse.training.modality_dropout import drop_modalities
 from omnifuse.training.optim import make_optimizer, param_groups, warmup_cosine
 
@@ -92,6 +93,7 @@ class Trainer:
         self.start_epoch, self.step = 0, 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.interrupt = GracefulInterrupt()  # replaced by the active one during fit
 
     # -- setup ------------------------------------------------------------------------------
     def _setup(self, steps_per_epoch: int) -> None:
@@ -124,6 +126,8 @@ class Trainer:
                 batch, accumulate_now=(i + 1) % self.cfg.accumulate != 0 and i + 1 < len(loader)
             )
             total, count = total + loss * len(batch.index), count + len(batch.index)
+            if (i + 1) % self.cfg.accumulate == 0 or i + 1 == len(loader):  # after an optimizer step
+                self._check_interrupt(epoch)
             if progress is not None and task_id is not None:
                 progress.update(task_id, advance=1, info=f"loss {total / count:.4f}")
         if progress is not None and task_id is not None:
@@ -159,7 +163,16 @@ class Trainer:
 
     # -- the run ----------------------------------------------------------------------------
     def fit(self, train: DataLoader[Any], valid: DataLoader[Any], resume: bool = False) -> FitResult:
-        """Trains until ``epochs`` or early stopping; restores the best weights at the end."""
+        """Trains until ``epochs`` or early stopping; restores the best weights at the end.
+
+        The first Ctrl-C (SIGINT) stops after the current optimizer step and raises
+        TrainingInterrupted; the checkpoint of the last finished epoch is kept (not overwritten), so
+        ``--resume`` redoes the interrupted epoch from its start and ends exactly as an uninterrupted
+        run. A second Ctrl-C aborts at once (KeyboardInterrupt).
+
+        Raises:
+            TrainingInterrupted: on Ctrl-C. CheckpointError: disk full or too little free space.
+        """
         loader: Any = self.fabric.setup_dataloaders(
             train, move_to_device=False, use_distributed_sampler=False
         )
@@ -167,25 +180,59 @@ class Trainer:
         self._setup(len(train))
         if resume:
             self._resume()
-        stop_reason = f"reached the configured {self.cfg.epochs} epoch(s)"
-        with self._progress() as progress:
-            overall = progress.add_task("training", total=self.cfg.epochs, completed=self.start_epoch,
-                                        info=f"best {self.early.monitor} {_fmt(self.early.best)}")
-            for epoch in range(self.start_epoch, self.cfg.epochs):
-                self.generator.manual_seed(self.cfg.seed + epoch)
-                _reseed_loader(train, self.cfg.seed + epoch)
-                record = self._run_epoch(train, valid, epoch, progress)
-                self.console.print(_epoch_line(record, self.early.monitor))
-                progress.update(overall, advance=1, info=f"best {self.early.monitor} {_fmt(self.early.best)}")
-                if self.early.should_stop:
-                    stop_reason = self.early.reason()
-                    break
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.ensure_free_space(
+            # last.pt: weights + two Adam moments (3x); best.safetensors: weights (1x)
+            self.checkpoint_dir,
+            4 * _state_bytes(self.raw_model),
+            "the checkpoints of this model",
+        )
+        note = "[yellow]Ctrl-C: stopping after the current step (press again to abort now)[/yellow]"
+        with GracefulInterrupt(lambda: self.console.print(note)) as self.interrupt:
+            stop_reason = self._epochs(train, valid)
         self._restore_best()
         self.console.print(
             f"[bold]Stopped:[/bold] {stop_reason}; restored the best weights "
             f"(epoch {self.early.best_epoch + 1}, {self.early.monitor} = {_fmt(self.early.best)})"
         )
         return FitResult(self.history, self.early.best_epoch, self.early.best, stop_reason)
+
+    def _epochs(self, train: DataLoader[Any], valid: DataLoader[Any]) -> str:
+        """Runs the remaining epochs; returns why they ended."""
+        if self.early.should_stop:  # resumed after the epoch that triggered early stopping
+            return self.early.reason()
+        with self._progress() as progress:
+            overall = progress.add_task(
+                "training",
+                total=self.cfg.epochs,
+                completed=self.start_epoch,
+                info=f"best {self.early.monitor} {_fmt(self.early.best)}",
+            )
+            for epoch in range(self.start_epoch, self.cfg.epochs):
+                self._check_interrupt(epoch)
+                self.generator.manual_seed(self.cfg.seed + epoch)
+                _reseed_loader(train, self.cfg.seed + epoch)
+                record = self._run_epoch(train, valid, epoch, progress)
+                self.console.print(_epoch_line(record, self.early.monitor))
+                progress.update(overall, advance=1, info=f"best {self.early.monitor} {_fmt(self.early.best)}")
+                if self.early.should_stop:
+                    return self.early.reason()
+        return f"reached the configured {self.cfg.epochs} epoch(s)"
+
+    def _check_interrupt(self, epoch: int) -> None:
+        """Raises TrainingInterrupted once Ctrl-C was pressed; ``epoch`` is the unfinished one (0-based)."""
+        if not self.interrupt.requested:
+            return
+        kept = (
+            f"the checkpoint of epoch {epoch} ({self.checkpoint_dir / checkpoint.LAST}) is kept"
+            if epoch > 0
+            else "no epoch finished yet, so a resumed run starts from the beginning"
+        )
+        raise TrainingInterrupted(
+            f"Interrupted during epoch {epoch + 1} (after optimizer step {self.step}); {kept} and "
+            f"epoch {epoch + 1} is redone from its start. Resume with `omnifuse train ... --resume` "
+            "(the same arguments), or omnifuse.train(..., resume=True)"
+        )
 
     def _run_epoch(
         self, train: DataLoader[Any], valid: DataLoader[Any], epoch: int, progress: Progress | None
@@ -269,6 +316,11 @@ class Trainer:
     def _restore_best(self) -> None:
         if self.best_state is not None:
             self.raw_model.load_state_dict(self.best_state)
+
+
+def _state_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the model's state dict (parameters and buffers)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 def _reseed_loader(loader: Any, seed: int) -> None:
