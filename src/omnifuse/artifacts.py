@@ -1,4 +1,7 @@
-"""Save and load model folders: config.yaml, preprocessors.json (+ assets/), model.safetensors. No pickle."""
+"""Save and load model folders: config.yaml, preprocessors.json (+ assets/), model.safetensors. No pickle.
+
+manifest.json (written last) holds the sha256 of each of those files; loading checks it first.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from omnifuse.build import build_model, make_preprocessors
 from omnifuse.config import Config
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.errors import ConfigError, ModelDirError
+from omnifuse.manifest import MANIFEST, verify_manifest, write_manifest
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks import task_from_state
 from omnifuse.tasks.base import Task
@@ -48,8 +52,12 @@ def architecture_fingerprint(model: nn.Module) -> str:
 def save_model(
     folder: Path, config: Config, preprocessors: dict[str, Preprocessor], task: Task, model: MultimodalModel
 ) -> None:
-    """Writes the model folder (files written atomically; assets per input)."""
+    """Writes the model folder (files written atomically; assets per input; manifest.json last).
+
+    An earlier manifest.json is removed first, so a folder whose saving is interrupted never loads.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).unlink(missing_ok=True)
     for name, pre in preprocessors.items():
         pre_dir, enc_dir = folder / ASSETS / name / "preprocessor", folder / ASSETS / name / "encoder"
         pre_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +76,7 @@ def save_model(
     atomic_write(folder / CONFIG, lambda tmp: config.to_yaml(tmp))
     metadata = {"omnifuse_version": __version__, "architecture": architecture_fingerprint(model)}
     save_weights(folder / WEIGHTS, model.state_dict(), metadata)
+    write_manifest(folder, REQUIRED, ASSETS)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -79,11 +88,13 @@ def load_model(folder: str | Path) -> LoadedModel:
     """Rebuilds a saved model without the network.
 
     Raises:
-        ModelDirError: a file is missing, unreadable, from an incompatible version, or does not match
-            the weights (tampered preprocessors, weights of another architecture).
+        ModelDirError: a file is missing, unreadable, from an incompatible version, differs from
+            manifest.json (or the manifest is missing), an unlisted file is under assets/, or the files
+            do not match the weights (tampered preprocessors, weights of another architecture).
     """
     folder = Path(folder)
     _check_files(folder)
+    verify_manifest(folder, REQUIRED, ASSETS)  # before anything else is read
     state = _read_preprocessor_state(folder)  # first: a newer release's files get the version message
     config = _read_config(folder)
     preprocessors = _restore_preprocessors(folder, config, state)

@@ -57,6 +57,7 @@ class DataConfig:
 
     valid_fraction: float = 0.2  # carved from the training table (stratified) when no --valid is given
     on_bad_row: Literal["error", "skip"] = "error"  # skip: bad rows are listed in bad_rows.csv
+    allow_outside_paths: bool = False  # true: file paths may resolve (.., symlinks) outside the table folder
 
 
 @dataclass

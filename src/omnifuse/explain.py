@@ -50,12 +50,17 @@ def explain(predictor: Predictor, rows: Rows | str | Path, base_dir: Path | None
     Raises:
         DataError: a required column is missing. BadRowError: a row cannot be preprocessed.
     """
-    from omnifuse.predictor import check_records, to_records
+    from omnifuse.predictor import check_records, outside_paths_allowed, to_records
 
     records, folder = to_records(rows, base_dir)
     check_records(records, predictor.config)
     examples, bad = examples_from_records(
-        enumerate(records), input_specs(predictor.config), predictor.preprocessors, predictor.config, folder
+        enumerate(records),
+        input_specs(predictor.config),
+        predictor.preprocessors,
+        predictor.config,
+        folder,
+        allow_outside=outside_paths_allowed(rows, base_dir),
     )
     apply_bad_row_policy(bad, "error", None, "the rows to explain")
     size = predictor.batch_size

@@ -96,7 +96,12 @@ class Predictor:
         records, folder = to_records(rows, base_dir)
         check_records(records, self.config)
         examples, bad = examples_from_records(
-            enumerate(records), self._specs, self.preprocessors, self.config, folder
+            enumerate(records),
+            self._specs,
+            self.preprocessors,
+            self.config,
+            folder,
+            allow_outside=outside_paths_allowed(rows, base_dir),
         )
         apply_bad_row_policy(bad, "error", None, "the rows to predict")
         size = self.batch_size
@@ -116,6 +121,12 @@ def to_records(rows: Rows | str | Path, base_dir: Path | None) -> tuple[list[dic
     if isinstance(rows, list):
         return rows, folder
     return _records(rows), folder
+
+
+def outside_paths_allowed(rows: Rows | str | Path, base_dir: Path | None) -> bool | None:
+    """True for rows built in Python with no ``base_dir`` (no table folder: their paths are the
+    caller's choice); None otherwise, i.e. the model's ``data.allow_outside_paths`` decides."""
+    return True if base_dir is None and not isinstance(rows, (str, Path)) else None
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

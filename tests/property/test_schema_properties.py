@@ -6,7 +6,6 @@ floats with NaN and inf), booleans, None, file-name-like strings and mixtures of
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -83,15 +82,6 @@ def test_infer_column_type_always_answers_with_a_known_type_and_a_reason(
 
 # Path.expanduser raises RuntimeError for "~user" prefixes naming no user; a media-looking column of
 # such cells crashed infer_column_type. Pinned so the property keeps checking it once it is fixed.
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason=(
-        "infer_column_type(pd.Series(['~nobody/a.png']), base) raises RuntimeError "
-        "('Could not determine home directory.') from Path.expanduser in io.resolve_path, "
-        "called by schema._media_guess for the on-disk sample check"
-    ),
-)
 @given(users=_lists(st.text(alphabet="qxz", min_size=4, max_size=8)), ext=st.sampled_from(EXTENSIONS[:5]))
 @example(users=["nobody"], ext=".png")
 def test_infer_column_type_survives_tilde_user_paths(users: list[str], ext: str, base_dir: Path) -> None:
@@ -187,15 +177,6 @@ def test_is_missing_is_a_bool_for_any_scalar(value: Any) -> None:
         assert missing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=csv.Error,
-    reason=(
-        "read_table on a .csv file holding 'a\\rb\\n' raises _csv.Error ('new-line character seen in "
-        "unquoted field') from the csv.reader header check in io._read_delimited; "
-        "expected: a Table or DataError"
-    ),
-)
 @given(
     head=st.text(alphabet="ab", min_size=1, max_size=5), tail=st.text(alphabet="ab", min_size=1, max_size=5)
 )

@@ -17,6 +17,7 @@ from omnifuse.artifacts import (
     ASSETS,
     CONFIG,
     PREPROCESSORS,
+    REQUIRED,
     WEIGHTS,
     LoadedModel,
     architecture_fingerprint,
@@ -30,6 +31,7 @@ from omnifuse.data.collate import Batch, collate
 from omnifuse.data.dataset import attach_targets, fit_values, input_specs, make_examples
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.errors import ModelDirError
+from omnifuse.manifest import write_manifest
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks import make_task
 from omnifuse.tasks.base import Task
@@ -98,6 +100,13 @@ def copy(saved: tuple[Path, Any], tmp_path: Path) -> Path:
     folder = tmp_path / "model"
     shutil.copytree(saved[0], folder)
     return folder
+
+
+def _load_resigned(folder: Path) -> LoadedModel:
+    """Loads after re-writing manifest.json, so the checks behind it (tests/unit/test_manifest.py) are
+    reached: as if the files had been edited by someone who also updated the manifest."""
+    write_manifest(folder, REQUIRED, ASSETS)
+    return load_model(folder)
 
 
 def test_folder_contents_and_no_pickle(saved: tuple[Path, Any]) -> None:
@@ -172,14 +181,14 @@ def test_missing_file(copy: Path, name: str) -> None:
         match=rf"model folder '.*' is incomplete: missing {name}; "
         r"was training interrupted\?",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_missing_two_files_lists_both(copy: Path) -> None:
     (copy / CONFIG).unlink()
     (copy / WEIGHTS).unlink()
     with pytest.raises(ModelDirError, match=rf"missing {CONFIG}, {WEIGHTS};"):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def _edit_json(folder: Path, edit: Any) -> None:
@@ -196,7 +205,7 @@ def test_tampered_encoder_name(copy: Path) -> None:
         match=r"preprocessors\.json: input 'review' was preprocessed for encoder "
         r"'textcnn' but config\.yaml uses 'bow'",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_config_edited_to_another_encoder(copy: Path) -> None:
@@ -206,7 +215,7 @@ def test_config_edited_to_another_encoder(copy: Path) -> None:
     with pytest.raises(
         ModelDirError, match=r"was preprocessed for encoder 'bow' but config\.yaml uses 'textcnn'"
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_incompatible_version(copy: Path) -> None:
@@ -216,19 +225,19 @@ def test_incompatible_version(copy: Path) -> None:
         match=rf"was saved by omnifuse 99\.0\.0, this is {__version__}; "
         r"install omnifuse==99\.0\.0 to load it, or re-train",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_missing_version_is_incompatible(copy: Path) -> None:
     _edit_json(copy, lambda s: s.pop("omnifuse_version"))
     with pytest.raises(ModelDirError, match=r"saved by omnifuse unknown"):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_patch_release_is_compatible(copy: Path) -> None:
     major, minor, _ = __version__.split(".")
     _edit_json(copy, lambda s: s.update(omnifuse_version=f"{major}.{minor}.99"))
-    assert load_model(copy).task.classes == ["neg", "pos"]
+    assert _load_resigned(copy).task.classes == ["neg", "pos"]
 
 
 def test_version_checked_before_config(copy: Path) -> None:
@@ -237,7 +246,7 @@ def test_version_checked_before_config(copy: Path) -> None:
     raw["training"]["a_key_from_the_future"] = 1
     (copy / CONFIG).write_text(yaml.safe_dump(raw))
     with pytest.raises(ModelDirError, match=r"was saved by omnifuse 99\.0\.0"):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_inputs_do_not_match_config(copy: Path) -> None:
@@ -247,7 +256,7 @@ def test_inputs_do_not_match_config(copy: Path) -> None:
         match=r"describes inputs \['review'\] but config\.yaml has "
         r"\['review', 'tabular'\]; the files do not belong together",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_damaged_preprocessor_state(copy: Path) -> None:
@@ -257,7 +266,7 @@ def test_damaged_preprocessor_state(copy: Path) -> None:
         match=r"the preprocessor of input 'review' cannot be restored "
         r"\(KeyError: 'vocab'\); restore the model folder",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_damaged_task_state(copy: Path) -> None:
@@ -267,7 +276,7 @@ def test_damaged_task_state(copy: Path) -> None:
         match=r"preprocessors\.json: the task state is damaged \(.*unknown task "
         r"'ranking'.*\); re-train or restore",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_corrupt_json(copy: Path) -> None:
@@ -277,13 +286,13 @@ def test_corrupt_json(copy: Path) -> None:
         match=r"preprocessors\.json is not valid JSON \(.*\); restore it from the "
         r"original model folder",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_binary_garbage_json(copy: Path) -> None:
     (copy / PREPROCESSORS).write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ModelDirError, match=r"is not valid JSON"):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_json_that_is_not_an_object(copy: Path) -> None:
@@ -293,7 +302,7 @@ def test_json_that_is_not_an_object(copy: Path) -> None:
         match=r"preprocessors\.json should hold a JSON object, found list; "
         r"restore it from the original model folder",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_invalid_config_yaml(copy: Path) -> None:
@@ -303,7 +312,7 @@ def test_invalid_config_yaml(copy: Path) -> None:
         match=r"(?s)config\.yaml is not a valid omnifuse config:\n"
         r"invalid configuration \(1 problem\(s\)\).*label\.task",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_truncated_safetensors(copy: Path) -> None:
@@ -314,13 +323,13 @@ def test_truncated_safetensors(copy: Path) -> None:
         match=r"model\.safetensors cannot be read \(.*\); restore it from the "
         r"original model folder",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_empty_safetensors(copy: Path) -> None:
     (copy / WEIGHTS).write_bytes(b"")
     with pytest.raises(ModelDirError, match=r"model\.safetensors cannot be read"):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 @pytest.mark.parametrize(("hidden", "fusion"), [(7, "concat"), (6, "weighted_sum")])
@@ -334,7 +343,7 @@ def test_weights_of_another_architecture(copy: Path, tmp_path: Path, hidden: int
         r"config\.yaml and preprocessors\.json describe \(first differences: "
         r"\[.+\]\); the files do not belong together",
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_vocabulary_edited_to_another_size(copy: Path) -> None:
@@ -342,12 +351,12 @@ def test_vocabulary_edited_to_another_size(copy: Path) -> None:
     with pytest.raises(
         ModelDirError, match=r"holds weights for another architecture.*encoders\.review\.embed"
     ):
-        load_model(copy)
+        _load_resigned(copy)
 
 
 def test_save_over_an_existing_folder_replaces_files(copy: Path) -> None:
     cfg, preprocessors, task, model = _save(copy, hidden=7)
-    loaded = load_model(copy)
+    loaded = _load_resigned(copy)
     assert loaded.config.head.hidden_dim == 7
     assert architecture_fingerprint(loaded.model) == architecture_fingerprint(model)
 

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from omnifuse.config import Config
 from omnifuse.data.collate import Example
-from omnifuse.data.io import is_missing, resolve_path
+from omnifuse.data.io import check_inside, is_missing, resolve_path
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import InputSpec
 from omnifuse.errors import BadValueError
@@ -69,7 +69,7 @@ def fit_values(spec: InputSpec, frame: pd.DataFrame, base_dir: Path) -> list[Any
 
 
 def _media_cell(
-    spec: InputSpec, pre: Preprocessor, value: Any, base_dir: Path, allow_missing: bool
+    spec: InputSpec, pre: Preprocessor, value: Any, base_dir: Path, allow_missing: bool, allow_outside: bool
 ) -> tuple[dict[str, Any], bool]:
     if is_missing(value):
         if allow_missing:
@@ -82,6 +82,7 @@ def _media_cell(
         if isinstance(value, (bytes, bytearray)):
             return pre(bytes(value)), True
         path = resolve_path(str(value), base_dir)
+        check_inside(path, base_dir, allow_outside, shown=str(value))  # first: says nothing of what exists
         if not path.exists():
             raise BadValueError(f"file {str(value)!r} does not exist (looked for {path})", "fix the path")
         return pre(path), True
@@ -95,8 +96,14 @@ def make_example(
     preprocessors: dict[str, Preprocessor],
     config: Config,
     base_dir: Path,
+    allow_outside: bool | None = None,
 ) -> tuple[Example | None, BadRow | None]:
-    """Preprocesses one row; returns (example, None) or (None, the first problem found)."""
+    """Preprocesses one row; returns (example, None) or (None, the first problem found).
+
+    ``allow_outside``: whether file paths may resolve outside ``base_dir``; None reads
+    ``config.data.allow_outside_paths``.
+    """
+    outside = config.data.allow_outside_paths if allow_outside is None else allow_outside
     inputs: dict[str, Any] = {}
     presence: dict[str, bool] = {}
     for spec in specs:
@@ -107,7 +114,7 @@ def make_example(
             else:
                 allow = config.columns[spec.name].allow_missing
                 inputs[spec.name], presence[spec.name] = _media_cell(
-                    spec, pre, row[spec.name], base_dir, allow
+                    spec, pre, row[spec.name], base_dir, allow, outside
                 )
         except BadValueError as exc:
             column = exc.column or spec.name
@@ -123,13 +130,15 @@ def make_examples(
     config: Config,
     base_dir: Path,
     progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None,
+    allow_outside: bool | None = None,
 ) -> tuple[list[Example], list[BadRow]]:
-    """Preprocesses every row; bad rows are collected, never silently dropped."""
+    """Preprocesses every row; bad rows are collected, never silently dropped (``allow_outside``: see
+    ``make_example``)."""
     records = frame.to_dict(orient="records")
     rows: Iterator[Any] = iter(zip(frame.index, records, strict=True))  # row ids: the table's own index
     if progress is not None:
         rows = progress(rows, len(records))
-    return examples_from_records(rows, specs, preprocessors, config, base_dir)
+    return examples_from_records(rows, specs, preprocessors, config, base_dir, allow_outside)
 
 
 def examples_from_records(
@@ -138,12 +147,16 @@ def examples_from_records(
     preprocessors: dict[str, Preprocessor],
     config: Config,
     base_dir: Path,
+    allow_outside: bool | None = None,
 ) -> tuple[list[Example], list[BadRow]]:
-    """Preprocesses (row id, row dict) pairs; bad rows are collected, never silently dropped."""
+    """Preprocesses (row id, row dict) pairs; bad rows are collected, never silently dropped
+    (``allow_outside``: see ``make_example``)."""
     examples: list[Example] = []
     bad: list[BadRow] = []
     for row_id, row in rows:
-        example, problem = make_example(int(row_id), row, specs, preprocessors, config, base_dir)
+        example, problem = make_example(
+            int(row_id), row, specs, preprocessors, config, base_dir, allow_outside
+        )
         if example is not None:
             examples.append(example)
         if problem is not None:

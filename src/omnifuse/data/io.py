@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from omnifuse.errors import DataError
+from omnifuse.errors import BadValueError, DataError
 
 _CSV_EXTENSIONS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 _PARQUET_EXTENSIONS = (".parquet", ".pq")
@@ -104,7 +104,13 @@ def _decode_utf8(path: Path) -> str:
 def _read_delimited(path: Path) -> pd.DataFrame:
     sep = _CSV_EXTENSIONS[path.suffix.lower()]
     text = _decode_utf8(path)
-    header = next(csv.reader(io.StringIO(text), delimiter=sep), None)
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), None)
+    except csv.Error as exc:  # e.g. a bare carriage return inside an unquoted header field
+        raise DataError(
+            f"table {str(path)!r} has an unreadable header row ({exc}); "
+            "save it again with plain line endings (\\n or \\r\\n) and quoted fields"
+        ) from None
     if not header:
         raise DataError(f"table {str(path)!r} is empty (no header row); add a header and at least one row")
     _check_duplicates(header, str(path))
@@ -164,9 +170,43 @@ def _check_frame(frame: pd.DataFrame, source: str) -> None:
 
 
 def resolve_path(value: str, base_dir: Path) -> Path:
-    """The path in a cell: ``~`` expanded, absolute paths kept, relative ones joined to ``base_dir``."""
-    path = Path(value).expanduser()
+    """The path in a cell: ``~`` expanded, absolute paths kept, relative ones joined to ``base_dir``.
+
+    Where the file may be is checked separately, by ``check_inside``.
+    """
+    path = Path(value)
+    try:
+        path = path.expanduser()
+    except RuntimeError:
+        pass  # "~user" with no such user: keep the text as a relative path (it will not be found)
     return path if path.is_absolute() else base_dir / path
+
+
+def check_inside(path: Path, base_dir: Path, allow_outside: bool, shown: str | None = None) -> None:
+    """The path policy: a file named in a table must resolve (``..`` and symlinks followed) inside
+    the table's folder, unless ``allow_outside`` (``data.allow_outside_paths``) is true.
+
+    Absolute paths follow the same rule: allowed when they resolve inside ``base_dir``.
+
+    Args:
+        path: the file, as ``resolve_path`` returned it.
+        base_dir: the table's folder (or the ``base_dir`` given).
+        allow_outside: skip the check.
+        shown: the cell as written, for the message (default: ``path``).
+
+    Raises:
+        BadValueError: the file resolves outside ``base_dir``; names both absolute paths and the fix.
+    """
+    if allow_outside:
+        return
+    real, base = path.resolve(), base_dir.resolve()
+    if real.is_relative_to(base):
+        return
+    name = str(path) if shown is None else shown
+    raise BadValueError(
+        f"file {name!r} resolves to {real}, outside the table's folder {base}",
+        "move it inside the folder, or set data.allow_outside_paths: true",
+    )
 
 
 def is_missing(value: Any) -> bool:
