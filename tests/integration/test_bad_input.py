@@ -61,3 +61,27 @@ def test_unknown_config_key_suggests_the_right_one(table_dir: Path, tmp_path: Pa
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError)
     assert "training.patiense: unknown key. Did you mean 'patience'?" in str(result.exception)
+
+
+def test_files_broken_after_validation_never_kill_the_run(table_dir: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file is decoded once, before training; nothing is read during the epochs, so a file replaced
+    or corrupted after that point cannot stop the run."""
+    import shutil
+
+    import omnifuse
+    from omnifuse.training.loop import Trainer
+
+    folder = tmp_path / "copy"
+    shutil.copytree(table_dir, folder)
+    original_fit = Trainer.fit
+
+    def corrupt_then_fit(self: Trainer, *args: object, **kwargs: object) -> object:
+        for path in [*(folder / "img").glob("*.png"), *(folder / "wav").glob("*.wav")]:
+            path.write_bytes(b"garbage")  # every media file is now undecodable
+        return original_fit(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Trainer, "fit", corrupt_then_fit)
+    omnifuse.train(folder / "config.yaml", train=folder / "train.csv", out=tmp_path / "m", progress=False)
+    assert (tmp_path / "m" / "model.safetensors").exists()
+    assert not (tmp_path / "m" / "bad_rows.csv").exists()

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.data.preprocess.base import Preprocessor
-from omnifuse.data.preprocess.image import HFImagePreprocessor, ImagePreprocessor
+from omnifuse.data.preprocess.image import DEFAULT_MAX_PIXELS, HFImagePreprocessor, ImagePreprocessor
 from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec, InputSpec
 from omnifuse.errors import ConfigError
 
@@ -71,6 +71,7 @@ class SmallCNNOptions:
     widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # conv channels per block; last = dim
     dropout: float = 0.1  # dropout on the pooled vector
     residual: bool = False  # ResNet-style blocks: two 3x3 convs with a (1x1-projected) skip connection
+    max_pixels: int = DEFAULT_MAX_PIXELS  # images above width*height pixels are refused (decompression bomb)
 
 
 class ResidualBlock(nn.Module):
@@ -139,7 +140,7 @@ class SmallCNN(Encoder):
 
 
 def _make_small_cnn_preprocessor(options: SmallCNNOptions, spec: InputSpec) -> Preprocessor:
-    return ImagePreprocessor(options.size, options.channels)
+    return ImagePreprocessor(options.size, options.channels, options.max_pixels)
 
 
 def _build_small_cnn(options: SmallCNNOptions, preprocessor: Preprocessor, assets: Path | None) -> Encoder:
@@ -168,6 +169,7 @@ class EfficientNetLite0Options:
     pretrained: bool = True  # load the packaged ImageNet weights (needs omnifuse[pretrained])
     channels: int = 3  # 1: decode as grayscale (smaller cached rows), repeated to RGB in the encoder
     dropout: float = 0.2  # dropout on the pooled 1280-d vector
+    max_pixels: int = DEFAULT_MAX_PIXELS  # images above width*height pixels are refused (decompression bomb)
 
 
 class EfficientNetLite0(Encoder):
@@ -228,7 +230,7 @@ def load_efficientnet_lite0(size: int, pretrained: bool) -> nn.Module:
 
 
 def _make_efficientnet_preprocessor(options: EfficientNetLite0Options, spec: InputSpec) -> Preprocessor:
-    return ImagePreprocessor(options.size, options.channels, mean=LITE_MEAN, std=LITE_STD)
+    return ImagePreprocessor(options.size, options.channels, options.max_pixels, mean=LITE_MEAN, std=LITE_STD)
 
 
 def _build_efficientnet(
@@ -252,6 +254,7 @@ class HFImageOptions:
     model: str = "facebook/dinov2-small"  # hub name or local folder: ViT, ResNet, ConvNeXt, CLIP, DINOv2, ...
     size: int | None = None  # input side; None: preprocessor_config.json, else config image_size, else 224
     pooling: Literal["auto", "mean", "cls"] = "auto"  # auto: the model's pooler_output if any, else the mean
+    max_pixels: int = DEFAULT_MAX_PIXELS  # images above width*height pixels are refused (decompression bomb)
 
 
 class HFImageEncoder(Encoder):
@@ -328,7 +331,7 @@ def load_hf_vision_model(model: str, assets: Path | None) -> nn.Module:
 
 
 def _make_hf_preprocessor(options: HFImageOptions, spec: InputSpec) -> Preprocessor:
-    return HFImagePreprocessor(options.model, options.size)
+    return HFImagePreprocessor(options.model, options.size, options.max_pixels)
 
 
 def _build_hf_image(options: HFImageOptions, preprocessor: Preprocessor, assets: Path | None) -> Encoder:

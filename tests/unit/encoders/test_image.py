@@ -252,3 +252,26 @@ def test_small_cnn_residual_blocks_train_and_differ_from_plain() -> None:
     assert out.pooled.shape == (3, 8) and out.tokens is not None and out.tokens.shape == (3, 16, 8)
     out.pooled.sum().backward()
     assert all(p.grad is not None for p in residual.parameters())
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "efficientnet_lite0"])
+def test_pixel_limit_is_an_encoder_option(name: str, tmp_path: Path) -> None:
+    """The decompression-bomb guard is configurable in YAML (`max_pixels`) and reaches the preprocessor."""
+    from PIL import Image as PILImage
+
+    import omnifuse.catalog  # noqa: F401
+    from omnifuse.build import make_preprocessors
+    from omnifuse.config import Config
+    from omnifuse.errors import BadValueError
+
+    encoder = {"name": name, "size": 32, "max_pixels": 100}
+    if name == "efficientnet_lite0":
+        encoder["pretrained"] = False
+    config = Config.from_dict({"label": {"column": "y", "task": "binary"},
+                               "columns": {"photo": {"type": "image", "encoder": encoder}}})
+    pre = make_preprocessors(config)["photo"]
+    PILImage.new("RGB", (20, 20)).save(tmp_path / "big.png")
+    with pytest.raises(BadValueError, match=r"400 pixels, above the limit of 100 \(decompression-bomb"):
+        pre(tmp_path / "big.png")
+    PILImage.new("RGB", (8, 8)).save(tmp_path / "small.png")
+    assert pre(tmp_path / "small.png")["pixels"].shape[-1] == 32

@@ -197,7 +197,7 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> Image.Image:
     """
     too_big = BadValueError(
         f"image '{name}' has more pixels than the limit of {max_pixels} (decompression-bomb guard)",
-        "downscale the image, or raise data.max_image_pixels if it is trusted",
+        "downscale the image, or raise the image encoder option max_pixels if it is trusted",
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
