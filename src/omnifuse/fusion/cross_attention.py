@@ -9,8 +9,7 @@ from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
-from omnifuse.fusion.transformer import check_heads, token_sequences
-from omnifuse.layers.mlp import check_dropout, check_positive
+from omnifuse.fusion.transformer import check_token_fusion_options, token_sequences
 
 
 @dataclass
@@ -155,17 +154,7 @@ def build_cross_attention(options: CrossAttentionOptions, input_dims: dict[str, 
         ValueError: no inputs, a non-positive ``dim`` / ``layers`` / ``heads`` / ``ff_mult`` / ``max_tokens``,
             ``heads`` not dividing ``dim`` or a bad dropout.
     """
-    if not input_dims:
-        raise ValueError("fusion 'cross_attention' needs at least one input; configure at least one column")
-    for value, where in (
-        (options.dim, "fusion.dim"),
-        (options.layers, "fusion.layers"),
-        (options.ff_mult, "fusion.ff_mult"),
-        (options.max_tokens, "fusion.max_tokens"),
-    ):
-        check_positive(value, where)
-    check_heads(options.dim, options.heads)
-    check_dropout(options.dropout, "fusion.dropout")
+    check_token_fusion_options("cross_attention", options, input_dims)
     return CrossAttentionFusion(
         input_dims,
         dim=options.dim,

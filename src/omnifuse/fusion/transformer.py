@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -173,15 +174,15 @@ class TransformerFusion(Fusion):
         return cls.squeeze(1), weights.squeeze(1)
 
 
-def build_transformer(options: TransformerOptions, input_dims: dict[str, int]) -> TransformerFusion:
-    """Builds a TransformerFusion after checking the options.
+def check_token_fusion_options(name: str, options: Any, input_dims: dict[str, int]) -> None:
+    """The checks shared by the token-level fusions (``transformer``, ``cross_attention``).
 
     Raises:
-        ValueError: no inputs, a non-positive ``dim`` / ``layers`` / ``heads`` / ``ff_mult`` / ``max_tokens``,
+        ValueError: no inputs, a non-positive ``dim`` / ``layers`` / ``ff_mult`` / ``max_tokens``,
             ``heads`` not dividing ``dim`` or a bad dropout.
     """
     if not input_dims:
-        raise ValueError("fusion 'transformer' needs at least one input; configure at least one column")
+        raise ValueError(f"fusion {name!r} needs at least one input; configure at least one column")
     for value, where in (
         (options.dim, "fusion.dim"),
         (options.layers, "fusion.layers"),
@@ -191,6 +192,16 @@ def build_transformer(options: TransformerOptions, input_dims: dict[str, int]) -
         check_positive(value, where)
     check_heads(options.dim, options.heads)
     check_dropout(options.dropout, "fusion.dropout")
+
+
+def build_transformer(options: TransformerOptions, input_dims: dict[str, int]) -> TransformerFusion:
+    """Builds a TransformerFusion after checking the options.
+
+    Raises:
+        ValueError: no inputs, a non-positive ``dim`` / ``layers`` / ``heads`` / ``ff_mult`` / ``max_tokens``,
+            ``heads`` not dividing ``dim`` or a bad dropout.
+    """
+    check_token_fusion_options("transformer", options, input_dims)
     return TransformerFusion(
         input_dims,
         dim=options.dim,
