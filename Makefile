@@ -16,7 +16,7 @@ setup: $(STAMP) system-deps
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,pretrained]"
+	$(PY) -m pip install -q -e ".[dev,all]"
 	touch $(STAMP)
 
 system-deps:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages omnifuse's demo and tests use, when missing: espeak-ng (speech for the
-# AV-Digits demo) and dataset-fashion-mnist (the Fashion demo). Quick and silent when both are there.
+# AV-Digits demo), dataset-fashion-mnist (the Fashion demo) and chromium (the web page's browser test).
+# Quick and silent when all are there.
 set -euo pipefail
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "omnifuse: please install ${missing[*]} with your package manager (no apt-get here)" >&2

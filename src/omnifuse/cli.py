@@ -194,6 +194,18 @@ def list_parts() -> None:
     typer.echo(f"heads    {', '.join(list_heads())}")
 
 
+def _register_groups() -> None:
+    import importlib
+
+    from omnifuse.commands import GROUPS
+
+    for group in GROUPS:
+        importlib.import_module(f"omnifuse.commands.{group}").register(app)
+
+
+_register_groups()
+
+
 def _print_metrics(path: Path) -> None:
     import json
 
