@@ -12,7 +12,7 @@ from torch import Tensor
 
 from omnifuse.artifacts import LoadedModel, load_model
 from omnifuse.config import Config
-from omnifuse.data.collate import collate
+from omnifuse.data.collate import Example, collate
 from omnifuse.data.dataset import examples_from_records, input_specs
 from omnifuse.data.io import read_table
 from omnifuse.data.preprocess.base import Preprocessor
@@ -92,22 +92,39 @@ class Predictor:
 
         return explain(self, rows, base_dir)
 
-    def _run(self, rows: Rows | str | Path, base_dir: Path | None, embed: bool) -> Tensor:
+    def prepare(
+        self, rows: Rows | str | Path, base_dir: Path | None = None, allow_outside: bool | None = None
+    ) -> list[Example]:
+        """Checks and preprocesses rows into model-ready examples (no forward pass).
+
+        Args:
+            rows: a DataFrame, a list of row dicts, one dict, or the path of a table.
+            base_dir: folder relative file paths are resolved against.
+            allow_outside: whether file paths may resolve outside ``base_dir``; None: rows built in Python
+                with no ``base_dir`` may, tables follow the model's ``data.allow_outside_paths``.
+
+        Raises:
+            DataError: a column is missing. BadRowError: a row cannot be preprocessed (names row, column,
+                value and fix).
+        """
         records, folder = to_records(rows, base_dir)
         check_records(records, self.config)
+        outside = outside_paths_allowed(rows, base_dir) if allow_outside is None else allow_outside
         examples, bad = examples_from_records(
-            enumerate(records),
-            self._specs,
-            self.preprocessors,
-            self.config,
-            folder,
-            allow_outside=outside_paths_allowed(rows, base_dir),
+            enumerate(records), self._specs, self.preprocessors, self.config, folder, allow_outside=outside
         )
         apply_bad_row_policy(bad, "error", None, "the rows to predict")
+        return examples
+
+    def run_examples(self, examples: list[Example], embed: bool = False) -> Tensor:
+        """Logits (N, C), or fused embeddings (N, F) with ``embed``, for prepared examples, in order."""
         size = self.batch_size
         batches = (collate(examples[i : i + size]) for i in range(0, len(examples), size))
         outputs, _, _ = run_model(self.model, batches, self.device, embed=embed)
         return outputs
+
+    def _run(self, rows: Rows | str | Path, base_dir: Path | None, embed: bool) -> Tensor:
+        return self.run_examples(self.prepare(rows, base_dir), embed=embed)
 
 
 def to_records(rows: Rows | str | Path, base_dir: Path | None) -> tuple[list[dict[str, Any]], Path]:
