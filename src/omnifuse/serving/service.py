@@ -1,0 +1,171 @@
+"""The model-side work of the server: warm-up, prepared rows -> answers, model description, search.
+
+Everything here runs on worker threads (never on the event loop) and returns plain JSON-able values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from omnifuse.data.collate import Example
+from omnifuse.data.preprocess.tabular import TabularPreprocessor
+from omnifuse.version import __version__
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from omnifuse.predictor import Predictor
+
+METRICS_FILE = "metrics.json"
+RESULT_KEYS = ("rank", "score", "id")
+
+
+def warmup(predictor: Predictor) -> None:
+    """One forward on blank inputs, so that the first real request does not pay for lazy setup."""
+    inputs = {name: pre.blank() for name, pre in predictor.preprocessors.items()}
+    example = Example(index=0, inputs=inputs, presence={name: True for name in inputs})
+    predictor.run_examples([example])
+
+
+def prediction_rows(predictor: Predictor, examples: list[Example]) -> list[dict[str, Any]]:
+    """One forward over prepared examples -> ``{"prediction", "probabilities"}`` per example, in order.
+
+    ``probabilities`` is left out for regression; a non-finite probability is null.
+    """
+    logits = predictor.run_examples(examples)  # (N, C)
+    task = predictor.task
+    decoded = task.decode(logits)
+    if not task.classes:
+        return [{"prediction": plain(value)} for value in decoded]
+    names = [str(c) for c in task.classes]
+    probabilities = task.probabilities(logits).tolist()  # (N, C) nested lists
+    return [
+        {"prediction": plain(value), "probabilities": {n: finite(p) for n, p in zip(names, row, strict=True)}}
+        for value, row in zip(decoded, probabilities, strict=True)
+    ]
+
+
+def explanation_rows(predictor: Predictor, examples: list[Example]) -> list[dict[str, Any]]:
+    """Explains prepared examples (see ``omnifuse.explain``) in the API's shape, in order."""
+    import pandas as pd
+
+    from omnifuse.data.collate import collate
+    from omnifuse.evaluation.ablation import forward_variants
+    from omnifuse.explain import explain_batch
+
+    parts = []
+    size = predictor.batch_size
+    for start in range(0, len(examples), size):
+        batch = collate(examples[start : start + size]).to(predictor.device)
+        variants = forward_variants(predictor.model, batch)
+        presence = {name: flags.cpu() for name, flags in batch.presence.items()}
+        parts.append(explain_batch(predictor.task, variants, presence))
+    frame = pd.concat(parts, ignore_index=True)
+    return explanations_from_frame(frame, predictor.config.input_names())
+
+
+def explanations_from_frame(frame: pd.DataFrame, inputs: list[str]) -> list[dict[str, Any]]:
+    """Maps the ``explain`` DataFrame (prediction, probability, weight_*, delta_*) to the API's rows."""
+    out = []
+    for record in frame.to_dict(orient="records"):
+        effects = {
+            name: {"weight": finite(record.get(f"weight_{name}")), "delta": finite(record[f"delta_{name}"])}
+            for name in inputs
+        }
+        out.append({"prediction": plain(record["prediction"]),
+                    "probability": finite(record.get("probability")), "inputs": effects})
+    return out
+
+
+def model_info(predictor: Predictor, search: bool) -> dict[str, Any]:
+    """The ``/v1/model`` description: task, classes, input columns (with categories), training metrics."""
+    config = predictor.config
+    categories = categories_of(predictor)
+    columns = []
+    for name, column in config.columns.items():
+        if column.type == "ignore":
+            continue
+        info: dict[str, Any] = {"name": name, "type": column.type, "allow_missing": column.allow_missing}
+        if column.type == "categorical":
+            info["categories"] = categories.get(name, [])
+        columns.append(info)
+    folder = predictor.folder
+    return {
+        "name": folder.name if folder is not None else "model",
+        "task": config.label.task,
+        "label": config.label.column,
+        "classes": [str(c) for c in predictor.classes],
+        "columns": columns,
+        "metrics": read_metrics(folder),
+        "version": __version__,
+        "explain": True,
+        "search": search,
+    }
+
+
+def categories_of(predictor: Predictor) -> dict[str, list[str]]:
+    """Categorical column -> the categories its fitted preprocessor knows (specials left out)."""
+    out: dict[str, list[str]] = {}
+    for pre in predictor.preprocessors.values():
+        if isinstance(pre, TabularPreprocessor):
+            for name in pre.categorical:
+                out[name] = [str(v) for v in pre.vocab[name][2:]]  # [0], [1]: <missing>, <unk>
+    return out
+
+
+def read_metrics(folder: Path | None) -> dict[str, Any]:
+    """The folder's metrics.json with non-finite numbers as null ({} when there is none)."""
+    path = None if folder is None else folder / METRICS_FILE
+    if path is None or not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    cleaned = json_safe(raw)
+    return cleaned if isinstance(cleaned, dict) else {}
+
+
+def search_results(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """An index's result frame (rank, score, id, metadata columns...) -> the API's result objects."""
+    results = []
+    for record in frame.to_dict(orient="records"):
+        metadata = {str(k): json_safe(plain(v)) for k, v in record.items() if k not in RESULT_KEYS}
+        results.append({"rank": int(record["rank"]), "score": finite(record["score"]) or 0.0,
+                        "id": json_safe(plain(record["id"])), "metadata": metadata})
+    return results
+
+
+def plain(value: Any) -> Any:
+    """A numpy/torch scalar as the Python value; non-finite floats as None."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    elif hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def finite(value: Any) -> float | None:
+    """A finite float, or None (missing, NaN or infinite)."""
+    if value is None:
+        return None
+    number = float(plain(value)) if plain(value) is not None else math.nan
+    return number if math.isfinite(number) else None
+
+
+def json_safe(value: Any) -> Any:
+    """Nested dicts/lists with non-finite floats replaced by None (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

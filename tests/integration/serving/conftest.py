@@ -1,0 +1,129 @@
+"""Real servers for the serving tests: uvicorn in a background thread on a free 127.0.0.1 port.
+
+Fixtures (reusable by every test under tests/integration/serving):
+  - ``serving_predictor``: the ``trained_dir`` model, loaded once;
+  - ``start_server``: a factory ``start_server(**create_app_options) -> url`` (servers stop at the end);
+  - ``server_url``: a server with files allowed from ``table_dir`` and small limits (``LIMITS``);
+  - ``server_url_with_key``: the same model behind the API key of the ``api_key`` fixture;
+  - ``test_rows``: rows of ``table_dir/test.csv`` with media as data URLs / raw base64, and their labels.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+API_KEY = "test-key-4f9c"
+LIMITS: dict[str, Any] = {"max_body_bytes": 400_000, "max_file_bytes": 100_000, "max_pixels": 10_000}
+INPUTS = ("photo", "sound", "note", "weight", "colour")
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    """The key of ``server_url_with_key``."""
+    return API_KEY
+
+
+@pytest.fixture(scope="session")
+def input_names() -> tuple[str, ...]:
+    """The input columns of the test model."""
+    return INPUTS
+
+
+@pytest.fixture(scope="session")
+def serving_predictor(trained_dir: Path) -> Any:
+    import omnifuse
+
+    return omnifuse.load(trained_dir, device="cpu")
+
+
+def wait_ready(url: str, alive: Callable[[], bool], seconds: float = 60.0) -> None:
+    """Polls ``GET /ready`` until 200; fails when the server dies or the time is up."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        assert alive(), "the server stopped before it was ready"
+        assert time.monotonic() < deadline, f"the server at {url} was not ready after {seconds} s"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def await_ready() -> Callable[[str, Callable[[], bool]], None]:
+    """``wait_ready(url, alive)``, for tests that start their own server process."""
+    return wait_ready
+
+
+@pytest.fixture(scope="session")
+def start_server(serving_predictor: Any) -> Iterator[Callable[..., str]]:
+    """A factory: ``start_server(**options)`` serves ``create_app(serving_predictor, **options)``."""
+    import uvicorn
+
+    from omnifuse.serving import create_app
+
+    running: list[tuple[Any, threading.Thread, socket.socket]] = []
+
+    def start(**options: Any) -> str:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(create_app(serving_predictor, **options), log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        running.append((server, thread, sock))
+        wait_ready(url, thread.is_alive)
+        return url
+
+    yield start
+    for server, thread, sock in running:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def server_url(start_server: Callable[..., str], table_dir: Path) -> str:
+    """A server with ``--allow-files table_dir`` and the small ``LIMITS``."""
+    return start_server(allow_files=table_dir, **LIMITS)
+
+
+@pytest.fixture(scope="session")
+def server_url_with_key(start_server: Callable[..., str]) -> str:
+    """A server that needs ``Authorization: Bearer API_KEY``."""
+    return start_server(api_key=API_KEY, **LIMITS)
+
+
+def data_url(path: Path, mime: str) -> str:
+    """The file as a ``data:`` URL."""
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def api_row(table_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
+    """A table row as the API takes it: the image as a data URL, the audio as raw base64."""
+    out = {name: row[name] for name in INPUTS}
+    out["photo"] = data_url(table_dir / row["photo"], "image/png")
+    out["sound"] = base64.b64encode((table_dir / row["sound"]).read_bytes()).decode()
+    return out
+
+
+@pytest.fixture(scope="session")
+def test_table(table_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(table_dir / "test.csv")
+
+
+@pytest.fixture(scope="session")
+def test_rows(table_dir: Path, test_table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The test table's rows in API form (media inline)."""
+    return [api_row(table_dir, row) for row in test_table.to_dict(orient="records")]
