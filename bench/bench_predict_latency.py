@@ -7,7 +7,8 @@ table's folder) is predicted ~200 times; the floor is the forward of the loaded 
 already-prepared, already-collated tensors under ``torch.no_grad()``.
 
 ``predict`` also decodes the PNG and WAV files and makes the log-mel features, which the floor does not,
-so the breakdown times each stage of ``predict`` on its own, in the order ``Predictor._run`` runs them.
+so the breakdown times each stage of ``predict`` on its own, in the order ``Predictor._one_row`` (the
+single-row path: no records list, no batch list) runs them.
 """
 
 from __future__ import annotations

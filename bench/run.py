@@ -26,14 +26,34 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_batch_predict  # noqa: E402
+import bench_data_pipeline  # noqa: E402
+import bench_feature_cache  # noqa: E402
+import bench_index  # noqa: E402
+import bench_onnx  # noqa: E402
 import bench_predict_latency  # noqa: E402
+import bench_serving  # noqa: E402
+import bench_streaming  # noqa: E402
 import bench_training_loop  # noqa: E402
 import torch  # noqa: E402
 from common import BENCH_DIR, BenchResult, Settings, machine_info, result_dict  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-BENCHMARKS: dict[str, ModuleType] = {m.NAME: m for m in (bench_training_loop, bench_predict_latency)}
+BENCHMARKS: dict[str, ModuleType] = {
+    m.NAME: m
+    for m in (
+        bench_training_loop,
+        bench_predict_latency,
+        bench_feature_cache,
+        bench_batch_predict,
+        bench_data_pipeline,
+        bench_onnx,
+        bench_serving,
+        bench_streaming,
+        bench_index,
+    )
+}
 RESULTS = BENCH_DIR / "results.json"
 
 

@@ -19,6 +19,12 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
+def _feature_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh frozen-feature disk cache per test, never the user's ~/.cache."""
+    monkeypatch.setenv("OMNIFUSE_CACHE_DIR", str(tmp_path_factory.mktemp("feature_cache")))
+
+
+@pytest.fixture(autouse=True)
 def _seed() -> None:
     random.seed(0)
     np.random.seed(0)

@@ -1,6 +1,7 @@
 """omnifuse: multimodal deep learning from a table.
 
-Public API: ``train``, ``evaluate``, ``load``, ``Predictor``, ``Config`` and the registry listings.
+Public API: ``train``, ``evaluate``, ``load``, ``Predictor``, ``Config``, ``zero_shot``, ``load_index`` and
+the registry listings.
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 from omnifuse.api import evaluate, train
 from omnifuse.catalog import list_encoders, list_fusions, list_heads
 from omnifuse.config import Config
+from omnifuse.contrastive.zero_shot import zero_shot
 from omnifuse.predictor import Predictor, load
+from omnifuse.retrieval import load_index
 from omnifuse.version import __version__
 
 __all__ = [
@@ -20,5 +23,7 @@ __all__ = [
     "list_fusions",
     "list_heads",
     "load",
+    "load_index",
     "train",
+    "zero_shot",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from lightning_fabric import Fabric
 from lightning_fabric.utilities.seed import seed_everything
 from rich.console import Console
 from rich.progress import track
@@ -17,24 +18,27 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 
 from omnifuse import artifacts
-from omnifuse.build import build_model, make_preprocessors
+from omnifuse.build import build_model, make_preprocessors, make_task_for
 from omnifuse.config import Config
 from omnifuse.data.collate import Example, collate
 from omnifuse.data.dataset import ExampleDataset, attach_targets, fit_values, input_specs, make_examples
 from omnifuse.data.io import Table, is_missing, read_table
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns
+from omnifuse.encoders.scaling import merge_adapters
 from omnifuse.errors import DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
 from omnifuse.evaluation.report import write_report
 from omnifuse.model import MultimodalModel
 from omnifuse.model_card import write_model_card
 from omnifuse.predictor import Predictor, load
-from omnifuse.tasks import make_task
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint
+from omnifuse.training.distributed import is_rank_zero, zero_first
+from omnifuse.training.feature_cache import precomputed_encoders
+from omnifuse.training.frozen_features import training_cache
 from omnifuse.training.inference import run_model
-from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
+from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer, make_fabric, needs_unused_parameters
 
 TableLike = str | Path | pd.DataFrame
 SPLIT_FILE = "split.json"
@@ -47,6 +51,7 @@ class RunContext:
     out: Path
     console: Console
     progress: bool
+    writes: bool = True  # False on DDP ranks other than 0: no files, no messages
 
 
 def train(
@@ -81,14 +86,22 @@ def train(
     cfg = config if isinstance(config, Config) else Config.from_yaml(config)
     if seed is not None:  # a copy: the caller's Config stays as it was
         cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, seed=seed))
+    fabric = make_fabric(cfg.training, find_unused_parameters=needs_unused_parameters(cfg))
     ctx = RunContext(Path(out), console or Console(), progress)
-    _prepare_out(ctx.out, resume, overwrite)
+    if fabric.global_rank > 0:  # DDP: only rank 0 talks and writes; the others wait at barriers
+        ctx = RunContext(ctx.out, Console(quiet=True), False, writes=False)
+    zero_first(lambda: _prepare_out(ctx.out, resume, overwrite))
     seed_everything(cfg.training.seed, verbose=False)
     data = prepare_data(cfg, train, valid, test, ctx, resume=resume, base_dir=base_dir)
-    model, result = fit_prepared(cfg, data, ctx, resume=resume)
-    predictor = Predictor(model, cfg, data.preprocessors, data.task, ctx.out)
-    artifacts.save_model(ctx.out, cfg, data.preprocessors, data.task, model)
-    _final_reports(predictor, data.examples, result, ctx)
+    model, result = fit_prepared(cfg, data, ctx, resume=resume, fabric=fabric)
+    merge_adapters(model)  # LoRA: the folder holds merged weights, so loading needs no peft
+
+    def save() -> None:
+        predictor = Predictor(model, cfg, data.preprocessors, data.task, ctx.out)
+        artifacts.save_model(ctx.out, cfg, data.preprocessors, data.task, model)
+        _final_reports(predictor, data.examples, result, ctx)
+
+    zero_first(save)
     return load(ctx.out)
 
 
@@ -99,13 +112,20 @@ class PreparedData:
     task: Task
     preprocessors: dict[str, Preprocessor]
     examples: dict[str, list[Example]]
+    train_stream: Any = None  # data.streaming: a ParquetStream of the training rows (no examples["train"])
 
 
 def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: TableLike | None,
                  ctx: RunContext, *, resume: bool = False,
                  base_dir: str | Path | None = None) -> PreparedData:
     """Reads and splits the tables, fits the task and the preprocessors on the training rows, and
-    preprocesses every split once (bad rows handled by ``data.on_bad_row``)."""
+    preprocesses every split once (bad rows handled by ``data.on_bad_row``).
+
+    With ``data.streaming`` the training table is read in batches instead (see omnifuse.streaming)."""
+    if cfg.data.streaming:
+        from omnifuse.streaming import prepare_streaming
+
+        return prepare_streaming(cfg, train, valid, test, ctx, base_dir=base_dir)
     root = None if base_dir is None else Path(base_dir).resolve()
     train_table, valid_table = _split(cfg, read_table(train, root), valid, ctx.out, resume, root)
     task = _fit_task(cfg, train_table)
@@ -118,14 +138,22 @@ def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: T
     return PreparedData(task, preprocessors, examples)
 
 
-def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *,
-                 resume: bool = False) -> tuple[MultimodalModel, FitResult]:
+def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bool = False,
+                 fabric: Fabric | None = None) -> tuple[MultimodalModel, FitResult]:
     """Builds the model of ``cfg`` (its inputs may be a subset of what ``data`` holds) and trains it;
-    checkpoints and the training log go to ``ctx.out``."""
+    checkpoints and the training log go to ``ctx.out``. ``fabric``: a launched one (``make_fabric``),
+    made from ``cfg.training`` when None."""
     model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task)
-    trainer = make_trainer(cfg, model, data.task, ctx)
-    train_loader = make_loader(cfg, data.examples["train"], shuffle=True)
-    result = trainer.fit(train_loader, make_loader(cfg, data.examples["valid"]), resume=resume)
+    # Frozen pretrained encoders run once (or are read from the disk cache), not at every step.
+    cached = None if data.train_stream is not None else training_cache(cfg, data.preprocessors, data.examples,
+                                                                       ctx.console)
+    examples = data.examples if cached is None else cached.examples
+    with precomputed_encoders(model, [] if cached is None else cached.names):
+        trainer = make_trainer(cfg, model, data.task, ctx, fabric)
+        train_loader = (make_loader(cfg, examples["train"], shuffle=True) if data.train_stream is None
+                        else DataLoader(data.train_stream, batch_size=cfg.training.batch_size,
+                                        collate_fn=collate, num_workers=cfg.training.num_workers))
+        result = trainer.fit(train_loader, make_loader(cfg, examples["valid"]), resume=resume)
     return model, result
 
 
@@ -169,8 +197,9 @@ def _split(
     if resume and split_path.exists():
         valid_idx = json.loads(split_path.read_text())["valid_rows"]
     else:
-        valid_idx = _carve_validation(cfg, table.frame)
-        split_path.write_text(json.dumps({"source": table.source, "valid_rows": valid_idx}))
+        valid_idx = _carve_validation(cfg, table.frame)  # seeded: the same on every DDP rank
+        if is_rank_zero():
+            split_path.write_text(json.dumps({"source": table.source, "valid_rows": valid_idx}))
     frame = table.frame
     mask = frame.index.isin(valid_idx)
     # Both parts keep the table's row numbers, so errors and bad_rows.csv point at the user's rows.
@@ -181,7 +210,7 @@ def _split(
 
 
 def _carve_validation(cfg: Config, frame: pd.DataFrame) -> list[int]:
-    labels = pd.Series([("<missing>" if is_missing(v) else str(v)) for v in frame[cfg.label.column]])
+    labels = pd.Series([("<missing>" if is_missing(v) else str(v)) for v in label_values(cfg, frame)])
     stratify = None
     if cfg.label.task in ("binary", "multiclass"):
         counts = labels.value_counts()
@@ -197,16 +226,27 @@ def _carve_validation(cfg: Config, frame: pd.DataFrame) -> list[int]:
 
 
 def _fit_task(cfg: Config, table: Table) -> Task:
-    task = make_task(cfg.label.task, cfg.label.delimiter)
-    labels = [v for v in table.frame[cfg.label.column] if not is_missing(v)]
+    task = make_task_for(cfg)
+    labels = [v for v in label_values(cfg, table.frame) if not is_missing(v)]
     task.fit(labels)
     return task
 
 
+def label_values(cfg: Config, frame: pd.DataFrame) -> pd.Series:
+    """The label column, or all-missing labels (indexed like ``frame``) when the config has none."""
+    if cfg.label.column:
+        return frame[cfg.label.column]
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
 def _fit_preprocessors(cfg: Config, table: Table) -> dict[str, Preprocessor]:
+    from omnifuse.contrastive.init_from import pretrained_preprocessors
+
     preprocessors = make_preprocessors(cfg)
+    pretrained = pretrained_preprocessors(cfg, preprocessors)
     for spec in input_specs(cfg):
-        preprocessors[spec.name].fit(fit_values(spec, table.frame, table.base_dir))
+        if spec.name not in pretrained:  # init_from: the pretrained tower's state, never refitted
+            preprocessors[spec.name].fit(fit_values(spec, table.frame, table.base_dir))
     return preprocessors
 
 
@@ -224,9 +264,9 @@ def _examples(
         )
 
     examples, bad = make_examples(table.frame, input_specs(cfg), preprocessors, cfg, table.base_dir, progress)
-    examples, bad_labels = attach_targets(examples, table.frame[cfg.label.column], task, cfg.label.column)
+    examples, bad_labels = attach_targets(examples, label_values(cfg, table.frame), task, cfg.label.column)
     bad = sorted(bad + bad_labels, key=lambda b: b.row)
-    apply_bad_row_policy(bad, cfg.data.on_bad_row, ctx.out, table.source)
+    apply_bad_row_policy(bad, cfg.data.on_bad_row, ctx.out if ctx.writes else None, table.source)
     if bad:
         ctx.console.print(
             f"[yellow]Skipped {len(bad)} bad row(s) of {table.source}; see {ctx.out / BAD_ROWS_FILE}[/yellow]"
@@ -251,14 +291,16 @@ def make_loader(cfg: Config, examples: list[Example], shuffle: bool = False) -> 
     )
 
 
-def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext) -> Trainer:
+def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext,
+                 fabric: Fabric | None = None) -> Trainer:
     """The Trainer for ``cfg``: per-encoder schedule, checkpoints under ``ctx.out/checkpoints``."""
     names = cfg.input_names()
     schedule = EncoderSchedule(
         lr_mults={n: cfg.encoder_of(n).lr_mult for n in names},
         freeze_epochs={n: cfg.encoder_of(n).freeze_epochs for n in names},
     )
-    return Trainer(model, task, cfg.training, schedule, ctx.out / "checkpoints", ctx.console, ctx.progress)
+    return Trainer(model, task, cfg.training, schedule, ctx.out / "checkpoints", ctx.console, ctx.progress,
+                   fabric=fabric)
 
 
 def _final_reports(
@@ -285,6 +327,10 @@ def _evaluate_examples(
     title: str,
     history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    if predictor.task.name == "contrastive":
+        from omnifuse.contrastive.evaluate import evaluate_contrastive
+
+        return evaluate_contrastive(predictor, examples, out, title, history)
     batches = list(DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate))
     logits, targets, _ = run_model(predictor.model, batches, predictor.device)
     assert targets is not None, "evaluation examples carry targets"
@@ -310,18 +356,46 @@ def evaluate(
     base_dir: str | Path | None = None,
     progress: bool = True,
     console: Console | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """Evaluates a model on a labelled table; writes metrics.json, report.md and plots/ to ``out``.
 
     ``out`` defaults to ``<model folder>/evaluation``. Bad rows follow the model's ``data.on_bad_row``.
+    ``label`` (contrastive models only): a class column of the table, for the class-level retrieval
+    metrics (precision@10, map) of a model pretrained without labels.
     """
     predictor = model if isinstance(model, Predictor) else load(model)
     base = predictor.folder or Path.cwd()
     ctx = RunContext(Path(out) if out is not None else base / "evaluation", console or Console(), progress)
     ctx.out.mkdir(parents=True, exist_ok=True)
     table = read_table(data, None if base_dir is None else Path(base_dir).resolve())
+    if label is not None:
+        predictor = _with_label_column(predictor, label, list(table.frame.columns))
     check_columns(table.frame, predictor.config, table.source, need_label=True)
     examples = _examples(predictor.config, table, predictor.preprocessors, predictor.task, ctx, "evaluation")
     metrics = _evaluate_examples(predictor, examples, ctx.out, f"Evaluation on {table.source}")
     artifacts.write_json(ctx.out / artifacts.METRICS, metrics)
     return metrics
+
+
+def _with_label_column(predictor: Predictor, label: str, columns: list[str]) -> Predictor:
+    """A shallow copy of a contrastive ``predictor`` that reads class labels from column ``label``."""
+    import copy
+
+    if predictor.task.name != "contrastive":
+        if label == predictor.config.label.column:
+            return predictor
+        raise DataError(
+            f"--label {label!r}: this {predictor.task.name} model predicts "
+            f"{predictor.config.label.column!r}; drop --label (it is for contrastive models)"
+        )
+    if label not in columns:
+        raise DataError(f"--label {label!r} is not a column of the table (columns: {', '.join(columns)}); "
+                        "name the column that holds the class of each row")
+    labelled = copy.copy(predictor)
+    labelled.config = dataclasses.replace(
+        predictor.config, label=dataclasses.replace(predictor.config.label, column=label)
+    )
+    labelled.task = copy.copy(predictor.task)
+    labelled.task.has_labels = True  # type: ignore[attr-defined]
+    return labelled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +50,53 @@ def build_encoders(
         options = parse_options(entry.options, component, f"{spec.name}.encoder")
         folder = None if assets is None else assets / spec.name / "encoder"
         encoders[spec.name] = entry.build(options, preprocessors[spec.name], folder)
+        if assets is None and component.init_from is not None:  # a saved model has its own weights
+            from omnifuse.contrastive.init_from import init_encoder
+
+            init_encoder(encoders[spec.name], component, spec.name)
     return encoders
+
+
+def make_task_for(config: Config) -> Task:
+    """The unfitted task of ``config`` (the contrastive one is shaped by the contrastive section)."""
+    if config.label.task == "contrastive":
+        from omnifuse.tasks.contrastive import ContrastiveTask
+
+        section = config.contrastive
+        assert section is not None, "filled in by Config.problems()"
+        return ContrastiveTask(section.columns, section.embed_dim, section.loss, section.queue_size,
+                               mask_duplicates=section.mask_duplicates)
+    from omnifuse.tasks import make_task
+
+    return make_task(config.label.task, config.label.delimiter)
+
+
+def build_contrastive_model(
+    config: Config, preprocessors: dict[str, Preprocessor], assets: Path | None = None
+) -> MultimodalModel:
+    """A ContrastiveModel: one tower per contrastive column and the projection to the shared space."""
+    from omnifuse.contrastive import losses
+    from omnifuse.contrastive.model import ContrastiveModel, ProjectionFusion
+
+    section = config.contrastive
+    assert section is not None, "filled in by Config.problems()"
+    towers = build_encoders(config, preprocessors, assets)
+    siglip = section.loss == "siglip"
+    scale = losses.SIGLIP_INIT_LOGIT_SCALE if siglip else math.log(1.0 / section.temperature)
+    projection = ProjectionFusion(
+        {n: e.output_dim for n, e in sorted(towers.items())}, section.embed_dim, scale,
+        losses.SIGLIP_INIT_BIAS if siglip else 0.0,
+        learn_scale=section.learn_temperature, learn_bias=siglip and section.learn_temperature,
+    )
+    return ContrastiveModel(towers, projection)
 
 
 def build_model(
     config: Config, preprocessors: dict[str, Preprocessor], task: Task, assets: Path | None = None
 ) -> MultimodalModel:
     """The whole model for ``config``; preprocessors must be fitted (vocabulary sizes come from them)."""
+    if config.label.task == "contrastive":
+        return build_contrastive_model(config, preprocessors, assets)
     encoders = build_encoders(config, preprocessors, assets)
     fusion_entry = FUSIONS.get(config.fusion.name)
     fusion_options = parse_options(fusion_entry.options, config.fusion, "fusion")

@@ -27,23 +27,40 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.
 @app.command("init-config")
 def init_config(
     train: TrainOpt,
-    label: Annotated[str, typer.Option(help="The column to predict.")],
+    label: Annotated[
+        str | None, typer.Option(help="The column to predict (optional with --task contrastive).")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Where to write the YAML.")] = Path("config.yaml"),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    task: Annotated[str | None, typer.Option(help="contrastive: a pretraining config (default: the "
+                                             "task inferred from --label).")] = None,
+    columns: Annotated[str | None, typer.Option(help="--task contrastive: the columns to align, "
+                                                "comma-separated, e.g. image,description.")] = None,
 ) -> None:
     """Infer column types and the task from a table; write a commented config."""
     from omnifuse.data.io import read_table
-    from omnifuse.init_config import build_config, render_yaml
+    from omnifuse.init_config import build_config, build_contrastive_config, render_yaml
 
     if out.exists() and not force:
         _fail(f"{out} already exists; pass --force to overwrite it or choose another --out")
-    config, notes = build_config(read_table(train), label)
+    if task not in (None, "contrastive"):
+        _fail(f"--task {task!r}: only 'contrastive' is chosen by hand; leave --task out for the others")
+    if task == "contrastive":
+        names = [c.strip() for c in (columns or "").split(",") if c.strip()]
+        if len(names) < 2:
+            _fail("--task contrastive needs --columns with two or more columns, e.g. --columns image,text")
+        config, notes = build_contrastive_config(read_table(train), names, label)
+    elif label is None:
+        _fail("--label is required (the column to predict), unless --task contrastive")
+    else:
+        config, notes = build_config(read_table(train), label)
     out.write_text(render_yaml(config, notes), encoding="utf-8")
     for note in notes:
         console.print(f"  {note}")
     console.print(
         f"[green]Wrote {out}[/green]. Review it, then run:\n"
-        f"  omnifuse train --config {out} --train {train} --out model/"
+        f"  omnifuse {'pretrain' if task == 'contrastive' else 'train'} --config {out} --train {train} "
+        "--out model/"
     )
 
 
@@ -58,12 +75,25 @@ def train(
     overwrite: Annotated[bool, typer.Option(help="Replace a model already in --out.")] = False,
     seed: Annotated[int | None, typer.Option(help="Override training.seed.")] = None,
     quiet: QuietOpt = False,
+    devices: Annotated[str | None, typer.Option(help="Override training.devices: processes per machine "
+                                                "(GPUs; CPUs with --strategy ddp), or auto.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Override training.strategy: auto, ddp, fsdp.")] = None,
+    num_nodes: Annotated[int | None, typer.Option(help="Override training.num_nodes (machines).")] = None,
+    accelerator: Annotated[str | None, typer.Option(help="Override training.accelerator: cpu, gpu, "
+                                                    "mps or auto.")] = None,
+    precision: Annotated[str | None, typer.Option(help="Override training.precision: 32-true, "
+                                                  "bf16-mixed or 16-mixed.")] = None,
 ) -> None:
-    """Train a model and save it to --out."""
+    """Train a model and save it to --out (several processes: see README, Distributed training)."""
     import omnifuse
+    from omnifuse.config import Config, override_training
+    from omnifuse.training.distributed import is_rank_zero
 
+    count: int | str | None = int(devices) if devices is not None and devices.isdigit() else devices
+    run_config = override_training(Config.from_yaml(config), devices=count, strategy=strategy,
+                                   num_nodes=num_nodes, accelerator=accelerator, precision=precision)
     omnifuse.train(
-        config,
+        run_config,
         train=train,
         valid=valid,
         test=test,
@@ -74,6 +104,8 @@ def train(
         progress=not quiet,
         console=console,
     )
+    if not is_rank_zero():  # DDP: rank 0 reports
+        return
     _print_metrics(out / "metrics.json")
     console.print(
         f"[green]Saved the model to {out}[/green] (report: {out / 'report.md'}). Next:\n"
@@ -87,13 +119,15 @@ def evaluate(
     model: ModelOpt,
     data: DataOpt,
     out: Annotated[Path | None, typer.Option(help="Report folder (default MODEL/evaluation).")] = None,
+    label: Annotated[str | None, typer.Option(help="Contrastive models: the table's class column, for "
+                                              "precision@10 and map.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Evaluate a model on a labelled table: metrics.json, report.md, plots."""
     import omnifuse
 
     target = out or model / "evaluation"
-    omnifuse.evaluate(model, data, target, progress=not quiet, console=console)
+    omnifuse.evaluate(model, data, target, progress=not quiet, console=console, label=label)
     _print_metrics(target / "metrics.json")
     console.print(f"[green]Wrote {target / 'metrics.json'} and {target / 'report.md'}[/green]")
 
@@ -120,11 +154,14 @@ def predict(
     model: ModelOpt,
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write.")] = Path("predictions.csv"),
+    workers: Annotated[int, typer.Option(
+        "--workers", min=0, help="Processes that decode and preprocess rows while the model runs (0: none)."
+    )] = 0,
 ) -> None:
     """Predict every row of a table: one output row per input row, in order."""
     from omnifuse.predict_table import predict_table
 
-    frame = predict_table(model, data)
+    frame = predict_table(model, data, num_workers=workers)
     frame.to_csv(out, index=False)
     console.print(f"[green]Wrote {len(frame)} prediction(s) to {out}[/green]")
 
@@ -214,6 +251,7 @@ def _print_metrics(path: Path) -> None:
     if path.exists():
         metrics: dict[str, Any] = json.loads(path.read_text())
         task = "regression" if "rmse" in metrics else "multilabel" if "micro_f1" in metrics else "multiclass"
+        task = "contrastive" if "recall@1" in metrics else task
         Console().print(format_metrics_table(metrics, task))
 
 
@@ -234,8 +272,11 @@ def main() -> None:
         console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(130)
     except OmnifuseError as exc:
-        console.print("[bold red]error:[/bold red] ", end="")
-        console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        from omnifuse.training.distributed import is_rank_zero
+
+        if is_rank_zero():  # DDP: every rank raises the same error; one message is enough
+            console.print("[bold red]error:[/bold red] ", end="")
+            console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -8,8 +8,9 @@ robustness scores of ``omnifuse.evaluation.robustness``. The outputs (``results.
 ``comparison.png``, ``report.md``) are described in ``omnifuse.evaluation.comparison_report``.
 
 Frozen encoders (``freeze_epochs: -1``) whose weights do not depend on the seed (pretrained ones) run once
-over the training and validation rows (``omnifuse.training.feature_cache``); every run then trains its
-fusion and head on those cached features, and puts the real encoder back for the test evaluation.
+over the training and validation rows (``omnifuse.training.frozen_features``; kept on disk across runs when
+``training.feature_cache`` is on); every run then trains its fusion and head on those cached features, and
+puts the real encoder back for the test evaluation.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import dataclasses
 import gc
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from lightning_fabric.utilities.seed import seed_everything
 from rich.console import Console
 from rich.markup import escape
@@ -41,7 +41,6 @@ from omnifuse.api import (
 from omnifuse.build import build_encoders, build_model, parse_options
 from omnifuse.config import TABULAR_INPUT, ColumnConfig, ComponentConfig, Config
 from omnifuse.data.collate import Batch, Example, collate
-from omnifuse.encoders.base import ENCODERS, Encoder
 from omnifuse.errors import DataError, UnknownNameError
 from omnifuse.evaluation.comparison_report import (
     FUSION,
@@ -59,7 +58,9 @@ from omnifuse.evaluation.comparison_report import (
 from omnifuse.evaluation.robustness import metric_value, robustness_logits, robustness_scores
 from omnifuse.fusion.base import FUSIONS
 from omnifuse.model import MultimodalModel
-from omnifuse.training.feature_cache import cache_features, precomputed_encoders, seed_independent
+from omnifuse.training import frozen_features
+from omnifuse.training.feature_cache import precomputed_encoders
+from omnifuse.training.frozen_features import FeatureCache
 from omnifuse.training.inference import run_model
 from omnifuse.training.loop import FitResult
 
@@ -190,46 +191,16 @@ def evaluate_run(
     return row | robustness_scores(logits, task, metric)
 
 
-@dataclass
-class FeatureCache:
-    """Training and validation rows with cached features in place of the inputs of ``names``."""
-
-    names: list[str]  # inputs served from the cache: frozen for the whole run, weights seed-independent
-    examples: dict[str, list[Example]]  # "train" and "valid" rows, copies of PreparedData.examples
-
-
-def _encoder_builder(cfg: Config, data: PreparedData, name: str) -> Callable[[], Encoder]:
-    component = cfg.encoder_of(name)
-    entry = ENCODERS.get(component.name)
-    options = parse_options(entry.options, component, f"{name}.encoder")
-    return lambda: entry.build(options, data.preprocessors[name], None)
-
-
 def build_feature_cache(cfg: Config, data: PreparedData, console: Console) -> FeatureCache:
-    """Caches the features of each input whose encoder is frozen (``freeze_epochs: -1``) and seed-independent.
+    """Caches the features of each input whose encoder is frozen (``freeze_epochs: -1``) and seed-independent,
+    reading and writing the disk cache when ``training.feature_cache`` is on (see
+    ``omnifuse.training.frozen_features``).
 
     An encoder trained from scratch but frozen keeps its random initialisation, which differs per seed:
-    such inputs are not cached (``seed_independent`` builds the encoder under two seeds and compares).
+    such inputs are not cached (``frozen_fingerprint`` builds the encoder under two seeds and compares).
     """
-    examples = {split: data.examples[split] for split in ("train", "valid")}
-    names: list[str] = []
-    gpu = cfg.training.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    for name in cfg.input_names():
-        if cfg.encoder_of(name).freeze_epochs != -1:
-            continue
-        build = _encoder_builder(cfg, data, name)
-        if not seed_independent(build):
-            console.print(f"[yellow]{escape(name)}: frozen but randomly initialised; not cached[/yellow]")
-            continue
-        encoder = build()
-        batch = cfg.training.batch_size
-        device = torch.device("cuda" if gpu else "cpu")
-        examples = {s: cache_features(encoder, rows, name, batch, device) for s, rows in examples.items()}
-        names.append(name)
-        del encoder
-    shown = ", ".join(names) if names else "none (no frozen pretrained encoder)"
-    console.print(f"Frozen-feature cache: {len(names)} input(s) served from cached features: {shown}")
-    return FeatureCache(names, examples)
+    return frozen_features.build_feature_cache(cfg, data.preprocessors, data.examples, console,
+                                               disk=cfg.training.feature_cache)
 
 
 def fit_cached(
@@ -249,7 +220,9 @@ def train_run(
 ) -> tuple[MultimodalModel, FitResult, float]:
     """Trains seed ``run`` of ``method`` into ``out/runs/<method>/seed<run>/``; returns model, result, s."""
     seed = method.config.training.seed + run
-    cfg = dataclasses.replace(method.config, training=dataclasses.replace(method.config.training, seed=seed))
+    # The comparison's own cache (or cache=False) decides: fit_prepared does not build one per run.
+    training = dataclasses.replace(method.config.training, seed=seed, feature_cache=False)
+    cfg = dataclasses.replace(method.config, training=training)
     run_dir = ctx.out / "runs" / method.name / f"seed{run}"
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer_console = ctx.console if ctx.progress else Console(quiet=True)
@@ -368,7 +341,9 @@ def run_compare(
         fusions: "all" (every registered fusion), a comma-separated string or a list of names.
         seeds: runs per method, with seeds ``training.seed + i``.
         base_dir: folder that relative file paths in the tables are resolved against.
-        cache: compute the features of frozen pretrained encoders once for every run (``FeatureCache``).
+        cache: compute the features of frozen pretrained encoders once for every run (``FeatureCache``),
+            read from / kept in the disk cache when ``training.feature_cache`` is on; False: every run
+            runs the frozen encoders at every step.
     Returns:
         The results.csv frame: one row per method and seed, one per skipped method.
     Raises:

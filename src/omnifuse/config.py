@@ -13,7 +13,7 @@ from omnifuse.errors import ConfigError
 from omnifuse.typed import from_dict, to_dict
 
 ColumnType = Literal["text", "image", "audio", "video", "numeric", "categorical", "ignore"]
-Task = Literal["binary", "multiclass", "multilabel", "regression"]
+Task = Literal["binary", "multiclass", "multilabel", "regression", "contrastive"]
 MEDIA_TYPES = ("text", "image", "audio", "video")
 TABULAR_TYPES = ("numeric", "categorical")
 TABULAR_INPUT = "tabular"  # the name under which numeric + categorical columns enter the model
@@ -31,6 +31,8 @@ class ComponentConfig:
     options: dict[str, Any] = field(default_factory=dict)
     lr_mult: float = 1.0  # learning-rate multiplier for this part's parameters
     freeze_epochs: int = 0  # frozen for the first N epochs; -1 keeps it frozen for the whole run
+    init_from: str | None = None  # a trained omnifuse model folder whose tower weights start this encoder
+    init_column: str | None = None  # the tower (column) of init_from to copy; default: this column's name
 
 
 @dataclass
@@ -46,9 +48,22 @@ class ColumnConfig:
 class LabelConfig:
     """The column to predict and the task."""
 
-    column: str
+    column: str  # the label column; may be left out for task: contrastive (then no label is used)
     task: Task
     delimiter: str = "|"  # multilabel: labels in one cell are separated by this
+
+
+@dataclass
+class ContrastiveConfig:
+    """Contrastive pretraining (label.task: contrastive): one tower per column, a shared embedding space."""
+
+    columns: list[str] = field(default_factory=list)  # >= 2 model inputs (media columns or 'tabular')
+    embed_dim: int = 256  # size of the shared, L2-normalised embedding
+    loss: Literal["clip", "siglip"] = "clip"  # clip: symmetric InfoNCE; siglip: pairwise sigmoid
+    temperature: float = 0.07  # initial softmax temperature (clip); siglip starts at 0.1 (t' = log 10)
+    learn_temperature: bool = True  # learn the temperature (and the siglip bias) with the towers
+    queue_size: int = 0  # MoCo-style queue of recent embeddings used as extra negatives; 0: off
+    mask_duplicates: bool = True  # rows with identical content in a tower column are not negatives
 
 
 @dataclass
@@ -58,6 +73,10 @@ class DataConfig:
     valid_fraction: float = 0.2  # carved from the training table (stratified) when no --valid is given
     on_bad_row: Literal["error", "skip"] = "error"  # skip: bad rows are listed in bad_rows.csv
     allow_outside_paths: bool = False  # true: file paths may resolve (.., symlinks) outside the table folder
+    streaming: bool = False  # true: read a Parquet training table in batches, never whole (large tables)
+    stream_batch_rows: int = 4096  # streaming: rows read from the Parquet file at a time
+    stream_sample_rows: int = 10000  # streaming: first rows the preprocessors (vocab, statistics) fit on
+    stream_valid_rows: int = 1000  # streaming without a validation table: first rows held out for it
 
 
 @dataclass
@@ -84,10 +103,13 @@ class TrainingConfig:
     modality_dropout: float = 0.0  # probability of dropping each modality of a training row
     seed: int = 0
     accelerator: str = "auto"  # cpu, gpu, cuda, mps or auto
-    devices: int | str = 1
-    precision: str = "32-true"  # e.g. bf16-mixed, 16-mixed
-    strategy: str = "auto"  # e.g. ddp, fsdp
+    devices: int | str = 1  # processes (GPUs, or CPU processes with strategy ddp) per machine, or auto
+    num_nodes: int = 1  # machines; batch_size is per device: global batch = batch_size * devices * num_nodes
+    precision: str = "32-true"  # 32-true, bf16-mixed (CPU or GPU) or 16-mixed (GPU): autocast
+    strategy: str = "auto"  # auto, ddp or fsdp
     num_workers: int = 0  # DataLoader worker processes
+    feature_cache: bool = True  # frozen pretrained encoders' features kept on disk, reused by later runs
+    steps_per_epoch: int = 0  # 0: a full pass over the training rows; > 0: at most this many batches
 
 
 DEFAULT_ENCODERS: dict[str, str] = {"text": "textcnn", "image": "small_cnn", "audio": "mel_cnn"}
@@ -104,6 +126,7 @@ class Config:
     head: HeadConfig = field(default_factory=HeadConfig)
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    contrastive: ContrastiveConfig | None = None  # only for label.task: contrastive
 
     # -- reading and writing -------------------------------------------------------------------
     @classmethod
@@ -168,7 +191,8 @@ class Config:
         """The validation metric early stopping watches."""
         if self.training.monitor != "auto":
             return self.training.monitor
-        return {"regression": "rmse", "multilabel": "macro_f1"}.get(self.label.task, "accuracy")
+        defaults = {"regression": "rmse", "multilabel": "macro_f1", "contrastive": "recall@1"}
+        return defaults.get(self.label.task, "accuracy")
 
     # -- validation --------------------------------------------------------------------------
     def problems(self) -> list[str]:
@@ -178,7 +202,7 @@ class Config:
         return config_problems(self)
 
 
-_COMPONENT_KEYS = ("name", "lr_mult", "freeze_epochs")
+_COMPONENT_KEYS = ("name", "lr_mult", "freeze_epochs", "init_from", "init_column")
 
 
 def _component_from_flat(value: Any) -> Any:
@@ -192,6 +216,9 @@ def _component_from_flat(value: Any) -> Any:
 
 def _unflatten(raw: dict[str, Any]) -> dict[str, Any]:
     out = dict(raw)
+    label = out.get("label")
+    if isinstance(label, dict) and label.get("task") == "contrastive" and label.get("column") is None:
+        out["label"] = {**label, "column": ""}  # the label column is optional for contrastive pretraining
     for key in ("tabular", "fusion"):
         if key in out:
             out[key] = _component_from_flat(out[key])
@@ -211,7 +238,7 @@ def _unflatten(raw: dict[str, Any]) -> dict[str, Any]:
 def _component_to_flat(value: dict[str, Any]) -> dict[str, Any]:
     flat: dict[str, Any] = {"name": value["name"], **value["options"]}
     defaults = ComponentConfig(name="")
-    for key in ("lr_mult", "freeze_epochs"):
+    for key in ("lr_mult", "freeze_epochs", "init_from", "init_column"):
         if value[key] != getattr(defaults, key):
             flat[key] = value[key]
     return flat
@@ -219,6 +246,10 @@ def _component_to_flat(value: dict[str, Any]) -> dict[str, Any]:
 
 def _flatten(plain: dict[str, Any]) -> dict[str, Any]:
     out = dict(plain)
+    if out.get("contrastive") is None:
+        out.pop("contrastive", None)
+    if out["label"]["task"] == "contrastive" and not out["label"]["column"]:
+        out["label"] = {k: v for k, v in out["label"].items() if k != "column"}
     for key in ("tabular", "fusion"):
         out[key] = _component_to_flat(out[key])
     out["columns"] = {
@@ -233,3 +264,16 @@ def _flatten(plain: dict[str, Any]) -> dict[str, Any]:
 def replace(config: Config, **changes: Any) -> Config:
     """A copy of ``config`` with top-level sections replaced."""
     return dataclasses.replace(config, **changes)
+
+
+def override_training(config: Config, **values: Any) -> Config:
+    """A validated copy of ``config`` with the given ``training`` options replaced (None: kept).
+
+    Raises:
+        ConfigError: a new value is invalid.
+    """
+    changes = {k: v for k, v in values.items() if v is not None}
+    if not changes:
+        return config
+    raw = config.to_dict()
+    return Config.from_dict({**raw, "training": {**raw["training"], **changes}})

@@ -17,6 +17,7 @@ from omnifuse.config import (
     ColumnType,
     ComponentConfig,
     Config,
+    ContrastiveConfig,
     DataConfig,
     HeadConfig,
     LabelConfig,
@@ -24,13 +25,14 @@ from omnifuse.config import (
     TrainingConfig,
 )
 from omnifuse.data.io import Table, is_missing, resolve_path
-from omnifuse.data.schema import ColumnGuess, infer_schema, sample_values
+from omnifuse.data.schema import ColumnGuess, infer_column_type, infer_schema, sample_values
+from omnifuse.errors import DataError
 
 SMALL_IMAGE_SIDE = 64  # images at most this many pixels on their long side get the small CNN
 IMAGES_TO_OPEN = 3
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 COLUMN_TYPES = "text, image, audio, video, numeric, categorical, ignore"
-TASKS = "binary, multiclass, multilabel, regression"
+TASKS = "binary, multiclass, multilabel, regression, contrastive"
 FUSIONS = "concat | weighted_sum | attention"
 _PICK = "a name from `omnifuse list-encoders`; its options go beside it"
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
@@ -83,6 +85,45 @@ def build_config(table: Table, label: str) -> tuple[Config, list[str]]:
         column=label, task=cast(Task, label_guess.task), delimiter=label_guess.delimiter
     )
     return Config(label=label_config, columns=columns), notes
+
+
+def build_contrastive_config(table: Table, columns: list[str], label: str | None) -> tuple[Config, list[str]]:
+    """A contrastive pretraining Config: one tower per listed column, encoders picked by modality.
+
+    Args:
+        table: the training table.
+        columns: >= 2 columns to align (numeric/categorical ones share one 'tabular' tower).
+        label: an optional label column: rows sharing a label are not negatives of each other.
+
+    Raises:
+        DataError: a column is not in the table, fewer than two towers, or a column cannot be a tower.
+    """
+    names = [str(c) for c in table.frame.columns]
+    for name in [*columns, *([label] if label else [])]:
+        if name not in names:
+            raise DataError(
+                f"column {name!r} is not in table {table.source!r}; its columns: {', '.join(names)}"
+            )
+    why = f"rows sharing a {label!r} are not negatives" if label else "no label column"
+    notes = [f"table: {table.source} ({len(table.frame)} rows, {len(names)} columns)",
+             f"label: contrastive pretraining; {why}"]
+    configs: dict[str, ColumnConfig] = {}
+    for name in columns:
+        guess = infer_column_type(table.frame.set_axis(names, axis=1)[name], table.base_dir)
+        configs[name], column_notes = _column_config(guess, table.frame[name], table.base_dir)
+        if configs[name].type in ("ignore", "video"):
+            raise DataError(f"column {name!r} cannot be a tower ({guess.reason}); list text, image, audio, "
+                            "numeric or categorical columns")
+        configs[name].allow_missing = False  # a pair needs both sides
+        notes += column_notes
+    towers = sorted({("tabular" if c.type in ("numeric", "categorical") else n) for n, c in configs.items()})
+    if len(towers) < 2:
+        raise DataError(f"--columns {','.join(columns)} gives {len(towers)} tower(s) ({', '.join(towers)}); "
+                        "contrastive pretraining needs two or more (numeric/categorical columns share one)")
+    section = ContrastiveConfig(columns=towers, embed_dim=128)
+    config = Config(label=LabelConfig(column=label or "", task="contrastive"), columns=configs,
+                    contrastive=section, training=TrainingConfig(batch_size=64))
+    return config, notes
 
 
 def _column_config(guess: ColumnGuess, series: Any, base_dir: Path) -> tuple[ColumnConfig, list[str]]:
@@ -178,6 +219,8 @@ def render_yaml(config: Config, notes: list[str]) -> str:
     lines = [_HEADER, *(f"#   {_one_line(n)}" for n in notes), ""]
     lines += _label_lines(flat["label"], notes)
     lines += _column_lines(flat["columns"], notes)
+    if "contrastive" in flat:
+        lines += _section_lines("contrastive", flat["contrastive"], ContrastiveConfig)
     lines += _component_lines(
         "tabular", flat["tabular"], "the encoder of all numeric and categorical columns together", "  ", _PICK
     )
@@ -190,10 +233,12 @@ def render_yaml(config: Config, notes: list[str]) -> str:
 def _label_lines(label: dict[str, Any], notes: list[str]) -> list[str]:
     help_ = field_help(LabelConfig)
     reason = _note(notes, "label") or "set by hand"
+    column = (f"  column: {_value(label['column'])}" if "column" in label
+              else "  # column: LABEL  # optional for contrastive: rows sharing a label are not negatives")
     return [
         f"# {_doc(LabelConfig)}",
         "label:",
-        f"  column: {_value(label['column'])}",
+        column,
         f"  task: {_value(label['task'])}  # {reason}; one of {TASKS}",
         f"  delimiter: {_value(label['delimiter'])}  # {help_['delimiter']}",
         "",

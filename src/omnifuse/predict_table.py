@@ -9,10 +9,15 @@ import pandas as pd
 from omnifuse.predictor import Predictor, load
 
 
-def predict_table(model: str | Path | Predictor, data: str | Path | pd.DataFrame) -> pd.DataFrame:
-    """One row per input row, in order: ``prediction`` and, for classification, ``proba_<class>``."""
+def predict_table(
+    model: str | Path | Predictor, data: str | Path | pd.DataFrame, num_workers: int = 0
+) -> pd.DataFrame:
+    """One row per input row, in order: ``prediction`` and, for classification, ``proba_<class>``.
+
+    ``num_workers`` > 0: rows are decoded and preprocessed in that many DataLoader worker processes.
+    """
     predictor = model if isinstance(model, Predictor) else load(model)
-    logits = predictor.logits(data)
+    logits = predictor.logits(data, num_workers=num_workers)
     frame = pd.DataFrame({"prediction": predictor.task.decode(logits)})
     if predictor.task.classes:
         probs = predictor.task.probabilities(logits).numpy()

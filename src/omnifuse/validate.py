@@ -12,13 +12,12 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from omnifuse.build import make_preprocessors
+from omnifuse.build import make_preprocessors, make_task_for
 from omnifuse.config import Config
 from omnifuse.data.dataset import BadRow, attach_targets, fit_values, input_specs, make_examples
 from omnifuse.data.io import Table, is_missing, read_table
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, check_columns, write_bad_rows
-from omnifuse.tasks import make_task
 from omnifuse.tasks.base import Task
 
 
@@ -76,8 +75,8 @@ def validate_table(
     cfg = config if isinstance(config, Config) else Config.from_yaml(config)
     table = read_table(data)
     check_columns(table.frame, cfg, table.source, need_label=True)
-    task = make_task(cfg.label.task, cfg.label.delimiter)
-    task.fit([v for v in table.frame[cfg.label.column] if not is_missing(v)])
+    task = make_task_for(cfg)  # contrastive configs: shaped by their contrastive section
+    task.fit([v for v in _labels(cfg, table.frame) if not is_missing(v)])
     preprocessors = _fit_preprocessors(cfg, table)
     bad = _bad_rows(cfg, table, preprocessors, task)
     report = ValidationReport(table.source, len(table.frame), bad, summarize(cfg, table.frame, bad))
@@ -86,6 +85,13 @@ def validate_table(
     if console is not None:
         print_report(report, console)
     return report
+
+
+def _labels(cfg: Config, frame: pd.DataFrame) -> pd.Series:
+    """The label column, or all-missing labels when the config has none (contrastive pretraining)."""
+    from omnifuse.api import label_values
+
+    return label_values(cfg, frame)
 
 
 def _fit_preprocessors(cfg: Config, table: Table) -> dict[str, Preprocessor]:
@@ -97,7 +103,7 @@ def _fit_preprocessors(cfg: Config, table: Table) -> dict[str, Preprocessor]:
 
 def _bad_rows(cfg: Config, table: Table, preprocessors: dict[str, Preprocessor], task: Task) -> list[BadRow]:
     examples, bad = make_examples(table.frame, input_specs(cfg), preprocessors, cfg, table.base_dir)
-    _, bad_labels = attach_targets(examples, table.frame[cfg.label.column], task, cfg.label.column)
+    _, bad_labels = attach_targets(examples, _labels(cfg, table.frame), task, cfg.label.column)
     return sorted(bad + bad_labels, key=lambda b: b.row)
 
 
@@ -112,12 +118,13 @@ def _write(bad: list[BadRow], out: Path, source: str) -> Path | None:
 
 
 def summarize(cfg: Config, frame: pd.DataFrame, bad: list[BadRow]) -> list[ColumnSummary]:
-    """One summary per configured column (ignored ones left out), then the label."""
+    """One summary per configured column (ignored ones left out), then the label (when there is one)."""
     bad_by_column: dict[str, int] = {}
     for b in bad:
         bad_by_column[b.column] = bad_by_column.get(b.column, 0) + 1
     kinds: dict[str, str] = {n: c.type for n, c in cfg.columns.items() if c.type != "ignore"}
-    kinds[cfg.label.column] = f"label ({cfg.label.task})"
+    if cfg.label.column:  # a contrastive config may have no label
+        kinds[cfg.label.column] = f"label ({cfg.label.task})"
     summaries = []
     for name, kind in kinds.items():
         values = frame[name]

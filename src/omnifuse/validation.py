@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from omnifuse.config import (
     TABULAR_TYPES,
     ComponentConfig,
     Config,
+    ContrastiveConfig,
 )
 from omnifuse.registry import unknown_name_message
 from omnifuse.typed import from_dict
@@ -28,14 +30,16 @@ def config_problems(config: Config) -> list[str]:
     problems += _fusion_input_problems(config)
     problems += _range_problems(config)
     problems += _monitor_problems(config)
+    problems += _scale_problems(config)
+    problems += _contrastive_problems(config)
     return problems
 
 
 def _fusion_input_problems(config: Config) -> list[str]:
     from omnifuse.fusion.base import FUSIONS
 
-    if config.fusion.name not in FUSIONS:
-        return []  # reported by _component_problems
+    if config.fusion.name not in FUSIONS or config.label.task == "contrastive":
+        return []  # reported by _component_problems; contrastive models have no fusion
     count = FUSIONS.get(config.fusion.name).num_inputs
     inputs = config.input_names()
     if count is None or len(inputs) == count:
@@ -49,6 +53,7 @@ MONITORS: dict[str, tuple[str, ...]] = {
     "multiclass": ("accuracy", "macro_f1", "weighted_f1", "log_loss", "roc_auc", "loss"),
     "multilabel": ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "roc_auc", "loss"),
     "regression": ("rmse", "mae", "r2", "loss"),
+    "contrastive": ("recall@1", "recall@5", "recall@10", "mrr", "loss"),
 }
 
 
@@ -63,6 +68,8 @@ def _monitor_problems(config: Config) -> list[str]:
 def _column_problems(config: Config) -> list[str]:
     problems: list[str] = []
     label = config.label.column
+    if not label and config.label.task != "contrastive":
+        problems.append(f"label.column: is empty; name the column to predict (task {config.label.task})")
     if label in config.columns and config.columns[label].type != "ignore":
         problems.append(f"columns.{label}: is the label column; remove it from columns (or set type: ignore)")
     inputs = [n for n, c in config.columns.items() if c.type != "ignore" and n != label]
@@ -111,7 +118,77 @@ def _component_problems(path: str, comp: ComponentConfig, kind: str, modality: s
         problems.append(f"{path}.lr_mult: must be >= 0, got {comp.lr_mult}")
     if isinstance(comp.freeze_epochs, int) and comp.freeze_epochs < -1:
         problems.append(f"{path}.freeze_epochs: must be -1 (always frozen) or >= 0, got {comp.freeze_epochs}")
+    if comp.init_column is not None and comp.init_from is None:
+        problems.append(f"{path}.init_column: {comp.init_column!r} is set but init_from is not; add "
+                        "init_from: <pretrained model folder> or remove init_column")
     return problems
+
+
+def _contrastive_problems(config: Config) -> list[str]:
+    """The contrastive section: present exactly for task contrastive; >= 2 towers, each a model input."""
+    if config.label.task != "contrastive":
+        if config.contrastive is not None:
+            return [f"contrastive: only used with label.task: contrastive (this config has task "
+                    f"{config.label.task}); remove the section or set label.task: contrastive"]
+        return []
+    if config.contrastive is None:
+        config.contrastive = ContrastiveConfig()
+    section, inputs = config.contrastive, config.input_names()
+    if not section.columns:
+        section.columns = list(inputs)
+    problems = [f"contrastive.columns: {c!r} {_not_a_tower(config, c)}"
+                for c in section.columns if c not in inputs]
+    if len(set(section.columns)) < 2:
+        problems.append(f"contrastive.columns: needs at least 2 different columns (one tower each), got "
+                        f"{section.columns}; list two or more of {', '.join(inputs) or 'the columns'}")
+    if len(set(section.columns)) != len(section.columns):
+        problems.append(f"contrastive.columns: {section.columns} names a column twice; list each once")
+    for name in inputs:
+        if name not in section.columns:
+            problems.append(f"columns.{name}: is an input but not one of contrastive.columns "
+                            f"{section.columns}; add it there or set its type: ignore")
+        elif name in config.columns and config.columns[name].allow_missing:
+            problems.append(f"columns.{name}.allow_missing: contrastive pairs need every tower's value; set "
+                            "it to false (with data.on_bad_row: skip, rows with an empty cell are skipped)")
+    checks = [("embed_dim", section.embed_dim, section.embed_dim >= 1, "must be >= 1"),
+              ("temperature", section.temperature, section.temperature > 0, "must be > 0, e.g. 0.07"),
+              ("queue_size", section.queue_size, section.queue_size >= 0, "must be >= 0 (0: no queue)")]
+    problems += [f"contrastive.{key}: {rule}, got {value!r}" for key, value, ok, rule in checks if not ok]
+    return problems
+
+
+def _not_a_tower(config: Config, name: str) -> str:
+    column = config.columns.get(name)
+    if column is not None and column.type in TABULAR_TYPES:
+        return (f"is a {column.type} column: numeric and categorical columns enter the model together as "
+                f"the '{TABULAR_INPUT}' input; list '{TABULAR_INPUT}' instead")
+    if column is not None:
+        return f"has type {column.type}; give it a media type (text, image, audio) or list another column"
+    return f"is not a column of this config (columns: {', '.join(config.columns)}); add it under columns"
+
+
+def _scale_problems(config: Config) -> list[str]:
+    """training.precision / strategy / devices: values omnifuse runs (Fabric accepts more)."""
+    from omnifuse.training.loop import PRECISIONS, STRATEGIES
+
+    t, problems = config.training, []
+    if t.precision not in PRECISIONS:
+        problems.append(f"training.precision: {t.precision!r} is not supported; use one of "
+                        f"{', '.join(PRECISIONS)} (bf16-mixed runs on the CPU, 16-mixed needs a GPU)")
+    if t.strategy not in STRATEGIES:
+        problems.append(f"training.strategy: {t.strategy!r} is not supported; "
+                        f"use one of {', '.join(STRATEGIES)}")
+    if not _devices_ok(t.devices):
+        problems.append(f"training.devices: must be a number >= 1, auto, -1 (all) or GPU indices such as "
+                        f"'0,1', got {t.devices!r}")
+    return problems
+
+
+def _devices_ok(devices: int | str) -> bool:
+    """Fabric's forms: a count, "auto", "-1" (every device) or comma-separated device indices."""
+    if isinstance(devices, int):
+        return devices >= 1
+    return devices in ("auto", "-1") or re.fullmatch(r"\d+(,\d+)*,?", devices.replace(" ", "")) is not None
 
 
 def _range_problems(config: Config) -> list[str]:
@@ -127,7 +204,12 @@ def _range_problems(config: Config) -> list[str]:
         ("training.patience", t.patience, lambda v: v >= 1, "must be >= 1"),
         ("training.modality_dropout", t.modality_dropout, lambda v: 0 <= v < 1, "must be in [0, 1)"),
         ("training.num_workers", t.num_workers, lambda v: v >= 0, "must be >= 0"),
+        ("training.num_nodes", t.num_nodes, lambda v: v >= 1, "must be >= 1"),
+        ("training.steps_per_epoch", t.steps_per_epoch, lambda v: v >= 0, "must be >= 0 (0: a full pass)"),
         ("data.valid_fraction", d.valid_fraction, lambda v: 0 < v < 1, "must be in (0, 1)"),
+        ("data.stream_batch_rows", d.stream_batch_rows, lambda v: v >= 1, "must be >= 1"),
+        ("data.stream_sample_rows", d.stream_sample_rows, lambda v: v >= 1, "must be >= 1"),
+        ("data.stream_valid_rows", d.stream_valid_rows, lambda v: v >= 1, "must be >= 1"),
         ("head.hidden_dim", h.hidden_dim, lambda v: v >= 0, "must be >= 0 (0: one linear layer)"),
         ("head.dropout", h.dropout, lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ]

@@ -193,3 +193,41 @@ def test_predict_table_bad_row(model_dir: Path) -> None:
     rows.loc[10, "age"] = "old"
     with pytest.raises(BadRowError, match=r"row 1: numeric column 'age': 'old' is not a number"):
         predict_table(model_dir, rows)
+
+
+def _contrastive(loss: str = "clip") -> tuple[Config, Task]:
+    from omnifuse.build import make_task_for
+
+    cfg = Config.from_dict({
+        "label": {"task": "contrastive"},
+        "columns": {"photo": {"type": "image", "encoder": {"name": "small_cnn", "size": 8, "widths": [4]}},
+                    "review": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8}}},
+        "contrastive": {"columns": ["photo", "review"], "embed_dim": 16, "loss": loss, "queue_size": 32},
+    })
+    return cfg, make_task_for(cfg)
+
+
+def test_contrastive_card_describes_towers_embedding_loss_and_retrieval_metrics() -> None:
+    cfg, task = _contrastive()
+    metrics = {"split": "test", "recall@1": 0.25, "mrr": 0.5, "precision@10": 0.75,
+               "photo->review/recall@1": 0.125, "accuracy": 0.9}
+    card = render_model_card(cfg, task, metrics)
+    assert card.splitlines()[0] == "# omnifuse model: contrastive embeddings of `photo`, `review`"
+    assert "predicts ``" not in card and "omnifuse predict" not in card and "accuracy" not in card
+    assert "| `photo` | image | `small_cnn` |" in card and "| `review` | text | `bow` |" in card
+    assert "shared 16-d L2-normalised embedding" in card
+    assert "loss: `clip`, symmetric InfoNCE (CLIP" in card and "learnt, starting at 0.07" in card
+    assert "queue of recent embeddings: 32" in card and "trained without labels" in card
+    table = card.split("## Retrieval metrics (test split)\n\n")[1].split("## Use")[0]
+    assert "| recall@1 | 0.2500 |\n| mrr | 0.5000 |\n| precision@10 | 0.7500 |" in table
+    assert "| photo->review/recall@1 | 0.1250 |" in table
+
+
+def test_contrastive_card_shows_embed_index_search_and_zero_shot() -> None:
+    cfg, task = _contrastive("siglip")
+    card = render_model_card(cfg, task, {})
+    assert "pairwise sigmoid (SigLIP" in card and "## Retrieval metrics (validation split)" in card
+    assert "predictor.embed(rows, column='photo')  # (N, 16), L2-normalised" in card
+    assert "omnifuse index --model path/to/this/folder --data table.csv --column photo --out index/" in card
+    assert 'omnifuse search --index index/ --text "a black ankle boot" --k 10' in card
+    assert "omnifuse zero-shot --model path/to/this/folder --data table.csv --column photo" in card

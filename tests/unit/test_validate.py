@@ -128,3 +128,30 @@ def test_run_validate_exit_codes(tmp_path: Path) -> None:
     assert run_validate(_config(tmp_path), tmp_path / "nope.csv", None, console) == 2
     text = console.export_text()
     assert "error:" in text and "nope.csv' does not exist" in text
+
+
+CONTRASTIVE = {
+    "label": {"task": "contrastive"},
+    "columns": {
+        "note": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8}},
+        "title": {"type": "text", "encoder": {"name": "bow", "embed_dim": 8}},
+    },
+    "contrastive": {"columns": ["note", "title"], "embed_dim": 4},
+}
+
+
+def test_contrastive_config_without_a_label_validates(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"note": ["purr soft", "bark loud", " "], "title": ["cat", "dog", "owl"]})
+    frame.to_csv(tmp_path / "pairs.csv", index=False)
+    report = validate_table(_config(tmp_path, CONTRASTIVE), tmp_path / "pairs.csv")
+    assert [c.column for c in report.columns] == ["note", "title"]  # no label to summarise
+    assert [(b.row, b.column) for b in report.bad_rows] == [(2, "note")]  # a pair needs both sides
+
+
+def test_contrastive_config_with_a_label_column_summarises_it(tmp_path: Path) -> None:
+    raw = {**CONTRASTIVE, "label": {"task": "contrastive", "column": "y"}}
+    frame = pd.DataFrame({"note": ["purr soft", "bark loud"], "title": ["cat", "dog"], "y": ["c", None]})
+    frame.to_csv(tmp_path / "pairs.csv", index=False)
+    report = validate_table(_config(tmp_path, raw), tmp_path / "pairs.csv")
+    assert report.ok  # a missing label only masks nothing in the contrastive loss
+    assert {c.column: c.type for c in report.columns}["y"] == "label (contrastive)"

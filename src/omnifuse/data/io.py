@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,6 +183,32 @@ def resolve_path(value: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+_O_PATH = getattr(os, "O_PATH", 0)  # Linux: open a path without reading it
+_KERNEL_PATHS = bool(_O_PATH) and os.path.isdir("/proc/self/fd")
+
+
+def real_path(path: Path) -> Path:
+    """``path.resolve()`` (``..`` and symlinks followed), asked of the kernel when the path exists.
+
+    ``Path.resolve`` checks every component with its own system call in Python (~20 us for a deep
+    path, twice per file cell); on Linux, opening the path with ``O_PATH`` and reading back its
+    ``/proc/self/fd`` link gives the same answer in three system calls. Anything else (no such file,
+    another OS) falls back to ``Path.resolve``.
+    """
+    if _KERNEL_PATHS:
+        try:
+            handle = os.open(path, _O_PATH)
+        except OSError:
+            return path.resolve()
+        try:
+            return Path(os.readlink(f"/proc/self/fd/{handle}"))
+        except OSError:
+            return path.resolve()
+        finally:
+            os.close(handle)
+    return path.resolve()
+
+
 def check_inside(path: Path, base_dir: Path, allow_outside: bool, shown: str | None = None) -> None:
     """The path policy: a file named in a table must resolve (``..`` and symlinks followed) inside
     the table's folder, unless ``allow_outside`` (``data.allow_outside_paths``) is true.
@@ -199,7 +226,7 @@ def check_inside(path: Path, base_dir: Path, allow_outside: bool, shown: str | N
     """
     if allow_outside:
         return
-    real, base = path.resolve(), base_dir.resolve()
+    real, base = real_path(path), real_path(base_dir)
     if real.is_relative_to(base):
         return
     name = str(path) if shown is None else shown

@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.text import HFTextPreprocessor, VocabTextPreprocessor, resolve_hf_model
 from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec, InputSpec, masked_mean
+from omnifuse.encoders.scaling import add_lora, enable_gradient_checkpointing, merge_lora
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -30,6 +31,11 @@ class HFTextOptions:
     model: str = "packaged:all-MiniLM-L6-v2"  # hub name, local folder, or packaged:all-MiniLM-L6-v2
     pooling: Literal["mean", "cls"] = "mean"  # pooled vector: masked mean of the tokens, or the first token
     max_length: int = 128  # tokens per text (special tokens included); longer texts are truncated
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    lora_r: int = 0  # LoRA rank; 0: off (the whole model trains). > 0: only the adapters train (needs peft)
+    lora_alpha: int = 16  # LoRA scaling numerator (updates are scaled by lora_alpha / lora_r)
+    lora_dropout: float = 0.0  # dropout on the LoRA adapter input
+    lora_targets: tuple[str, ...] = ()  # modules to adapt; empty: peft's default (query, value for BERT)
 
 
 class HFTextEncoder(Encoder):
@@ -69,6 +75,10 @@ class HFTextEncoder(Encoder):
     def save_assets(self, folder: Path) -> None:
         """Writes the model's ``config.json`` so the architecture can be rebuilt offline."""
         self.model.config.save_pretrained(str(folder))
+
+    def merge_adapters(self) -> None:
+        """Merges LoRA adapters into the weights and drops them (no-op without LoRA)."""
+        self.model = merge_lora(self.model)
 
 
 def drop_unused_pooler(model: PreTrainedModel) -> None:
@@ -110,8 +120,18 @@ def make_hf_preprocessor(options: HFTextOptions, spec: InputSpec) -> Preprocesso
 
 
 def build_hf_text(options: HFTextOptions, preprocessor: Preprocessor, assets: Path | None) -> Encoder:
-    """The ``hf_text`` encoder; pretrained weights when ``assets`` is None."""
-    return HFTextEncoder(load_hf_model(options.model, assets), pooling=options.pooling)
+    """The ``hf_text`` encoder; pretrained weights when ``assets`` is None.
+
+    With ``lora_r > 0`` a new model (``assets`` None) gets LoRA adapters; a saved one was merged, so it is
+    rebuilt plain.
+    """
+    net = load_hf_model(options.model, assets)
+    if options.gradient_checkpointing:
+        enable_gradient_checkpointing(net, "hf_text")
+    if options.lora_r > 0 and assets is None:
+        net = add_lora(net, options.lora_r, options.lora_alpha, options.lora_dropout,
+                       tuple(options.lora_targets), "hf_text")
+    return HFTextEncoder(net, pooling=options.pooling)
 
 
 # ---------------------------------------------------------------------------- vocabulary-based encoders

@@ -7,6 +7,7 @@ from typing import Any
 from omnifuse.registry import unknown_name_message
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.classification import ClassificationTask
+from omnifuse.tasks.contrastive import ContrastiveTask
 from omnifuse.tasks.multilabel import MultilabelTask
 from omnifuse.tasks.regression import RegressionTask
 
@@ -15,6 +16,7 @@ TASK_NAMES = ("binary", "multiclass", "multilabel", "regression")
 __all__ = [
     "TASK_NAMES",
     "ClassificationTask",
+    "ContrastiveTask",
     "MultilabelTask",
     "RegressionTask",
     "Task",
@@ -57,4 +59,6 @@ def task_from_state(state: dict[str, Any]) -> Task:
         return MultilabelTask.from_state(state)
     if name == "regression":
         return RegressionTask.from_state(state)
+    if name == "contrastive":
+        return ContrastiveTask.from_state(state)
     raise ValueError(unknown_name_message("task", str(name), list(TASK_NAMES)))

@@ -20,6 +20,7 @@ from torch import Tensor
 from omnifuse.data.collate import Example, collate
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.model import MultimodalModel
+from omnifuse.training.disk_cache import FeatureStore, inputs_fingerprint
 
 POOLED, TOKENS, MASK = "pooled", "tokens", "mask"  # tensor names of a cached input
 
@@ -71,7 +72,12 @@ def _row_features(output: EncoderOutput, row: int) -> dict[str, Tensor]:
 
 @torch.inference_mode()
 def cache_features(
-    encoder: Encoder, examples: list[Example], name: str, batch_size: int, device: torch.device | str
+    encoder: Encoder,
+    examples: list[Example],
+    name: str,
+    batch_size: int,
+    device: torch.device | str,
+    store: FeatureStore | None = None,
 ) -> list[Example]:
     """New examples whose input ``name`` holds the frozen ``encoder``'s features instead of the raw tensors.
 
@@ -81,23 +87,32 @@ def cache_features(
         name: the input to replace.
         batch_size: rows per encoder pass.
         device: where the encoder runs; the stored features are on the CPU.
+        store: the encoder's disk cache: rows found there are not computed, computed rows are written.
 
     Returns:
         Copies of ``examples`` with ``inputs[name]`` = {"pooled": (D,), "tokens": (T_i, D), "mask": (T_i,)}
         ("tokens"/"mask" only when the encoder returns them); other fields are shared with the originals.
     """
+    keys = [inputs_fingerprint(ex.inputs[name]) for ex in examples] if store is not None else []
+    features: list[dict[str, Tensor] | None] = (
+        [store.load(k) for k in keys] if store is not None else [None] * len(examples)
+    )
+    todo = [i for i, found in enumerate(features) if found is None]
     was_training = encoder.training
     encoder.eval().to(device)
-    cached: list[Example] = []
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        inputs = collate(chunk).inputs[name]
+    for start in range(0, len(todo), batch_size):
+        rows = todo[start : start + batch_size]
+        inputs = collate([examples[i] for i in rows]).inputs[name]
         output = encoder({k: v.to(device) for k, v in inputs.items()})
-        for row, example in enumerate(chunk):
-            new_inputs = {**example.inputs, name: _row_features(output, row)}
-            cached.append(dataclasses.replace(example, inputs=new_inputs))
+        for position, i in enumerate(rows):
+            features[i] = _row_features(output, position)
+            if store is not None:
+                store.save(keys[i], features[i])  # type: ignore[arg-type]
     encoder.train(was_training)
-    return cached
+    done = [found for found in features if found is not None]
+    assert len(done) == len(examples), "every row has its features"
+    pairs = zip(examples, done, strict=True)
+    return [dataclasses.replace(ex, inputs={**ex.inputs, name: row}) for ex, row in pairs]
 
 
 def seed_independent(build: Callable[[], Encoder]) -> bool:

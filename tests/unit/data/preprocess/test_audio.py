@@ -110,7 +110,8 @@ def test_long_clip_is_cropped_without_reading_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rate = 8000
-    path = write(tmp_path / "long.wav", tone(440, 120.0, rate, 0.2), rate, "PCM_16")
+    # PCM_24: decoded by soundfile (plain PCM16 WAVs take the numpy fast path, tested in test_wav.py)
+    path = write(tmp_path / "long.wav", tone(440, 120.0, rate, 0.2), rate, "PCM_24")
     requested: list[int] = []
     real_read = soundfile.SoundFile.read
 

@@ -1,0 +1,1 @@
+"""Contrastive pretraining: losses, the embedding queue, the two-tower (or more) model, zero-shot."""
