@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from common import AVSetup, BenchResult, Settings, av_digits_setup, median, percentile
+from common import AVSetup, BenchResult, Settings, av_digits_setup, median, percentile, prepared_examples
 from loadgen import LoadResult, run_load
 
 NAME = "serving"
@@ -123,14 +123,51 @@ def run(settings: Settings) -> list[BenchResult]:
                     samples[f"{tag}_p99_16"].append(_ms(many, 99))
                     samples[f"{tag}_rps"].append(many.rows_per_s)
     m = {k: median(v) for k, v in samples.items()}
+    forward = forward_ms_per_row(setup)
     details = {"medians": m, "samples": samples, "errors": errors, "rounds": rounds,
                "batched_server": " ".join(BATCHED), "baseline_server": " ".join(UNBATCHED)}
     return [
         BenchResult("serve_rows_per_s_16_clients", "rows/s", m["b_rps"], m["u_rps"], m["b_rps"] / m["u_rps"],
                     ">= 4.0", details, "micro-batching vs --max-batch 1, 16 clients, 1 row per request"),
+        BenchResult("serve_forward_ms_per_row_b32_vs_b1", "ms/row", forward[32], forward[1],
+                    forward[32] / forward[1], "", {"ms_per_row": forward},
+                    "bare forward, 1 torch thread (the servers'): what batching can save at most"),
         BenchResult("serve_p50_1_client", "p50 ms", m["b_p50_1"], m["u_p50_1"], m["b_p50_1"] / m["u_p50_1"],
                     "", {}, f"p99 {m['b_p99_1']:.1f} vs {m['u_p99_1']:.1f} ms"),
         BenchResult("serve_p50_16_clients", "p50 ms", m["b_p50_16"], m["u_p50_16"],
                     m["b_p50_16"] / m["u_p50_16"], "", {},
                     f"p99 {m['b_p99_16']:.1f} vs {m['u_p99_16']:.1f} ms"),
     ]
+
+
+def forward_ms_per_row(
+    setup: AVSetup, sizes: tuple[int, ...] = (1, 32), repeats: int = 15
+) -> dict[int, float]:
+    """Median bare-forward milliseconds per row at each batch size, with 1 torch thread as the servers run.
+
+    Micro-batching can only save what a batch of B rows costs less than B single rows; for convolutional
+    encoders on a CPU the per-row cost hardly falls with the batch size, which bounds the throughput gain.
+    """
+    import torch
+
+    from omnifuse.build import build_model
+    from omnifuse.data.collate import collate
+
+    examples = prepared_examples(setup, "train")
+    model = build_model(setup.config, setup.preprocessors, setup.task).eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out: dict[int, float] = {}
+        with torch.inference_mode():
+            for size in sizes:
+                batch = collate(examples[:size])
+                times = []
+                for _ in range(repeats + 3):
+                    start = time.perf_counter()
+                    model(batch.inputs, batch.presence)
+                    times.append(time.perf_counter() - start)
+                out[size] = median(times[3:]) * 1000.0 / size
+        return out
+    finally:
+        torch.set_num_threads(threads)

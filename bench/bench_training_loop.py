@@ -42,7 +42,7 @@ NAME = "training_loop"
 GOAL = ">= 0.95"
 
 
-EPOCHS_PER_REPEAT = 3  # training_loop times single epochs: many short samples make a steadier median
+EPOCHS_PER_REPEAT = 6  # training_loop times single epochs: many short samples make a steadier median
 
 
 def _sizes(settings: Settings) -> dict[str, int]:
@@ -137,7 +137,7 @@ def _fit_factories(setup: AVSetup, train: DataLoader[Any], valid: DataLoader[Any
 
 
 def _throughput_result(name: str, samples: dict[str, list[Sample]], rows: int, note: str,
-                       extra: dict[str, Any]) -> BenchResult:
+                       extra: dict[str, Any], goal: str = GOAL) -> BenchResult:
     """samples/s medians of both sides and the paired ratio (wall clock; CPU-time ratio in details)."""
     wall = {side: median([s.wall for s in samples[side]]) for side in samples}
     cpu = {side: median([s.cpu for s in samples[side]]) for side in samples}
@@ -153,7 +153,7 @@ def _throughput_result(name: str, samples: dict[str, list[Sample]], rows: int, n
         **extra,
     }
     ratio = paired_ratio(base_wall, omni_wall)  # throughput ratio = baseline time / omnifuse time
-    return BenchResult(name, "samples/s", rate["omnifuse"], rate["baseline"], ratio, GOAL, details, note)
+    return BenchResult(name, "samples/s", rate["omnifuse"], rate["baseline"], ratio, goal, details, note)
 
 
 def run(settings: Settings) -> list[BenchResult]:
@@ -176,7 +176,10 @@ def run(settings: Settings) -> list[BenchResult]:
         _throughput_result("training_loop", epochs, len(train_examples),
                            f"1 epoch of {len(train_examples)} rows, no validation",
                            common | {"timed_epochs": settings.repeats * EPOCHS_PER_REPEAT}),
-        _throughput_result("training_fit", fit, fit_rows,
-                           f"fit(): {sizes['fit_epochs']} epoch(s) + validation ({len(valid_examples)} rows)",
-                           common | {"epochs": sizes["fit_epochs"], "timed_fits": settings.repeats}),
+        _throughput_result(
+            "training_fit", fit, fit_rows,
+            f"fit(): {sizes['fit_epochs']} epoch(s) + validation ({len(valid_examples)} rows); adds "
+            "per-epoch metrics, checkpoint and log the baseline does not write",
+            common | {"epochs": sizes["fit_epochs"], "timed_fits": settings.repeats}, goal="-",
+        ),
     ]

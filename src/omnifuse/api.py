@@ -35,10 +35,11 @@ from omnifuse.predictor import Predictor, load
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint
 from omnifuse.training.distributed import is_rank_zero, zero_first
+from omnifuse.training.fabric import make_fabric, needs_unused_parameters
 from omnifuse.training.feature_cache import precomputed_encoders
 from omnifuse.training.frozen_features import training_cache
 from omnifuse.training.inference import run_model
-from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer, make_fabric, needs_unused_parameters
+from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
 
 TableLike = str | Path | pd.DataFrame
 SPLIT_FILE = "split.json"

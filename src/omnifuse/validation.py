@@ -169,7 +169,7 @@ def _not_a_tower(config: Config, name: str) -> str:
 
 def _scale_problems(config: Config) -> list[str]:
     """training.precision / strategy / devices: values omnifuse runs (Fabric accepts more)."""
-    from omnifuse.training.loop import PRECISIONS, STRATEGIES
+    from omnifuse.training.fabric import PRECISIONS, STRATEGIES
 
     t, problems = config.training, []
     if t.precision not in PRECISIONS:

@@ -16,7 +16,8 @@ from omnifuse.data.dataset import ExampleDataset
 from omnifuse.errors import ConfigError
 from omnifuse.training import distributed
 from omnifuse.training.distributed import GlobalBatchSampler, shard_eval_loader, shard_train_loader
-from omnifuse.training.loop import EncoderSchedule, Trainer, check_precision
+from omnifuse.training.fabric import check_precision
+from omnifuse.training.loop import EncoderSchedule, Trainer
 
 
 def _batches(n: int, batch: int, rank: int, world: int, epoch: int = 0) -> list[list[int]]:
