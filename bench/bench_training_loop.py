@@ -180,6 +180,6 @@ def run(settings: Settings) -> list[BenchResult]:
             "training_fit", fit, fit_rows,
             f"fit(): {sizes['fit_epochs']} epoch(s) + validation ({len(valid_examples)} rows); adds "
             "per-epoch metrics, checkpoint and log the baseline does not write",
-            common | {"epochs": sizes["fit_epochs"], "timed_fits": settings.repeats}, goal="-",
+            common | {"epochs": sizes["fit_epochs"], "timed_fits": settings.repeats}, goal="",
         ),
     ]

@@ -73,7 +73,7 @@ class BenchResult:
 
     def meets_goal(self) -> bool | None:
         """Whether ``ratio`` satisfies ``goal`` (``">= x"`` or ``"<= x"``); None for an informational row."""
-        if not self.goal:
+        if self.goal in ("", "-"):
             return None
         op, value = self.goal.split()
         return self.ratio >= float(value) if op == ">=" else self.ratio <= float(value)
