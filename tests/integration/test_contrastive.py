@@ -120,6 +120,22 @@ def _finetune_config(pretrained: Path, encoder: dict[str, object]) -> Config:
     })
 
 
+def test_a_frozen_init_from_encoder_is_cached_with_the_pretrained_weights(pretrained: Path) -> None:
+    from omnifuse.build import make_preprocessors
+    from omnifuse.contrastive.init_from import pretrained_preprocessors
+    from omnifuse.training.disk_cache import state_fingerprint
+    from omnifuse.training.frozen_features import _encoder_builder, frozen_fingerprint
+
+    config = _finetune_config(pretrained, {"name": "small_cnn", "size": 16, "channels": 1,
+                                           "freeze_epochs": -1})
+    preprocessors = make_preprocessors(config)
+    pretrained_preprocessors(config, preprocessors)
+    build, _ = _encoder_builder(config, preprocessors, "photo")
+    found = frozen_fingerprint(build)  # a random small_cnn would differ between seeds: None
+    assert found is not None
+    assert found[1] == state_fingerprint(omnifuse.load(pretrained).model.encoders["photo"])
+
+
 def test_init_from_copies_the_tower_and_the_result_is_self_contained(
     pretrained: Path, table_dir: Path, tmp_path: Path
 ) -> None:

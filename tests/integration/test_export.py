@@ -154,3 +154,18 @@ def test_cli_error_for_an_unknown_format(exported: tuple[Path, str], tmp_path: P
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError)
     assert "--format 'tflite' is not supported; expected one of onnx" in str(result.exception)
+
+
+def test_a_failed_export_keeps_the_previous_good_one_and_leaves_no_partial_file(
+    exported: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import omnifuse.export.onnx as onnx_export
+
+    folder, _ = exported
+    graph, sidecar = (folder / "model.onnx").read_bytes(), sidecar_path(folder / "model.onnx").read_text()
+    monkeypatch.setattr(onnx_export, "measure_parity", lambda *args: 0.5)  # a wrong export
+    with pytest.raises(ExportError, match=r"differs from torch by 5.00e-01"):
+        onnx_export.export_onnx(folder, folder / "model.onnx")
+    assert (folder / "model.onnx").read_bytes() == graph
+    assert sidecar_path(folder / "model.onnx").read_text() == sidecar
+    assert not [p for p in folder.iterdir() if "partial" in p.name]

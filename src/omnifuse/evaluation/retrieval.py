@@ -77,14 +77,18 @@ def _class_relevance(sim: np.ndarray, query_labels: Sequence[object],
             f"similarities {sim.shape} need one label per query and per item, got {len(queries)} query "
             f"label(s) and {len(items)} item label(s); pass labels for every row"
         )
-    return sim, queries[:, None] == items[None, :]  # (N, M) bool
+    known_q = np.array([q is not None for q in queries], dtype=bool)  # (N,) None: an unlabelled row
+    known_i = np.array([i is not None for i in items], dtype=bool)  # (M,)
+    same = (queries[:, None] == items[None, :]) & known_q[:, None] & known_i[None, :]  # (N, M) bool
+    return sim, same
 
 
 def precision_at_k(sim: np.ndarray, query_labels: Sequence[object], item_labels: Sequence[object],
                    k: int = PRECISION_K) -> float:
     """Class-level precision@k: the mean share of each query's top ``k`` items that have its label.
 
-    With fewer than ``k`` items the top is all of them, and the share is over that many.
+    With fewer than ``k`` items the top is all of them, and the share is over that many. A label of
+    None marks an unlabelled row: such a query is left out, and such an item is relevant to no query.
 
     Args:
         sim: (N, M) similarities.
@@ -96,14 +100,17 @@ def precision_at_k(sim: np.ndarray, query_labels: Sequence[object], item_labels:
         raise DataError(f"k must be at least 1, got {k}; pass e.g. k=10")
     sim, relevant = _class_relevance(sim, query_labels, item_labels)
     top = _relevance_in_rank_order(sim, relevant)[:, :k]  # (N, min(k, M))
-    return float(top.mean())
+    labelled = np.array([q is not None for q in query_labels], dtype=bool)  # (N,)
+    if not labelled.any():
+        raise DataError("no query has a label; precision@k needs labelled rows")
+    return float(top[labelled].mean())
 
 
 def mean_average_precision(sim: np.ndarray, query_labels: Sequence[object],
                            item_labels: Sequence[object]) -> float:
     """Class-level mAP: per query, the mean of precision@r over the ranks r of items with its label.
 
-    Queries whose label no item has are left out.
+    Queries whose label no item has, and unlabelled (None) queries, are left out.
 
     Raises:
         DataError: no query has a label that some item has.

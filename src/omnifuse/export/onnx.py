@@ -14,10 +14,13 @@ batch size than the traced one (so the dynamic batch axis is proven), missing in
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import logging
+import os
 import re
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -340,17 +343,25 @@ def export_onnx(
     encoders = {spec.name: loaded.config.encoder_of(spec.name).name for spec in specs}
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    signature = export_model(
-        loaded.model, specs, loaded.preprocessors, encoders, out, opset=opset, batch=batch
-    )
-    signature.weights_sha256 = file_digest(Path(model_dir) / WEIGHTS)
-    signature.save(sidecar_path(out))
+    partial = out.with_name(f".{out.name}.partial.onnx")  # a failed export never replaces a good one
+    try:
+        signature = export_model(
+            loaded.model, specs, loaded.preprocessors, encoders, partial, opset=opset, batch=batch
+        )
+        signature.weights_sha256 = file_digest(Path(model_dir) / WEIGHTS)
+        signature.save(sidecar_path(partial))
+        os.replace(partial, out)
+        os.replace(sidecar_path(partial), sidecar_path(out))
+    finally:
+        partial.unlink(missing_ok=True)
+        sidecar_path(partial).unlink(missing_ok=True)
     return signature
 
 
 def export_to_temp(model_dir: str | Path) -> Path:
     """Exports a model folder to a new temporary directory; returns the .onnx path."""
     folder = Path(tempfile.mkdtemp(prefix="omnifuse-onnx-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the session holds the graph in memory
     out = folder / "model.onnx"
     export_onnx(model_dir, out)
     return out

@@ -147,7 +147,9 @@ class ContrastiveTask(Task):
 
         embeddings, _, _ = unpack(logits.detach().float().cpu(), self.columns, self.embed_dim)
         ids = targets.detach().cpu().long().numpy()
-        labels = list(ids) if self.has_labels and (ids >= 0).any() else None
+        labels: list[Any] | None = (  # None: an unlabelled row, relevant to no query
+            [int(i) if i >= 0 else None for i in ids] if self.has_labels and (ids >= 0).any() else None
+        )
         per_pair = [
             bidirectional_metrics(embeddings[a].numpy(), embeddings[b].numpy(), labels, (a, b))
             for a, b in self.pairs()

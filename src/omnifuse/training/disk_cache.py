@@ -67,10 +67,19 @@ def inputs_fingerprint(inputs: dict[str, Tensor]) -> str:
 
 
 def encoder_key(encoder: str, options: dict[str, Any], weights: str) -> str:
-    """The key of one encoder's features: registry name + options + weights fingerprint + format."""
-    payload = json.dumps({"encoder": encoder, "options": options, "weights": weights, "format": FORMAT},
-                         sort_keys=True, default=str)
+    """The key of one encoder's features: registry name + options + weights fingerprint + format, and the
+    omnifuse / torch / transformers versions (an encoder's code may change between releases)."""
+    payload = json.dumps({"encoder": encoder, "options": options, "weights": weights, "format": FORMAT,
+                          "code": _code_versions()}, sort_keys=True, default=str)
     return hashlib.blake2b(payload.encode(), digest_size=_DIGEST).hexdigest()
+
+
+def _code_versions() -> dict[str, str]:
+    import transformers
+
+    from omnifuse.version import __version__
+
+    return {"omnifuse": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def _checksum(tensors: dict[str, Tensor]) -> str:
@@ -121,7 +130,7 @@ class FeatureStore:
         path = self.path(row_key)
         metadata = {"row": row_key, "checksum": _checksum(tensors)}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".part-", suffix=".tmp")
             try:
                 with os.fdopen(handle, "wb") as file:

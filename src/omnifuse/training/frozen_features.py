@@ -58,7 +58,16 @@ def _encoder_builder(cfg: Config, preprocessors: dict[str, Preprocessor], name: 
     entry = ENCODERS.get(component.name)
     options = parse_options(entry.options, component, f"{name}.encoder")
     plain = to_dict(options)  # the options dataclass as plain values
-    return (lambda: entry.build(options, preprocessors[name], None)), plain
+
+    def build() -> Encoder:
+        encoder = entry.build(options, preprocessors[name], None)
+        if component.init_from is not None:  # the pretrained tower's weights, as build_encoders does
+            from omnifuse.contrastive.init_from import init_encoder
+
+            init_encoder(encoder, component, name)
+        return encoder
+
+    return build, plain
 
 
 def build_feature_cache(

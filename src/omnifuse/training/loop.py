@@ -117,6 +117,9 @@ class Trainer:
     def _train_epoch(self, loader: DataLoader[Any], epoch: int, progress: Progress | None) -> float:
         self.model.train()
         self._apply_freezing(epoch)
+        # a stream that ended before its estimated length can leave an accumulation group unstepped:
+        # its gradients must not leak into this epoch's first step
+        self.optimizer.zero_grad(set_to_none=True)
         batches = self._batches(loader)
         task_id = (
             progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=batches, info="loss -")

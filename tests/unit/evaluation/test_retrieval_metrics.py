@@ -121,3 +121,15 @@ def test_bidirectional_metrics_errors() -> None:
         bidirectional_metrics(A, B, labels=["x", "y"])
     with pytest.raises(DataError, match=r"must be a non-empty \(rows, dim\) matrix"):
         bidirectional_metrics(np.zeros((0, 2)), B)
+
+
+def test_unlabelled_rows_are_relevant_to_no_query_and_are_not_scored() -> None:
+    from omnifuse.evaluation.retrieval import mean_average_precision, precision_at_k
+
+    sim = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.1], [0.1, 0.2, 1.0]])  # (3, 3)
+    labels = [None, None, "a"]
+    # Two unlabelled rows would be "the same class" if None matched None: precision@2 would be 1.0.
+    assert precision_at_k(sim, labels, labels, k=2) == pytest.approx(0.5)  # only query 2: item 2 of its top 2
+    assert mean_average_precision(sim, labels, labels) == pytest.approx(1.0)  # query 2 finds itself first
+    with pytest.raises(DataError, match="no query has a label"):
+        precision_at_k(sim, [None] * 3, labels, k=2)
