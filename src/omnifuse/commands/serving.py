@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from omnifuse.predictor import Predictor
+    from omnifuse.retrieval.index import VectorIndex
 
 MB = 1024 * 1024
 
@@ -56,7 +61,7 @@ def serve(
 
         torch.set_num_threads(torch_threads)
     predictor = load(model)
-    search_index = _load_index(index) if index is not None else None
+    search_index = load_search_index(index, model, predictor) if index is not None else None
     app = create_app(
         predictor, api_key=api_key or None, max_batch=max_batch, max_wait_ms=max_wait_ms,
         allow_files=allow_files, max_body_bytes=int(max_body_mb * MB), max_file_bytes=int(max_file_mb * MB),
@@ -69,7 +74,30 @@ def serve(
                 access_log=False)
 
 
-def _load_index(folder: Path) -> object:
+def load_search_index(folder: Path, model_dir: Path, predictor: Predictor) -> VectorIndex:
+    """The search index of ``--index``, with its query model ready before the server starts.
+
+    When the index was built with the served model (its recorded model folder is ``model_dir``), the
+    index shares the already loaded ``predictor``; otherwise its own model is loaded now, so that a moved
+    or deleted model folder fails at startup rather than on every search.
+
+    Raises:
+        ModelDirError: the index folder is unreadable, or its model folder is gone.
+        DataError: the index was built from raw vectors (it cannot embed a text/image/audio query).
+    """
     from omnifuse.retrieval import load_index
 
-    return load_index(folder)
+    search_index = load_index(folder)
+    recorded = search_index.source.model
+    if recorded is not None and _same_folder(Path(recorded), model_dir):
+        search_index.model = predictor
+    else:
+        search_index.query_model()  # loads the recorded model now (or raises its clear error)
+    return search_index
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    try:
+        return os.path.samefile(one.expanduser(), other.expanduser())
+    except (OSError, ValueError):
+        return one.expanduser().resolve() == other.expanduser().resolve()

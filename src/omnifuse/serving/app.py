@@ -25,6 +25,7 @@ from omnifuse.serving.schema import build_models
 from omnifuse.serving.service import (
     categories_of,
     explanation_rows,
+    is_contrastive,
     model_info,
     prediction_rows,
     search_results,
@@ -68,6 +69,7 @@ class ServerState:
         classes = [str(c) for c in predictor.classes]
         self.models = build_models(predictor.config, categories_of(predictor), classes)
         self.ready = False
+        self.contrastive = is_contrastive(predictor)
 
     async def in_pool(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
         """Runs ``fn(*args)`` on a worker thread, off the event loop."""
@@ -94,8 +96,17 @@ class ServerState:
         base = self.limits.allow_files or Path.cwd()
         return await self.in_pool(self.prep_pool, self.predictor.prepare, rows, base, False)
 
+    def refuse_contrastive(self, route: str) -> None:
+        """Raises ApiError 422 on ``/v1/predict`` and ``/v1/explain`` of a contrastive (embedding) model."""
+        if self.contrastive:
+            where = ("POST /v1/search" if self.index is not None
+                     else "/v1/search (start the server with --index DIR, built by `omnifuse index`)")
+            raise ApiError(422, f"this is a contrastive (embedding) model: it has no {route} answer, it only "
+                           "embeds", fix=f"search with it instead: {where}")
+
     async def predict(self, request: Request) -> dict[str, Any]:
         """``/v1/predict``: prepared here, predicted in a micro-batch with other requests."""
+        self.refuse_contrastive("/v1/predict")
         self.batcher.expect(1)
         try:
             examples = await self.prepare(request)
@@ -105,6 +116,7 @@ class ServerState:
 
     async def explain(self, request: Request) -> dict[str, Any]:
         """``/v1/explain``: prepared here, explained on the model thread."""
+        self.refuse_contrastive("/v1/explain")
         examples = await self.prepare(request)
         rows = await self.in_pool(self.model_pool, explanation_rows, self.predictor, examples)
         return {"explanations": rows}
@@ -226,6 +238,10 @@ def check_limits(**values: float | None) -> None:
 def _description(state: ServerState) -> str:
     info = state.info
     columns = ", ".join(f"`{c['name']}` ({c['type']})" for c in info["columns"])
+    if state.contrastive:
+        return (f"A contrastive (embedding) model over {columns}: `/v1/predict` and `/v1/explain` answer "
+                "422; search with `/v1/search` (the server needs `--index DIR`). Errors are "
+                '`{"error": {"message", "row", "column", "fix"}}`.')
     return (f"Predicts `{info['label']}` ({info['task']}) from {columns}. Media columns take a "
             "`data:<mime>;base64,...` URL or raw base64 (paths only with `--allow-files`). Errors are "
             '`{"error": {"message", "row", "column", "fix"}}`.')

@@ -6,7 +6,8 @@ passed since the first one, or no other request is on its way (see ``expect``: w
 adds latency); the batch runs as one call of ``run`` on the worker executor (the event loop
 never runs model work), and each request gets back the results of its own items, in order. A request
 with more rows than ``max_batch`` runs alone. A request whose caller stopped waiting (timeout) before its
-batch was formed is dropped from it.
+batch was formed is dropped from it. When the call for a batch of several requests fails, each request is
+run again alone, so that only the one with the bad rows gets the error.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+log = logging.getLogger("omnifuse.serving")
 BatchRunner = Callable[[list[Any]], Sequence[Any]]
 
 
@@ -58,6 +61,7 @@ class MicroBatcher:
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._expected = 0
+        self._running: list[_Job] = []
 
     def expect(self, change: int) -> None:
         """Counts requests on their way to ``submit`` (+1 when one starts preparing, -1 when it is done).
@@ -73,15 +77,27 @@ class MicroBatcher:
         self._arrived = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._collect_forever())
 
-    async def stop(self) -> None:
-        """Answers the requests still waiting, then stops the collector."""
-        while self._pending:
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Answers the requests still waiting and lets the batch in flight finish, then stops the collector.
+
+        Args:
+            timeout_s: most seconds to wait for them (None: as long as they take); requests still
+                unanswered after it fail with a RuntimeError.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while (self._pending or self._running) and self._task is not None and not self._task.done():
+            if deadline is not None and loop.time() >= deadline:
+                break
             await asyncio.sleep(0.001)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        stopped = RuntimeError("the server stopped before this request was answered")
+        _fail(list(self._pending) + self._running, stopped)
+        self._pending.clear()
 
     async def submit(self, items: list[Any]) -> list[Any]:
         """Queues one request's items and waits for their results (in the same order).
@@ -100,6 +116,7 @@ class MicroBatcher:
         return await job.future
 
     async def _collect_forever(self) -> None:
+        """Forms and runs batches until cancelled; an unexpected error fails only its own batch."""
         assert self._arrived is not None
         while True:
             while not self._pending:
@@ -107,8 +124,19 @@ class MicroBatcher:
                 await self._arrived.wait()
             await self._wait_for_more()
             jobs = self._take()
-            if jobs:
+            if not jobs:
+                continue
+            self._running = jobs
+            try:
                 await self._run(jobs)
+            except asyncio.CancelledError:
+                _fail(jobs, RuntimeError("the server stopped before this request was answered"))
+                raise
+            except Exception as exc:  # noqa: BLE001 - never let the collector die: later requests would hang
+                log.exception("micro-batch failed unexpectedly")
+                _fail(jobs, exc)
+            finally:
+                self._running = []
 
     async def _wait_for_more(self) -> None:
         """Waits until ``max_batch`` rows are pending, ``max_wait_s`` has passed or nobody else is coming."""
@@ -144,21 +172,41 @@ class MicroBatcher:
         return jobs
 
     async def _run(self, jobs: list[_Job]) -> None:
+        """Runs the jobs as one call; when a call for several jobs fails, runs each job alone (in order)
+        so that only the request with the bad items gets the error."""
         items = [item for job in jobs for item in job.items]
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self.executor, self.run, items)
-        except Exception as exc:  # one failure fails the whole batch; callers map it to an answer
+            results = list(await loop.run_in_executor(self.executor, self.run, items))
+            if len(results) != len(items):
+                raise RuntimeError(f"the batch function gave {len(results)} results for {len(items)} items")
+        except Exception as exc:  # callers map it to an answer
+            if len(jobs) == 1:
+                _fail(jobs, exc)
+                return
             for job in jobs:
                 if not job.future.done():
-                    job.future.set_exception(exc)
+                    await self._run([job])
             return
-        if self.on_batch is not None:
-            self.on_batch(len(items), len(jobs))
         start = 0
         for job in jobs:
             end = start + len(job.items)
             if not job.future.done():
-                job.future.set_result(list(results[start:end]))
+                job.future.set_result(results[start:end])
             start = end
+        self._record(len(items), len(jobs))
 
+    def _record(self, rows: int, requests: int) -> None:
+        if self.on_batch is None:
+            return
+        try:
+            self.on_batch(rows, requests)
+        except Exception:  # noqa: BLE001 - metrics must never break answers
+            log.exception("the on_batch callback failed")
+
+
+def _fail(jobs: list[_Job], exc: BaseException) -> None:
+    """Sets ``exc`` on every job whose caller is still waiting."""
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(exc)

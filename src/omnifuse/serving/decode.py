@@ -14,7 +14,9 @@ import base64
 import binascii
 import io
 import json
+import os
 import re
+import stat
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +54,30 @@ def input_columns(config: Config) -> dict[str, str]:
     return {name: col.type for name, col in config.columns.items() if col.type != "ignore"}
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number; send null for a missing value")
+
+
+def load_json(body: bytes, fix: str) -> Any:
+    """Parses a request body as strict JSON.
+
+    Raises:
+        ApiError: 400 for anything that is not valid JSON: a syntax error, bad UTF-8, NaN/Infinity, an
+            integer with too many digits, or nesting too deep to parse.
+    """
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ApiError(400, "the request body is not valid JSON (it is nested too deeply)", fix=fix) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity, huge integers
+        message = f"the request body is not valid JSON ({_short_text(str(exc))})"
+        raise ApiError(400, message, fix=fix) from None
+
+
+def _short_text(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_json_rows(body: bytes, columns: dict[str, str], limits: Limits) -> list[dict[str, Any]]:
     """Parses a JSON body into decoded rows.
 
@@ -59,10 +85,7 @@ def parse_json_rows(body: bytes, columns: dict[str, str], limits: Limits) -> lis
         ApiError: 400 not JSON; 422 not ``{"rows": [non-empty list of objects]}`` or a missing column;
             400/413 a bad cell (see ``decode_row``).
     """
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON ({exc})", fix=ROWS_FIX) from None
+    payload = load_json(body, ROWS_FIX)
     if not isinstance(payload, dict) or "rows" not in payload:
         got = type(payload).__name__ if not isinstance(payload, dict) else f"keys {sorted(payload)[:10]}"
         raise ApiError(422, f'the body needs a "rows" list, got {got}', fix=ROWS_FIX)
@@ -207,25 +230,64 @@ def b64decode(index: int, column: str, text: str, limits: Limits) -> bytes:
 def read_allowed_file(index: int, column: str, text: str, limits: Limits) -> bytes:
     """Reads a file named by a path inside ``limits.allow_files``.
 
+    The resolved path is opened without following a final symlink, the opened file is checked to still
+    be that path inside the folder (a symlink swapped in between is refused), and at most
+    ``max_file_bytes + 1`` bytes are read (a file growing after the size check still gets a 413).
+
     Raises:
-        ApiError: 400 the path resolves outside the folder, does not exist or is not a file; 413 too large.
+        ApiError: 400 the path resolves outside the folder, does not exist, is not a regular file or
+            cannot be read (a NUL byte, a name too long, no permission); 413 too large.
     """
     assert limits.allow_files is not None
-    base = limits.allow_files.resolve()
-    path = resolve_path(text, base)
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError):  # symlink loops
-        real = path
     where = f"column {column!r} row {index}: file {_short(text)}"
+    try:
+        base = limits.allow_files.resolve()
+        path = resolve_path(text, base)
+        try:
+            real = path.resolve()
+        except RuntimeError:  # symlink loops
+            real = path
+        _check_inside(real, base, where, index, column)
+        if not real.is_file():
+            raise ApiError(400, f"{where} does not exist in the allowed folder (or is not a file)", index,
+                           column, "check the path; it is relative to the server's --allow-files folder")
+        check_size(index, column, real.stat().st_size, limits)
+        data = _read_bounded(real, base, limits.max_file_bytes, where, index, column)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ApiError(400, f"{where} cannot be read from the allowed folder ({reason})", index, column,
+                       "check the path and the file's permissions, or send the bytes as base64") from None
+    check_size(index, column, len(data), limits)
+    return data
+
+
+def _check_inside(real: Path, base: Path, where: str, index: int, column: str) -> None:
     if not real.is_relative_to(base):
         raise ApiError(400, f"{where} resolves outside the folder the server allows (--allow-files)",
                        index, column, "use a path inside the allowed folder, or send the bytes as base64")
-    if not real.is_file():
-        raise ApiError(400, f"{where} does not exist in the allowed folder (or is not a file)", index,
-                       column, "check the path; it is relative to the server's --allow-files folder")
-    check_size(index, column, real.stat().st_size, limits)
-    return real.read_bytes()
+
+
+def _read_bounded(real: Path, base: Path, limit: int, where: str, index: int, column: str) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``real`` (resolved), opened without following a
+    symlink, after checking that the opened file is still ``real`` inside ``base``.
+
+    Raises:
+        ApiError: 400 the file was swapped for something outside ``base`` or is not a regular file.
+        OSError: it cannot be opened (a symlink swapped in: ELOOP) or read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    with os.fdopen(os.open(real, flags), "rb") as handle:
+        opened = os.fstat(handle.fileno())
+        if not stat.S_ISREG(opened.st_mode):
+            raise ApiError(400, f"{where} is not a regular file", index, column,
+                           "name a regular file inside the allowed folder")
+        link = Path(f"/proc/self/fd/{handle.fileno()}")
+        now = Path(os.readlink(link)) if link.is_symlink() else real.resolve()
+        _check_inside(now, base, where, index, column)
+        if not os.path.samestat(opened, os.stat(now)):
+            raise ApiError(400, f"{where} changed while it was being opened", index, column,
+                           "retry, and do not replace files in the allowed folder while they are read")
+        return handle.read(limit + 1)
 
 
 def looks_like_path(text: str) -> bool:
@@ -292,10 +354,7 @@ def parse_search(body: bytes, limits: Limits) -> dict[str, Any]:
         ApiError: 400 not JSON or undecodable base64; 413 too large; 422 not exactly one of text, image,
             audio, a wrong type, or ``k`` outside 1..1000.
     """
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON ({exc})", fix=SEARCH_FIX) from None
+    payload = load_json(body, SEARCH_FIX)
     if not isinstance(payload, dict):
         raise ApiError(422, f"the body must be a JSON object, got {_kind(payload)}", fix=SEARCH_FIX)
     given = [key for key in ("text", "image", "audio") if payload.get(key) is not None]

@@ -131,6 +131,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+KNOWN_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
+
+
 class MetricsMiddleware:
     """ASGI middleware that counts every HTTP request by route template, method and status.
 
@@ -158,4 +161,12 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             name = str(getattr(route, "path", "other"))
-            self.metrics.observe_request(name, scope["method"], status[0], time.perf_counter() - started)
+            method = method_label(scope.get("method", ""))
+            self.metrics.observe_request(name, method, status[0], time.perf_counter() - started)
+
+
+def method_label(method: str) -> str:
+    """The HTTP method as a metrics label: one of ``KNOWN_METHODS``, else ``OTHER`` (so that made-up
+    methods cannot create new series)."""
+    upper = str(method).upper()
+    return upper if upper in KNOWN_METHODS else "OTHER"

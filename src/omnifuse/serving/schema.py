@@ -59,7 +59,7 @@ class ModelInfo(BaseModel):
     """``/v1/model``: what the model predicts and what to send it."""
 
     name: str
-    task: Literal["binary", "multiclass", "multilabel", "regression"]
+    task: Literal["binary", "multiclass", "multilabel", "regression", "contrastive"]
     label: str
     classes: list[str]
     columns: list[ColumnInfo]

@@ -6,6 +6,7 @@ Everything here runs on worker threads (never on the event loop) and returns pla
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,14 +23,28 @@ if TYPE_CHECKING:
     from omnifuse.predictor import Predictor
 
 METRICS_FILE = "metrics.json"
+log = logging.getLogger("omnifuse.serving")
 RESULT_KEYS = ("rank", "score", "id")
 
 
-def warmup(predictor: Predictor) -> None:
-    """One forward on blank inputs, so that the first real request does not pay for lazy setup."""
-    inputs = {name: pre.blank() for name, pre in predictor.preprocessors.items()}
-    example = Example(index=0, inputs=inputs, presence={name: True for name in inputs})
-    predictor.run_examples([example])
+def warmup(predictor: Predictor) -> bool:
+    """One forward on blank inputs, so that the first real request does not pay for lazy setup.
+
+    A model that cannot take a one-sample blank input (e.g. wav2vec2's convolutions, or a contrastive
+    model with no prediction head) is logged and skipped: ``load`` already ran its own warm-up, and a
+    failed warm-up must not keep the server from becoming ready.
+
+    Returns:
+        True when the warm-up forward ran, False when it failed (and was logged).
+    """
+    try:
+        inputs = {name: pre.blank() for name, pre in predictor.preprocessors.items()}
+        example = Example(index=0, inputs=inputs, presence={name: True for name in inputs})
+        predictor.run_examples([example])
+    except Exception as exc:  # noqa: BLE001 - any failure only means no warm-up
+        log.warning("the warm-up forward failed (%s: %s); serving without it", type(exc).__name__, exc)
+        return False
+    return True
 
 
 def prediction_rows(predictor: Predictor, examples: list[Example]) -> list[dict[str, Any]]:
@@ -103,9 +118,14 @@ def model_info(predictor: Predictor, search: bool) -> dict[str, Any]:
         "columns": columns,
         "metrics": read_metrics(folder),
         "version": __version__,
-        "explain": True,
+        "explain": not is_contrastive(predictor),
         "search": search,
     }
+
+
+def is_contrastive(predictor: Predictor) -> bool:
+    """True for a contrastive (embedding) model: it embeds and searches, it does not predict or explain."""
+    return str(getattr(predictor.task, "name", "")) == "contrastive"
 
 
 def categories_of(predictor: Predictor) -> dict[str, list[str]]:

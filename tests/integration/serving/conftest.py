@@ -5,7 +5,8 @@ Fixtures (reusable by every test under tests/integration/serving):
   - ``start_server``: a factory ``start_server(**create_app_options) -> url`` (servers stop at the end);
   - ``server_url``: a server with files allowed from ``table_dir`` and small limits (``LIMITS``);
   - ``server_url_with_key``: the same model behind the API key of the ``api_key`` fixture;
-  - ``test_rows``: rows of ``table_dir/test.csv`` with media as data URLs / raw base64, and their labels.
+  - ``test_rows``: rows of ``table_dir/test.csv`` with media as data URLs / raw base64, and their labels;
+  - ``contrastive_dir``: a contrastive (embedding) model pretrained on ``table_dir`` (photo and note towers).
 """
 
 from __future__ import annotations
@@ -127,3 +128,29 @@ def test_table(table_dir: Path) -> pd.DataFrame:
 def test_rows(table_dir: Path, test_table: pd.DataFrame) -> list[dict[str, Any]]:
     """The test table's rows in API form (media inline)."""
     return [api_row(table_dir, row) for row in test_table.to_dict(orient="records")]
+
+
+PRETRAIN_YAML = """
+label: {column: animal, task: contrastive}
+columns:
+  photo: {type: image, encoder: {name: small_cnn, size: 16, channels: 1}}
+  note: {type: text, encoder: {name: bow, embed_dim: 16}}
+contrastive: {columns: [note, photo], embed_dim: 16, queue_size: 16}
+training: {epochs: 1, batch_size: 16, lr: 0.003}
+"""
+
+
+@pytest.fixture(scope="session")
+def contrastive_dir(table_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A contrastive model folder (``omnifuse pretrain``): it embeds and searches, it does not predict."""
+    from typer.testing import CliRunner
+
+    from omnifuse.cli import app
+
+    folder = tmp_path_factory.mktemp("contrastive")
+    (folder / "pretrain.yaml").write_text(PRETRAIN_YAML)
+    out = folder / "model"
+    result = CliRunner().invoke(app, ["pretrain", "--config", str(folder / "pretrain.yaml"), "--train",
+                                      str(table_dir / "train.csv"), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out

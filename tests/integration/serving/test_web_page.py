@@ -319,3 +319,30 @@ def test_api_key_from_the_page(
     page.click("#predict")
     assert "401" in wait_for_error(page)
     assert page.locator("#result").is_hidden()
+
+
+def test_a_contrastive_model_shows_a_message_instead_of_a_form(page: Any, contrastive_dir: Path,
+                                                               await_ready: Callable[..., None]) -> None:
+    import uvicorn
+
+    from omnifuse.serving import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = create_app(omnifuse.load(contrastive_dir, device="cpu"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        await_ready(url, thread.is_alive)
+        page.goto(url + "/")
+        message = page.locator("#no-predict")
+        message.wait_for()
+        assert "contrastive (embedding) model: it does not predict" in message.inner_text()
+        assert "--index DIR" in message.inner_text()
+        assert page.locator("#predict").is_disabled() and page.locator("#fields input").count() == 0
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

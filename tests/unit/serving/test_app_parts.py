@@ -81,3 +81,18 @@ def test_explanations_and_search_results_shapes() -> None:
     hits = pd.DataFrame({"rank": [1], "score": [0.5], "id": ["a"], "caption": ["x"], "n": [float("nan")]})
     results: list[dict[str, Any]] = search_results(hits)
     assert results == [{"rank": 1, "score": 0.5, "id": "a", "metadata": {"caption": "x", "n": None}}]
+
+
+def test_a_failing_warm_up_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from omnifuse.serving.service import warmup
+
+    def run_examples(examples: list[Any]) -> Any:
+        raise RuntimeError("Calculated padded input size per channel: (1). Kernel size: (10)")
+
+    predictor = SimpleNamespace(preprocessors={}, run_examples=run_examples)
+    with caplog.at_level("WARNING", logger="omnifuse.serving"):
+        assert warmup(predictor) is False  # type: ignore[arg-type]
+    assert "the warm-up forward failed (RuntimeError: Calculated padded input size" in caplog.text
+    assert warmup(SimpleNamespace(preprocessors={}, run_examples=lambda examples: None)) is True  # type: ignore[arg-type]

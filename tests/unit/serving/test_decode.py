@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,66 @@ def test_search_bodies() -> None:
 def test_looks_like_path() -> None:
     assert looks_like_path("img/a.png") and looks_like_path("/etc/passwd") and looks_like_path("~/x")
     assert not looks_like_path(_b64(b"abc" * 10)) and not looks_like_path("/" + "A" * 2000)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"rows": [{"weight": ' + b"7" * 5000 + b"}]}", r"not valid JSON \(Exceeds the limit"),
+    (b"[" * 100_000 + b"]" * 100_000, r"not valid JSON \(it is nested too deeply\)"),
+    (b'{"rows": [{"weight": NaN}]}', r"not valid JSON \(NaN is not a JSON number"),
+    (b'{"rows": [{"weight": -Infinity}]}', r"not valid JSON \(-Infinity is not a JSON number"),
+    (b"\xff\xfe{", r"not valid JSON"),
+])
+def test_json_that_python_refuses_is_400_in_rows_and_search(body: bytes, message: str) -> None:
+    for parse in (lambda: parse_json_rows(body, COLUMNS, Limits()), lambda: parse_search(body, Limits())):
+        with pytest.raises(ApiError, match=message) as caught:
+            parse()
+        assert caught.value.status == 400
+
+
+def _limits(folder: Path, max_bytes: int = 1000) -> Limits:
+    return Limits(allow_files=folder, max_file_bytes=max_bytes)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("img/a\x00b.png", r"row 2: file .* cannot be read from the allowed folder \(embedded nul"),
+    ("a" * 300 + ".png", r"column 'photo' row 2: file .* cannot be read .*\(File name too long\)"),
+])
+def test_unreadable_paths_are_400_naming_row_and_column(tmp_path: Path, name: str, message: str) -> None:
+    with pytest.raises(ApiError, match=message) as caught:
+        media_bytes(2, "photo", name, _limits(tmp_path))
+    assert (caught.value.status, caught.value.row, caught.value.column) == (400, 2, "photo")
+
+
+def test_an_unreadable_file_is_400(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "x.png").write_bytes(b"data")
+
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("omnifuse.serving.decode.os.open", refuse)  # root ignores chmod 000
+    with pytest.raises(ApiError, match=r"row 0: file 'x.png' cannot be read .*\(Permission denied\)"):
+        media_bytes(0, "photo", "x.png", _limits(tmp_path))
+
+
+def test_a_file_larger_than_its_stat_size_is_still_413() -> None:
+    # /proc files report st_size 0 but hold bytes: like a file that grows after the size check
+    folder = Path("/proc/self")
+    if not (folder / "status").is_file():
+        pytest.skip("needs Linux /proc")
+    with pytest.raises(ApiError, match=r"the file is 101 bytes, over the server's limit of 100") as caught:
+        media_bytes(0, "photo", "./status", _limits(folder, 100))
+    assert caught.value.status == 413
+
+
+def test_a_symlink_swapped_in_after_the_check_is_not_followed(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"outside")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "a.png").symlink_to(secret)
+    # the race: the path was checked as a plain file inside the folder, then became a symlink out of it
+    monkeypatch.setattr(Path, "resolve", lambda self, strict=False: Path(os.path.abspath(self)))
+    with pytest.raises(ApiError, match=r"file 'a.png' cannot be read .*symbolic links") as caught:
+        media_bytes(0, "photo", "a.png", _limits(allowed))
+    assert caught.value.status == 400

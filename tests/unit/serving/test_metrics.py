@@ -28,3 +28,10 @@ def test_render_counts_requests_errors_and_batches() -> None:
     assert 'omnifuse_batch_size_bucket{le="8.0"} 1' in text
     assert "omnifuse_batch_requests_sum 3.0" in text and "omnifuse_rows_total 5" in text
     assert "# TYPE omnifuse_request_duration_seconds histogram" in text and text.endswith("\n")
+
+
+def test_made_up_methods_share_one_label() -> None:
+    from omnifuse.serving.metrics import method_label
+
+    assert [method_label(m) for m in ("GET", "post", "PATCH", "FOOBAR", "G" * 500, "")] == [
+        "GET", "POST", "PATCH", "OTHER", "OTHER", "OTHER"]

@@ -437,8 +437,19 @@
     clearError();
     try {
       const model = await api("v1/model");
-      state.model = model;
       renderSummary(model);
+      if (model.task === "contrastive") {
+        // an embedding model: nothing to predict, so no form (Predict stays disabled)
+        const where = model.search
+          ? "Search with it through POST v1/search (see /docs)."
+          : "Start the server with --index DIR to search with it through POST v1/search.";
+        $("fields").replaceChildren(
+          el("p", { id: "no-predict", className: "muted" },
+            "This is a contrastive (embedding) model: it does not predict. " + where),
+        );
+        return;
+      }
+      state.model = model;
       buildForm(model.columns);
     } catch (err) {
       $("model-name").textContent = "Model unavailable";
