@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ def train(
     seed_everything(cfg.training.seed, verbose=False)
     data = prepare_data(cfg, train, valid, test, ctx, resume=resume, base_dir=base_dir)
     model, result = fit_prepared(cfg, data, ctx, resume=resume, fabric=fabric)
+    if data.train_stream is not None:
+        _report_streamed_bad_rows(ctx)
     merge_adapters(model)  # LoRA: the folder holds merged weights, so loading needs no peft
 
     def save() -> None:
@@ -104,6 +107,17 @@ def train(
 
     zero_first(save)
     return load(ctx.out)
+
+
+def _report_streamed_bad_rows(ctx: RunContext) -> None:
+    """One line naming how many bad rows streaming training skipped (they are found, and written to
+    bad_rows.csv, while the batches are read)."""
+    path = ctx.out / BAD_ROWS_FILE
+    if not ctx.writes or not path.exists():
+        return
+    with path.open(encoding="utf-8", newline="") as file:
+        count = sum(1 for row in csv.reader(file) if row and row[:2] != ["table", "row"])  # not headers
+    ctx.console.print(f"[yellow]Skipped {count} bad row(s) of the streamed table; see {path}[/yellow]")
 
 
 @dataclass

@@ -60,8 +60,11 @@ def test_streaming_training_gives_a_model_that_loads_and_predicts(
 
     monkeypatch.setattr(pd, "read_parquet", whole_table)
     out = stream_table.parent / "model"
-    omnifuse.train(stream_table.parent / "config.yaml", train=stream_table, out=out, progress=False)
+    console = Console(record=True, width=200)
+    omnifuse.train(stream_table.parent / "config.yaml", train=stream_table, out=out, progress=False,
+                   console=console)
     monkeypatch.undo()
+    assert "Skipped 1 bad row(s) of the streamed table" in console.export_text()
     predictor = omnifuse.load(out)
     rows = _frame(60, seed=7)
     accuracy = float(np.mean(np.asarray(predictor.predict(rows)) == rows["label"].to_numpy()))
