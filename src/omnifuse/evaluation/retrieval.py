@@ -135,9 +135,21 @@ def _normalise(emb: np.ndarray, name: str) -> np.ndarray:
     return emb / np.where(norms == 0, 1.0, norms)
 
 
-def _direction(sim: np.ndarray, labels: Sequence[object] | None) -> dict[str, float]:
-    """Metrics of one direction; query i's correct item is item i."""
-    ranks = rank_of_matches(sim, np.eye(*sim.shape, dtype=bool))
+def same_content(query_ids: np.ndarray | None, item_ids: np.ndarray | None, n: int) -> np.ndarray:
+    """(N, N) bool: item j answers query i when j == i, or when pair j is indistinguishable from pair i
+    (the same content on the item side, or on the query side). Ids None: only j == i."""
+    match = np.eye(n, dtype=bool)
+    for ids in (query_ids, item_ids):
+        if ids is not None:
+            values = np.asarray(ids)
+            match |= values[:, None] == values[None, :]
+    return match
+
+
+def _direction(sim: np.ndarray, labels: Sequence[object] | None,
+               match: np.ndarray | None = None) -> dict[str, float]:
+    """Metrics of one direction; query i's correct items are ``match[i]`` (default: item i alone)."""
+    ranks = rank_of_matches(sim, np.eye(*sim.shape, dtype=bool) if match is None else match)
     out = {f"recall@{k}": recall_at_k(ranks, k) for k in RECALL_KS}
     out |= {"mrr": mrr(ranks), "median_rank": median_rank(ranks)}
     if labels is not None:
@@ -147,7 +159,8 @@ def _direction(sim: np.ndarray, labels: Sequence[object] | None) -> dict[str, fl
 
 
 def bidirectional_metrics(emb_a: np.ndarray, emb_b: np.ndarray, labels: Sequence[object] | None = None,
-                          names: tuple[str, str] = ("a", "b")) -> dict[str, float]:
+                          names: tuple[str, str] = ("a", "b"), content_a: np.ndarray | None = None,
+                          content_b: np.ndarray | None = None) -> dict[str, float]:
     """Cross-modal retrieval metrics in both directions (row i of ``emb_a`` belongs with row i of ``emb_b``).
 
     Similarity is the cosine (rows are L2-normalised here). Top-level keys average the two directions:
@@ -160,6 +173,9 @@ def bidirectional_metrics(emb_a: np.ndarray, emb_b: np.ndarray, labels: Sequence
         emb_b: (N, D) embeddings of the second column.
         labels: N labels shared by row i of both sides, or None.
         names: the two columns' names, for the per-direction keys.
+        content_a / content_b: (N,) content ids of each side's cells, or None. Rows with identical
+            content on either side cannot be told apart, so each counts as a correct answer for the
+            other (templated tables repeat texts; without ids such a tie counts against the model).
 
     Raises:
         DataError: the matrices are empty or differ in rows, or the labels are not one per row.
@@ -173,7 +189,8 @@ def bidirectional_metrics(emb_a: np.ndarray, emb_b: np.ndarray, labels: Sequence
     if labels is not None and len(labels) != a.shape[0]:
         raise DataError(f"got {len(labels)} labels for {a.shape[0]} rows; pass one label per row")
     sim = a @ b.T  # (N, N)
-    forward, backward = _direction(sim, labels), _direction(sim.T, labels)
+    match = same_content(content_a, content_b, a.shape[0])  # symmetric: the same for both directions
+    forward, backward = _direction(sim, labels, match), _direction(sim.T, labels, match)
     out = {key: (forward[key] + backward[key]) / 2 for key in forward}
     for (src, dst), figures in (((names[0], names[1]), forward), ((names[1], names[0]), backward)):
         out |= {f"{src}->{dst}/{key}": value for key, value in figures.items()}

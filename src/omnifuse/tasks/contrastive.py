@@ -150,8 +150,15 @@ class ContrastiveTask(Task):
         labels: list[Any] | None = (  # None: an unlabelled row, relevant to no query
             [int(i) if i >= 0 else None for i in ids] if self.has_labels and (ids >= 0).any() else None
         )
+        content = (unpack_fingerprints(logits.detach().cpu(), self.columns, self.embed_dim)
+                   if self.mask_duplicates else None)  # identical cells: indistinguishable answers
+
+        def cells(name: str) -> np.ndarray | None:
+            return None if content is None else content[name].numpy()
+
         per_pair = [
-            bidirectional_metrics(embeddings[a].numpy(), embeddings[b].numpy(), labels, (a, b))
+            bidirectional_metrics(embeddings[a].numpy(), embeddings[b].numpy(), labels, (a, b),
+                                  cells(a), cells(b))
             for a, b in self.pairs()
         ]
         top = [k for k in per_pair[0] if "/" not in k]

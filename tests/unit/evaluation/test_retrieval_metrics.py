@@ -133,3 +133,19 @@ def test_unlabelled_rows_are_relevant_to_no_query_and_are_not_scored() -> None:
     assert mean_average_precision(sim, labels, labels) == pytest.approx(1.0)  # query 2 finds itself first
     with pytest.raises(DataError, match="no query has a label"):
         precision_at_k(sim, [None] * 3, labels, k=2)
+
+
+def test_identical_cells_count_as_correct_answers_when_their_content_ids_are_given() -> None:
+    from omnifuse.evaluation.retrieval import bidirectional_metrics, same_content
+
+    # Rows 0 and 1 have the same text (content id 7); their images differ. Text i is closest to image 1-i.
+    images = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # (3, 2)
+    texts = np.array([[0.1, 1.0], [1.0, 0.1], [-1.0, 0.0]])  # (3, 2)
+    plain = bidirectional_metrics(images, texts, names=("image", "text"))
+    assert plain["text->image/recall@1"] == pytest.approx(1 / 3)  # only row 2 finds its own image
+    ids = bidirectional_metrics(images, texts, names=("image", "text"), content_b=np.array([7, 7, 9]))
+    assert ids["text->image/recall@1"] == pytest.approx(1.0)  # an identical text cannot tell 0 from 1
+    assert ids["image->text/recall@1"] == pytest.approx(1.0)
+    assert same_content(None, np.array([7, 7, 9]), 3).tolist() == [
+        [True, True, False], [True, True, False], [False, False, True]]
+    assert same_content(None, None, 2).tolist() == [[True, False], [False, True]]
