@@ -94,7 +94,9 @@ def init_encoder(encoder: nn.Module, component: ComponentConfig, column: str) ->
     """
     loaded, tower = load_pretrained(component, column)
     source: dict[str, Tensor] = loaded.model.encoders[tower].state_dict()
-    target = encoder.state_dict()
+    # LoRA (peft) wraps the model: its base weights are copied under their plain names, adapters kept
+    names = {plain_key(k): k for k in encoder.state_dict() if ".lora_" not in k}
+    target = {plain: encoder.state_dict()[key] for plain, key in names.items()}
     missing = sorted(set(target) - set(source)) + sorted(set(source) - set(target))
     wrong = [(k, tuple(source[k].shape), tuple(v.shape)) for k, v in target.items()
              if k in source and source[k].shape != v.shape]
@@ -107,4 +109,11 @@ def init_encoder(encoder: nn.Module, component: ComponentConfig, column: str) ->
             f"{loaded.config.encoder_of(tower).options}"
         )
     with torch.no_grad():
-        encoder.load_state_dict({k: v.detach().clone() for k, v in source.items()})
+        copied = {names[k]: v.detach().clone() for k, v in source.items()}
+        encoder.load_state_dict(copied, strict=len(copied) == len(encoder.state_dict()))
+
+
+def plain_key(key: str) -> str:
+    """A weight's name as in the unwrapped model: ``model.base_model.model.x.query.base_layer.weight``
+    (peft LoRA) -> ``model.x.query.weight``; other names are unchanged."""
+    return key.replace("base_model.model.", "").replace(".base_layer.", ".")

@@ -105,3 +105,27 @@ def test_lora_target_errors_name_the_modules(tiny_bert_dir: Path) -> None:
     model.config.model_type = "made-up"
     with pytest.raises(ConfigError, match=r"no default LoRA targets for model type 'made-up'; list"):
         add_lora(model, 4, 8, 0.0, (), "columns.review.encoder")
+
+
+def test_init_from_copies_a_plain_tower_into_a_lora_wrapped_encoder(
+    tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    import omnifuse.contrastive.init_from as init_from
+    from omnifuse.config import ComponentConfig
+
+    tower, _ = _build(tiny_bert_dir)
+    with torch.no_grad():  # a "pretrained" tower: weights unlike a fresh build's
+        for param in tower.parameters():
+            param.add_(0.5)
+    loaded = SimpleNamespace(model=SimpleNamespace(encoders={"note": tower}), folder="pre", config=None)
+    monkeypatch.setattr(init_from, "load_pretrained", lambda component, column: (loaded, "note"))
+    lora, _ = _build(tiny_bert_dir, lora_r=4)
+    adapters = {k: v.clone() for k, v in lora.state_dict().items() if ".lora_" in k}
+    init_from.init_encoder(lora, ComponentConfig(name="hf_text", init_from="pre"), "note")
+    state = lora.state_dict()
+    copied = {init_from.plain_key(k): v for k, v in state.items() if ".lora_" not in k}
+    assert set(copied) == set(tower.state_dict())
+    assert all(torch.equal(copied[k], v) for k, v in tower.state_dict().items())
+    assert all(torch.equal(state[k], v) for k, v in adapters.items())  # the adapters are untouched
