@@ -102,6 +102,8 @@ class ParquetStream(IterableDataset[Example]):
         self.path, self.columns, self.start_row, self.batch_rows = path, columns, start_row, batch_rows
         self.prepare, self.shuffle, self.seed, self.epoch = prepare, shuffle, seed, 0
         self.total_rows = int(parquet_file(path).metadata.num_rows)
+        # read here, in the launched process: loader workers may be spawned without the process group
+        self.rank, self.world = distributed.global_rank(), distributed.world_size()
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the shuffling of ``epoch`` (0-based); bad rows are reported in epoch 0 only."""
@@ -109,12 +111,12 @@ class ParquetStream(IterableDataset[Example]):
 
     def __len__(self) -> int:
         """Rows this rank reads (an upper bound: bad rows are skipped), for progress and the lr schedule."""
-        return max(self.total_rows - self.start_row, 0) // distributed.world_size()
+        return max(self.total_rows - self.start_row, 0) // self.world
 
     def _shard(self) -> tuple[int, int]:
         info = get_worker_info()
         workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
-        return distributed.global_rank() * workers + worker, distributed.world_size() * workers
+        return self.rank * workers + worker, self.world * workers
 
     def __iter__(self) -> Iterator[Example]:
         shard, shards = self._shard()
