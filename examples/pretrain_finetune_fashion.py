@@ -41,13 +41,15 @@ SEEDS = (0, 1, 2)
 def pretrain_config(columns: dict[str, Any], epochs: int) -> Config:
     """Contrastive config over ``columns`` (no label), CLIP loss. Rows with identical content (the same
     vague description) are not each other's negatives (``ContrastiveTask.mask_duplicates``, on by
-    default). Patience = epochs: validation recall@1 is noisy here (see the module docstring) and stopping
-    on it ends the run after a few epochs, long before the towers have learnt the classes."""
+    default). A fixed schedule that keeps the final weights (``restore_best: false``, as CLIP trains):
+    validation recall@1 is noisy here (see the module docstring), and stopping on it, or restoring its best
+    epoch, ends with towers from the first few epochs, long before they have learnt the classes."""
     return Config.from_dict({
         "label": {"task": "contrastive"},
         "columns": columns,
         "contrastive": {"columns": sorted(columns), "embed_dim": 64, "queue_size": 0},
-        "training": {"epochs": epochs, "batch_size": 64, "lr": 0.002, "patience": epochs},
+        "training": {"epochs": epochs, "batch_size": 64, "lr": 0.002, "patience": epochs,
+                     "restore_best": False},
     })
 
 

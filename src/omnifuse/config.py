@@ -100,6 +100,7 @@ class TrainingConfig:
     accumulate: int = 1  # gradient accumulation steps
     patience: int = 5  # early stopping: epochs without improvement of `monitor`
     monitor: str = "auto"  # a validation metric, or auto: accuracy / macro_f1 / rmse by task
+    restore_best: bool = True  # end with the best epoch's weights; false keeps the final ones
     modality_dropout: float = 0.0  # probability of dropping each modality of a training row
     seed: int = 0
     accelerator: str = "auto"  # cpu, gpu, cuda, mps or auto

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +174,34 @@ def test_label_unseen_in_training_at_evaluation(trained_dir: Path, table_dir: Pa
     frame.to_csv(table_dir / "test_yak.csv", index=False)
     with pytest.raises(BadRowError, match=r"column 'animal' row 4: .*yak"):
         omnifuse.evaluate(trained_dir, table_dir / "test_yak.csv", tmp_path / "e", progress=False)
+
+
+def test_restore_best_false_keeps_the_final_epochs_weights(
+    table_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from omnifuse.config import Config
+    from omnifuse.training.checkpoint import BEST, load_checkpoint, load_weights
+    from omnifuse.training.early_stopping import EarlyStopping
+
+    original = EarlyStopping.update
+
+    def first_epoch_is_best(self: EarlyStopping, score: float, epoch: int, loss: float) -> bool:
+        original(self, score, epoch, loss)
+        return epoch == 0  # so the best weights (epoch 1) differ from the final ones (epoch 3)
+
+    monkeypatch.setattr(EarlyStopping, "update", first_epoch_is_best)
+    weights = {}
+    for restore in (True, False):
+        config = Config.from_yaml(table_dir / "config.yaml")
+        config.training.restore_best = restore
+        out = tmp_path / f"restore_{restore}"
+        weights[restore] = omnifuse.train(config, train=table_dir / "train.csv", out=out,
+                                          progress=False).model.state_dict()
+        final, best = load_checkpoint(out / "checkpoints")["model"], load_weights(out / "checkpoints" / BEST)
+        kept = final if not restore else best
+        assert all(torch.equal(weights[restore][k], v) for k, v in kept.items())
+        assert not all(torch.equal(final[k], v) for k, v in best.items())
+    metrics = json.loads((tmp_path / "restore_False" / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 3  # the epoch the kept weights come from

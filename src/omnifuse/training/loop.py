@@ -222,6 +222,17 @@ class Trainer:
         note = "[yellow]Ctrl-C: stopping after the current step (press again to abort now)[/yellow]"
         with GracefulInterrupt(lambda: self.console.print(note)) as self.interrupt:
             stop_reason = self._epochs(train, valid)
+        return self._finish(stop_reason)
+
+    def _finish(self, stop_reason: str) -> FitResult:
+        """Restores the best weights (or, with ``training.restore_best: false``, keeps the final ones)."""
+        if not self.cfg.restore_best:  # a fixed schedule (pretraining): the final weights are the result
+            last = self.history[-1] if self.history else {}
+            self.console.print(f"[bold]Stopped:[/bold] {stop_reason}; kept the final weights "
+                               f"(training.restore_best: false)")
+            score = last.get(self.early.monitor)
+            return FitResult(self.history, int(last.get("epoch", 1)) - 1,
+                             None if score is None else float(score), stop_reason)
         self._restore_best()
         self.console.print(
             f"[bold]Stopped:[/bold] {stop_reason}; restored the best weights "
