@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -307,15 +308,17 @@ def make_loader(cfg: Config, examples: list[Example], shuffle: bool = False) -> 
 
 
 def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext,
-                 fabric: Fabric | None = None) -> Trainer:
-    """The Trainer for ``cfg``: per-encoder schedule, checkpoints under ``ctx.out/checkpoints``."""
+                 fabric: Fabric | None = None,
+                 epoch_callback: Callable[[int, dict[str, Any]], None] | None = None) -> Trainer:
+    """The Trainer for ``cfg``: per-encoder schedule, checkpoints under ``ctx.out/checkpoints``;
+    ``epoch_callback(epoch, record)`` runs after every epoch (see Trainer)."""
     names = cfg.input_names()
     schedule = EncoderSchedule(
         lr_mults={n: cfg.encoder_of(n).lr_mult for n in names},
         freeze_epochs={n: cfg.encoder_of(n).freeze_epochs for n in names},
     )
     return Trainer(model, task, cfg.training, schedule, ctx.out / "checkpoints", ctx.console, ctx.progress,
-                   fabric=fabric)
+                   fabric=fabric, epoch_callback=epoch_callback)
 
 
 def _final_reports(

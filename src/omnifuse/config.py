@@ -42,6 +42,9 @@ class ColumnConfig:
     type: ColumnType
     encoder: ComponentConfig | None = None  # text/image/audio columns; None picks the type's default
     allow_missing: bool = False  # empty cells become a missing modality instead of a bad row
+    # training-time augmentation of this column: auto (on for encoders trained from scratch), none, or
+    # {transform name: {its options}}, e.g. {affine: {degrees: 10}, erase: {}}; see `omnifuse list`
+    augment: str | dict[str, dict[str, Any]] = "auto"
 
 
 @dataclass
@@ -111,6 +114,18 @@ class TrainingConfig:
     num_workers: int = 0  # DataLoader worker processes
     feature_cache: bool = True  # frozen pretrained encoders' features kept on disk, reused by later runs
     steps_per_epoch: int = 0  # 0: a full pass over the training rows; > 0: at most this many batches
+    ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the weights
+    label_smoothing: float = 0.0  # classification: cross-entropy against smoothed targets
+    mixup: float = 0.0  # > 0: mixup of the encoded inputs with Beta(mixup, mixup) weights (classification)
+    time_limit: float = 0.0  # seconds of training after which the run stops with its best model; 0: none
+
+
+@dataclass
+class BaselineConfig:
+    """Classical baselines (scikit-learn features + linear models) fitted beside every model: the floor."""
+
+    enabled: bool = True  # fit them in train/evaluate and report the model against the best one
+    max_rows: int = 20000  # baselines fit on at most this many training rows (a seeded sample)
 
 
 DEFAULT_ENCODERS: dict[str, str] = {"text": "textcnn", "image": "small_cnn", "audio": "mel_cnn"}
@@ -128,6 +143,9 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     contrastive: ContrastiveConfig | None = None  # only for label.task: contrastive
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    # `omnifuse tune`: {dotted config key: {loguniform | uniform | int: [low, high]} or {choice: [...]}}
+    search: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- reading and writing -------------------------------------------------------------------
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ class Trainer:
         show_progress: draw the rich progress bar.
         fabric: a launched Fabric (``make_fabric``); made from ``cfg`` when None. With several ranks
             every rank trains on its share of each global batch and only rank 0 writes files.
+        epoch_callback: called with (epoch index, the epoch's log record) after every epoch; an exception
+            it raises (e.g. a tuner pruning the trial) ends the run and propagates.
     """
 
     def __init__(
@@ -75,8 +77,11 @@ class Trainer:
         console: Console,
         show_progress: bool = True,
         fabric: Fabric | None = None,
+        epoch_callback: Callable[[int, dict[str, Any]], None] | None = None,
     ) -> None:
         self.raw_model, self.task, self.cfg, self.schedule = model, task, cfg, schedule
+        self.epoch_callback = epoch_callback
+        self.clock = TimeBudget(cfg.time_limit)
         # unfreezing restores exactly these (LoRA base weights, fixed feature encoders stay frozen)
         self.trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         self.checkpoint_dir, self.console, self.show_progress = checkpoint_dir, console, show_progress
@@ -133,6 +138,8 @@ class Trainer:
             total, count = total + loss * len(batch.index), count + len(batch.index)
             if (i + 1) % self.cfg.accumulate == 0 or i + 1 == batches:  # after an optimizer step
                 self._check_interrupt(epoch)
+                if self.world == 1 and self.clock.expired():
+                    break  # the time limit: this partial epoch is still validated, then the run stops
             if progress is not None and task_id is not None:
                 progress.update(task_id, advance=1, info=f"loss {total / count:.4f}")
         if progress is not None and task_id is not None:
@@ -220,6 +227,7 @@ class Trainer:
                 "the checkpoints of this model",
             )
         note = "[yellow]Ctrl-C: stopping after the current step (press again to abort now)[/yellow]"
+        self.clock = TimeBudget(self.cfg.time_limit)  # the budget counts from here, after the setup
         with GracefulInterrupt(lambda: self.console.print(note)) as self.interrupt:
             stop_reason = self._epochs(train, valid)
         return self._finish(stop_reason)
@@ -260,9 +268,21 @@ class Trainer:
                 record = self._run_epoch(train, valid, epoch, progress)
                 self.console.print(_epoch_line(record, self.early.monitor))
                 progress.update(overall, advance=1, info=f"best {self.early.monitor} {_fmt(self.early.best)}")
+                if self.epoch_callback is not None:
+                    self.epoch_callback(epoch, record)
                 if self.early.should_stop:
                     return self.early.reason()
+                if self._out_of_time():
+                    return (f"reached training.time_limit ({self.cfg.time_limit:g} s) after "
+                            f"{self.clock.elapsed():.0f} s, in epoch {epoch + 1}")
         return f"reached the configured {self.cfg.epochs} epoch(s)"
+
+    def _out_of_time(self) -> bool:
+        """Whether ``training.time_limit`` is spent (rank 0 decides for every rank)."""
+        expired = self.clock.expired()
+        if self.world > 1:
+            expired = bool(distributed.broadcast_from_zero(expired))
+        return expired
 
     def _check_interrupt(self, epoch: int) -> None:
         """Raises TrainingInterrupted once Ctrl-C was pressed; ``epoch`` is the unfinished one (0-based)."""
@@ -370,6 +390,20 @@ class Trainer:
     def _restore_best(self) -> None:
         if self.best_state is not None:
             self.raw_model.load_state_dict(self.best_state)
+
+
+class TimeBudget:
+    """Seconds since the run started against ``training.time_limit`` (0: no limit)."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.started = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def expired(self) -> bool:
+        return self.limit > 0 and self.elapsed() >= self.limit
 
 
 def _state_bytes(model: torch.nn.Module) -> int:
