@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 
 from omnifuse import artifacts
+from omnifuse.augment import Pipeline, build_pipelines
 from omnifuse.build import build_model, make_preprocessors, make_task_for
 from omnifuse.config import Config
 from omnifuse.data.collate import Example, collate
@@ -164,13 +165,26 @@ def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bo
     cached = None if data.train_stream is not None else training_cache(cfg, data.preprocessors, data.examples,
                                                                        ctx.console)
     examples = data.examples if cached is None else cached.examples
-    with precomputed_encoders(model, [] if cached is None else cached.names):
-        trainer = make_trainer(cfg, model, data.task, ctx, fabric)
+    cached_names = [] if cached is None else list(cached.names)
+    with precomputed_encoders(model, cached_names):
+        trainer = make_trainer(cfg, model, data.task, ctx, fabric, cached=cached_names)
         train_loader = (make_loader(cfg, examples["train"], shuffle=True) if data.train_stream is None
                         else DataLoader(data.train_stream, batch_size=cfg.training.batch_size,
                                         collate_fn=collate, num_workers=cfg.training.num_workers))
         result = trainer.fit(train_loader, make_loader(cfg, examples["valid"]), resume=resume)
     return model, result
+
+
+def _augmentations(cfg: Config, cached: Sequence[str], ctx: RunContext) -> dict[str, Pipeline]:
+    """The training-time augmentation of each column; columns whose features are cached get none."""
+    pipelines = build_pipelines(cfg)
+    for name in sorted(set(pipelines) & set(cached)):
+        if isinstance(cfg.columns[name].augment, dict) and ctx.writes:
+            ctx.console.print(f"[yellow]columns.{name}.augment is ignored: the frozen encoder's features "
+                              "are computed once and cached (training.feature_cache: false augments "
+                              "them)[/yellow]")
+        del pipelines[name]
+    return pipelines
 
 
 def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
@@ -309,16 +323,18 @@ def make_loader(cfg: Config, examples: list[Example], shuffle: bool = False) -> 
 
 def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext,
                  fabric: Fabric | None = None,
-                 epoch_callback: Callable[[int, dict[str, Any]], None] | None = None) -> Trainer:
+                 epoch_callback: Callable[[int, dict[str, Any]], None] | None = None,
+                 cached: Sequence[str] = ()) -> Trainer:
     """The Trainer for ``cfg``: per-encoder schedule, checkpoints under ``ctx.out/checkpoints``;
-    ``epoch_callback(epoch, record)`` runs after every epoch (see Trainer)."""
+    ``epoch_callback(epoch, record)`` runs after every epoch (see Trainer); the columns' training-time
+    augmentation applies to every input but the ``cached`` ones (their features are precomputed)."""
     names = cfg.input_names()
     schedule = EncoderSchedule(
         lr_mults={n: cfg.encoder_of(n).lr_mult for n in names},
         freeze_epochs={n: cfg.encoder_of(n).freeze_epochs for n in names},
     )
     return Trainer(model, task, cfg.training, schedule, ctx.out / "checkpoints", ctx.console, ctx.progress,
-                   fabric=fabric, epoch_callback=epoch_callback)
+                   fabric=fabric, epoch_callback=epoch_callback, augment=_augmentations(cfg, cached, ctx))
 
 
 def _final_reports(

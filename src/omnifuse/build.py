@@ -67,8 +67,12 @@ def make_task_for(config: Config) -> Task:
         return ContrastiveTask(section.columns, section.embed_dim, section.loss, section.queue_size,
                                mask_duplicates=section.mask_duplicates)
     from omnifuse.tasks import make_task
+    from omnifuse.tasks.classification import ClassificationTask
 
-    return make_task(config.label.task, config.label.delimiter)
+    task = make_task(config.label.task, config.label.delimiter)
+    if isinstance(task, ClassificationTask):
+        task.label_smoothing = config.training.label_smoothing
+    return task
 
 
 def build_contrastive_model(

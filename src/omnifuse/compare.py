@@ -209,7 +209,7 @@ def fit_cached(
     """``api.fit_prepared`` on the cached rows: the cached encoders are swapped out while training."""
     model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task)
     with precomputed_encoders(model, cache.names):
-        trainer = make_trainer(cfg, model, data.task, ctx)
+        trainer = make_trainer(cfg, model, data.task, ctx, cached=cache.names)
         train_loader = make_loader(cfg, cache.examples["train"], shuffle=True)
         result = trainer.fit(train_loader, make_loader(cfg, cache.examples["valid"]))
     return model, result

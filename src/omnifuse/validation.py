@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from omnifuse.augment import augment_problems
 from omnifuse.config import (
     DEFAULT_ENCODERS,
     MEDIA_TYPES,
@@ -32,6 +33,7 @@ def config_problems(config: Config) -> list[str]:
     problems += _monitor_problems(config)
     problems += _scale_problems(config)
     problems += _contrastive_problems(config)
+    problems += augment_problems(config)
     return problems
 
 

@@ -68,6 +68,7 @@ def build_av_digits(
     progress: bool = True,
     pixel_drop: float = 0.75,
     snr_db: float = -12.0,
+    voices: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None,
 ) -> Path:
     """Build the AV-Digits table (image + audio of the same digit, label 0..9) in ``out_dir``.
 
@@ -83,6 +84,9 @@ def build_av_digits(
         pixel_drop: fraction of image pixels set to 0, per image.
         snr_db: signal-to-noise ratio of the white noise added to each spoken clip (-12 dB: noise power
             about 16x the speech power).
+        voices: (train, valid, test) espeak-ng voice names (``espeak-ng --voices``; variants such as
+            ``en-us+f3`` work too); default: ``TRAIN_VOICES``, ``VALID_VOICES``, ``TEST_VOICES``. Other
+            draws with other accents check that a model did not just fit the default voices.
 
     Returns:
         ``out_dir``, absolute.
@@ -93,19 +97,20 @@ def build_av_digits(
     """
     sizes = split_sizes(n_train, n_valid, n_test)
     _check_params(sizes, pixel_drop)
+    split_voices = _split_voices(voices)
     espeak = require_espeak()
     params: dict[str, Any] = {
         "builder": "av_digits",
         "format": FORMAT_VERSION,
         **{f"n_{k}": v for k, v in sizes.items()},
         "seed": seed,
-        "voices": [list(TRAIN_VOICES), list(VALID_VOICES), list(TEST_VOICES)],
+        "voices": [list(v) for v in split_voices.values()],
         "pixel_drop": pixel_drop,
         "snr_db": snr_db,
     }
 
     def fill(folder: Path) -> None:
-        _fill(folder, sizes, seed, pixel_drop, snr_db, espeak, progress)
+        _fill(folder, sizes, seed, pixel_drop, snr_db, espeak, progress, split_voices)
 
     return build_atomically(out_dir, params, fill)
 
@@ -123,6 +128,23 @@ def require_espeak() -> str:
             "(or `sudo apt-get install espeak-ng`) and try again"
         )
     return path
+
+
+def _split_voices(
+    voices: tuple[Sequence[str], Sequence[str], Sequence[str]] | None,
+) -> dict[str, tuple[str, ...]]:
+    """{split: voices}, the defaults when ``voices`` is None.
+
+    Raises:
+        ValueError: a split has no voice.
+    """
+    chosen = voices or (TRAIN_VOICES, VALID_VOICES, TEST_VOICES)
+    out = {split: tuple(v) for split, v in zip(("train", "valid", "test"), chosen, strict=True)}
+    empty = [split for split, v in out.items() if not v]
+    if empty:
+        raise ValueError(f"voices: the {', '.join(empty)} split(s) have no voice; give at least one "
+                         "espeak-ng voice name per split (see `espeak-ng --voices=en`)")
+    return out
 
 
 def _check_params(sizes: dict[str, int], pixel_drop: float) -> None:
@@ -145,6 +167,7 @@ def _fill(
     snr_db: float,
     espeak: str,
     show: bool,
+    voices: dict[str, tuple[str, ...]],
 ) -> None:
     """Write images, audio and CSVs of every split into ``folder``."""
     (folder / "images").mkdir()
@@ -152,7 +175,7 @@ def _fill(
     images, labels = _load_digits()
     indices = _split_indices(labels, sizes, np.random.default_rng([seed, 0]))
     plan_rng = np.random.default_rng([seed, 1])
-    plans = {split: _plan_clips(labels[idx], split, plan_rng) for split, idx in indices.items()}
+    plans = {split: _plan_clips(labels[idx], voices[split], plan_rng) for split, idx in indices.items()}
     with progress_bar(show) as bar:
         clips = _synthesize_all(sorted({k for keys in plans.values() for k in keys}), espeak, bar)
         rows_task = bar.add_task("AV-Digits rows", total=sum(sizes.values()))
@@ -186,9 +209,8 @@ def _split_indices(
     return out
 
 
-def _plan_clips(labels: np.ndarray, split: str, rng: np.random.Generator) -> list[ClipKey]:
-    """Pick a (voice, speed, pitch, digit) clip for every row; valid and test get their held-out voices."""
-    voices = {"test": TEST_VOICES, "valid": VALID_VOICES}.get(split, TRAIN_VOICES)
+def _plan_clips(labels: np.ndarray, voices: tuple[str, ...], rng: np.random.Generator) -> list[ClipKey]:
+    """Pick a (voice, speed, pitch, digit) clip for every row from the split's voices."""
     return [
         (str(rng.choice(voices)), int(rng.choice(SPEEDS_WPM)), int(rng.choice(PITCHES)), int(digit))
         for digit in labels

@@ -335,6 +335,9 @@ def _build_hf_audio(options: HFAudioOptions, preprocessor: Preprocessor, assets:
     return HFAudio(backbone, options.pooling)
 
 
+# What `augment: auto` gives the log-mel encoders trained from scratch (see omnifuse.augment.audio).
+MEL_AUGMENT: dict[str, dict[str, Any]] = {"spec_augment": {}, "tempo": {}, "shift": {}}
+
 ENCODERS.add(
     "mel_cnn",
     EncoderSpec(
@@ -343,6 +346,7 @@ ENCODERS.add(
         make_preprocessor=make_logmel,
         build=_build_mel_cnn,
         summary="small 2-D CNN over log-mel frames, masked pooling over time (trained from scratch)",
+        augment=MEL_AUGMENT,
     ),
 )
 ENCODERS.add(
@@ -353,6 +357,7 @@ ENCODERS.add(
         make_preprocessor=make_logmel,
         build=_build_mel_lstm,
         summary="bidirectional LSTM over log-mel frames, masked mean pooling (trained from scratch)",
+        augment=MEL_AUGMENT,
     ),
 )
 ENCODERS.add(

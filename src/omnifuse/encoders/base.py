@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -72,6 +72,9 @@ class EncoderSpec:
             written by ``Encoder.save_assets`` when a saved model is loaded (build the architecture
             only; the weights come from model.safetensors).
         summary: one line for ``omnifuse list``/the README.
+        augment: the training-time augmentation that ``augment: auto`` gives this encoder's column
+            ({transform name: options}; see ``omnifuse.augment``): on for encoders trained from scratch,
+            empty for pretrained ones.
     """
 
     modality: str
@@ -79,6 +82,7 @@ class EncoderSpec:
     make_preprocessor: Callable[[Any, InputSpec], Preprocessor]
     build: Callable[[Any, Preprocessor, Path | None], Encoder]
     summary: str
+    augment: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 ENCODERS: Registry[EncoderSpec] = Registry("encoder")

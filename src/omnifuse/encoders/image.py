@@ -354,6 +354,7 @@ ENCODERS.add(
         make_preprocessor=_make_small_cnn_preprocessor,
         build=_build_small_cnn,
         summary="small CNN from scratch (Conv-BN-ReLU-MaxPool or residual blocks, global mean)",
+        augment={"affine": {}, "erase": {}},
     ),
 )
 ENCODERS.add(

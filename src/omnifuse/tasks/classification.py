@@ -39,6 +39,7 @@ class ClassificationTask(Task):
     ) -> None:
         assert name in ("binary", "multiclass"), name
         self.name = name
+        self.label_smoothing = 0.0  # training only (training.label_smoothing); not part of the saved state
         self._classes: list[Any] = [plain_label(c) for c in classes]
         self._index = class_lookup(self._classes)
 
@@ -98,8 +99,8 @@ class ClassificationTask(Task):
         return len(self._classes)
 
     def loss(self, logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
-        """Cross-entropy of (B, C) logits against (B,) class indices."""
-        return {"loss": F.cross_entropy(logits.float(), targets.long())}
+        """Cross-entropy of (B, C) logits against (B,) class indices (with ``label_smoothing``)."""
+        return {"loss": F.cross_entropy(logits.float(), targets.long(), label_smoothing=self.label_smoothing)}
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """(B, C) softmax."""

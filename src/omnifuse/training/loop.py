@@ -3,6 +3,7 @@ early stopping, per-epoch atomic checkpoints and resume."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import time
@@ -17,12 +18,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
+from omnifuse.augment import Pipeline, augment_batch
 from omnifuse.config import TrainingConfig
 from omnifuse.data.collate import Batch
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint, distributed
 from omnifuse.training.early_stopping import EarlyStopping
+from omnifuse.training.ema import WeightEMA
 from omnifuse.training.fabric import make_fabric
 from omnifuse.training.inference import run_model
 from omnifuse.training.interrupt import GracefulInterrupt, TrainingInterrupted
@@ -30,6 +33,7 @@ from omnifuse.training.modality_dropout import drop_modalities
 from omnifuse.training.optim import make_optimizer, param_groups, warmup_cosine
 
 LOG_FILE = "train_log.csv"
+AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation stream differs from the modality-dropout one
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Trainer:
             every rank trains on its share of each global batch and only rank 0 writes files.
         epoch_callback: called with (epoch index, the epoch's log record) after every epoch; an exception
             it raises (e.g. a tuner pruning the trial) ends the run and propagates.
+        augment: {input name: Pipeline} applied to training batches only (``omnifuse.augment``).
     """
 
     def __init__(
@@ -78,9 +83,13 @@ class Trainer:
         show_progress: bool = True,
         fabric: Fabric | None = None,
         epoch_callback: Callable[[int, dict[str, Any]], None] | None = None,
+        augment: dict[str, Pipeline] | None = None,
     ) -> None:
         self.raw_model, self.task, self.cfg, self.schedule = model, task, cfg, schedule
         self.epoch_callback = epoch_callback
+        self.augment = augment or {}
+        self.augment_generator = torch.Generator().manual_seed(cfg.seed)
+        self.ema: WeightEMA | None = None  # made in _setup when training.ema_decay > 0
         self.clock = TimeBudget(cfg.time_limit)
         # unfreezing restores exactly these (LoRA base weights, fixed feature encoders stay frozen)
         self.trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -108,6 +117,8 @@ class Trainer:
         total = self.cfg.epochs * math.ceil(steps_per_epoch / self.cfg.accumulate)
         self.model, self.optimizer = self.fabric.setup(self.raw_model, optimizer)
         self.scheduler = warmup_cosine(self.optimizer, total, self.cfg.warmup_ratio)
+        if self.cfg.ema_decay > 0:
+            self.ema = WeightEMA(self.raw_model, self.cfg.ema_decay)
 
     def _apply_freezing(self, epoch: int) -> None:
         for name, encoder in self.raw_model.encoders.items():
@@ -169,8 +180,9 @@ class Trainer:
         """One forward/backward (the loss times ``self.loss_scale``); returns the unscaled mean loss."""
         batch = batch.to(self.fabric.device)
         presence = drop_modalities(batch.presence, self.cfg.modality_dropout, self.generator)
+        inputs = augment_batch(batch.inputs, self.augment, self.augment_generator)
         with self.fabric.no_backward_sync(self.model, enabled=accumulate_now):
-            logits = self.model(batch.inputs, presence)
+            logits = self.model(inputs, presence)
             assert batch.target is not None, "training batches carry targets"
             loss = self.task.loss(logits.float(), batch.target)["loss"]
             self.fabric.backward(loss * (self.loss_scale / self.cfg.accumulate))
@@ -183,6 +195,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
             self.step += 1
+            if self.ema is not None:
+                self.ema.update(self.raw_model)
         return float(loss.detach())
 
     def evaluate(self, loader: DataLoader[Any]) -> dict[str, Any]:
@@ -235,6 +249,8 @@ class Trainer:
     def _finish(self, stop_reason: str) -> FitResult:
         """Restores the best weights (or, with ``training.restore_best: false``, keeps the final ones)."""
         if not self.cfg.restore_best:  # a fixed schedule (pretraining): the final weights are the result
+            if self.ema is not None:  # the final averaged weights, the ones the last epoch validated
+                self.raw_model.load_state_dict(self.ema.shadow, strict=False)
             last = self.history[-1] if self.history else {}
             self.console.print(f"[bold]Stopped:[/bold] {stop_reason}; kept the final weights "
                                f"(training.restore_best: false)")
@@ -262,6 +278,7 @@ class Trainer:
             for epoch in range(self.start_epoch, self.cfg.epochs):
                 self._check_interrupt(epoch)
                 self.generator.manual_seed(self.cfg.seed + epoch)
+                self.augment_generator.manual_seed(self.cfg.seed + epoch + AUGMENT_SEED_OFFSET)
                 _reseed_loader(train, self.cfg.seed + epoch)
                 for set_epoch in self.epoch_setters:
                     set_epoch(epoch)
@@ -304,16 +321,8 @@ class Trainer:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         train_loss = self._train_epoch(train, epoch, progress)
-        metrics = self.evaluate(valid)
-        score = metrics.get(self.early.monitor)  # None where undefined, e.g. ROC-AUC with a class absent
-        improved = self.early.update(float("nan") if score is None else float(score), epoch, metrics["loss"])
-        if self.world > 1:  # every rank computed the same metrics; rank 0's decision binds them all
-            self.early.load_state_dict(distributed.broadcast_from_zero(self.early.state_dict()))
-            improved = bool(distributed.broadcast_from_zero(improved))
-        if improved:
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.raw_model.state_dict().items()}
-            if self.writes:
-                checkpoint.save_weights(self.checkpoint_dir / checkpoint.BEST, self.best_state)
+        with self._averaged():  # validate (and keep as the best) the averaged weights
+            metrics = self._validate(valid, epoch)
         record = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
@@ -326,6 +335,24 @@ class Trainer:
         self._write_log()
         self._save_checkpoint(epoch)
         return record
+
+    def _validate(self, valid: DataLoader[Any], epoch: int) -> dict[str, Any]:
+        """Validation metrics of the current weights; keeps them as the best when the monitor improved."""
+        metrics = self.evaluate(valid)
+        score = metrics.get(self.early.monitor)  # None where undefined, e.g. ROC-AUC with a class absent
+        improved = self.early.update(float("nan") if score is None else float(score), epoch, metrics["loss"])
+        if self.world > 1:  # every rank computed the same metrics; rank 0's decision binds them all
+            self.early.load_state_dict(distributed.broadcast_from_zero(self.early.state_dict()))
+            improved = bool(distributed.broadcast_from_zero(improved))
+        if improved:
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.raw_model.state_dict().items()}
+            if self.writes:
+                checkpoint.save_weights(self.checkpoint_dir / checkpoint.BEST, self.best_state)
+        return metrics
+
+    def _averaged(self) -> Any:
+        """A context in which the model holds the EMA weights (or its own when there is no EMA)."""
+        return contextlib.nullcontext() if self.ema is None else self.ema.applied(self.raw_model)
 
     def _progress(self) -> Progress:
         return Progress(
@@ -362,6 +389,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "early": self.early.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -377,6 +405,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.early.load_state_dict(state["early"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         self.history = list(state["history"])
         self.start_epoch, self.step = int(state["epoch"]) + 1, int(state["step"])
         torch.set_rng_state(state["torch_rng"])

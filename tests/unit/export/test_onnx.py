@@ -100,6 +100,8 @@ ENCODER_CASES: dict[str, Callable[[dict[str, str]], tuple[str, dict[str, Any]]]]
                                     "kernel_sizes": [2, 5]}),
     "mel_cnn": lambda hf: ("audio", {"name": "mel_cnn", "n_mels": 8, "channels": 4, "num_blocks": 2,
                                      "output_dim": 8}),
+    "mfcc_stats": lambda hf: ("audio", {"name": "mfcc_stats", "n_mels": 8, "n_mfcc": 4, "segments": 2,
+                                        "hidden_dim": 8, "output_dim": 8}),
     "bow": lambda hf: ("text", {"name": "bow", "embed_dim": 8}),
     "small_cnn": lambda hf: ("image", {"name": "small_cnn", "size": 16, "widths": [4, 8]}),
     "tabular_mlp": lambda hf: ("tabular", {"name": "tabular_mlp", "embed_dim": 4, "hidden_dim": 8}),
@@ -109,7 +111,7 @@ ENCODER_CASES: dict[str, Callable[[dict[str, str]], tuple[str, dict[str, Any]]]]
                                                 "pretrained": False}),
     "hf_audio": lambda hf: ("audio", {"name": "hf_audio", "model": hf["wav2vec2"], "max_seconds": 1.0}),
 }
-DEFAULT_RUN = {"textcnn", "mel_cnn"}  # a minimum-length graph (widest kernel) and stride padding
+DEFAULT_RUN = {"textcnn", "mel_cnn", "mfcc_stats"}  # a minimum-length graph (widest kernel) and stride padding
 
 
 def test_every_encoder_is_either_swept_or_refused() -> None:

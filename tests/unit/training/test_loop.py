@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from rich.console import Console
 from torch.utils.data import DataLoader
@@ -116,3 +117,58 @@ def test_early_stopping_stops_and_says_why(tmp_path: Path) -> None:
     result = trainer.fit(train, valid)
     assert len(result.history) < 30
     assert result.stop_reason.startswith("early stopping: accuracy did not improve for 1 epoch(s)")
+
+
+def test_time_limit_stops_the_run_with_the_best_weights_and_says_so(tmp_path: Path) -> None:
+    trainer, train, valid = _setup(tmp_path, epochs=50, patience=50, time_limit=1e-9)
+    result = trainer.fit(train, valid)
+    assert len(result.history) == 1  # the first validated epoch, cut short after one step
+    assert result.stop_reason.startswith("reached training.time_limit (1e-09 s)")
+    assert result.best_score is not None
+
+
+def test_epoch_callback_sees_every_record_and_its_exception_ends_the_run(tmp_path: Path) -> None:
+    trainer, train, valid = _setup(tmp_path, epochs=5, patience=50)
+    seen: list[int] = []
+
+    class Pruned(Exception):
+        pass
+
+    def callback(epoch: int, record: dict[str, object]) -> None:
+        seen.append(epoch)
+        assert "valid_loss" in record
+        if epoch == 1:
+            raise Pruned()
+
+    trainer.epoch_callback = callback
+    with pytest.raises(Pruned):
+        trainer.fit(train, valid)
+    assert seen == [0, 1]
+
+
+def test_ema_validates_and_keeps_the_averaged_weights(tmp_path: Path) -> None:
+    trainer, train, valid = _setup(tmp_path, epochs=3, patience=50, ema_decay=0.9)
+    result = trainer.fit(train, valid)
+    assert trainer.ema is not None and trainer.ema.updates == 3 * len(train)
+    best = trainer.best_state
+    assert best is not None and result.best_epoch >= 0
+    ema_weights = {k: v for k, v in best.items() if k in trainer.ema.shadow}
+    # the restored (best) weights are an average, not the raw weights of the last step
+    assert any(not torch.equal(v, trainer.ema.shadow[k].cpu()) or result.best_epoch == 2
+               for k, v in ema_weights.items())
+    current = trainer.raw_model.state_dict()
+    assert all(torch.equal(current[k].cpu(), v) for k, v in best.items())
+
+
+def test_augmentation_runs_on_training_batches_only(tmp_path: Path) -> None:
+    trainer, train, valid = _setup(tmp_path, epochs=1, patience=5)
+    calls: list[int] = []
+
+    class Count:
+        def __call__(self, inputs: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+            calls.append(1)
+            return inputs
+
+    trainer.augment = {"words": Count()}  # type: ignore[dict-item]
+    trainer.fit(train, valid)
+    assert len(calls) == len(train)  # once per training batch, never during validation

@@ -1,0 +1,171 @@
+"""Audio augmentation on log-mel batches {"mel": (B, T, M), "mask": (B, T)}: SpecAugment, tempo, shift, noise.
+
+The frames were made once, before training, so these act in the log-mel domain: time and frequency masks
+(SpecAugment, Park et al. 2019, https://arxiv.org/abs/1904.08779), tempo perturbation by resampling the
+frame axis (speed without a pitch change), a time shift, additive noise on the (normalised) features, and a
+gain that shifts the log energies (a no-op under the default per-utterance normalisation, so off by default).
+Padded frames stay padding: every transform keeps ``mask`` consistent with the frames it writes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from omnifuse.augment.base import AUGMENTS, AugmentSpec, Inputs, Transform, chance, uniform
+
+
+@dataclass
+class SpecAugmentOptions:
+    """Options of ``spec_augment``."""
+
+    time_masks: int = 2  # time stripes per row
+    time_width: float = 0.1  # widest time stripe, as a share of the row's real frames
+    freq_masks: int = 2  # frequency stripes per row
+    freq_width: float = 0.15  # widest frequency stripe, as a share of the mel bins
+
+
+@dataclass
+class TempoOptions:
+    """Options of ``tempo``."""
+
+    low: float = 0.85  # slowest rate (0.85: the clip lasts 1 / 0.85 = 1.18x as long)
+    high: float = 1.15  # fastest rate
+
+
+@dataclass
+class ShiftOptions:
+    """Options of ``shift``."""
+
+    max_fraction: float = 0.1  # largest shift, as a share of the row's real frames, either way
+
+
+@dataclass
+class NoiseOptions:
+    """Options of ``noise``."""
+
+    max_std: float = 0.3  # Gaussian noise with a std drawn from [0, max_std] per row, on real frames
+    p: float = 0.5  # share of rows with noise
+
+
+@dataclass
+class GainOptions:
+    """Options of ``gain``."""
+
+    max_db: float = 6.0  # gain drawn from [-max_db, max_db] dB, added to the log-mel power
+
+
+def lengths_of(mask: Tensor) -> Tensor:
+    """(B, T) bool -> (B,) number of real frames (real frames come first in each row)."""
+    return mask.sum(dim=1)
+
+
+def stripes(generator: torch.Generator, count: int, width: Tensor, size: Tensor, span: int) -> Tensor:
+    """(B, span) bool: ``count`` random stripes per row, each up to ``width`` (B,) long in ``size`` (B,)."""
+    b, device = width.shape[0], width.device
+    positions = torch.arange(span, device=device)[None, :]  # (1, span)
+    hit = torch.zeros(b, span, dtype=torch.bool, device=device)
+    for _ in range(count):
+        length = (uniform(generator, b, 0.0, 1.0, device) * (width + 1)).floor()  # (B,) in [0, width]
+        start = uniform(generator, b, 0.0, 1.0, device) * (size - length).clamp(min=0)  # (B,)
+        start = start.floor()
+        hit |= (positions >= start[:, None]) & (positions < (start + length)[:, None])
+    return hit
+
+
+def _spec_augment(options: SpecAugmentOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
+        b, t, m = mel.shape
+        real = lengths_of(mask).to(mel.dtype)  # (B,)
+        time = stripes(generator, options.time_masks, (real * options.time_width).floor(), real, t)
+        bins = torch.full((b,), float(m), device=mel.device)
+        freq = stripes(generator, options.freq_masks, (bins * options.freq_width).floor(), bins, m)
+        hidden = time[:, :, None] | freq[:, None, :]  # (B, T, M)
+        return {**inputs, "mel": mel.masked_fill(hidden, 0.0)}
+
+    return apply
+
+
+def resample_frames(mel: Tensor, mask: Tensor, rate: Tensor) -> tuple[Tensor, Tensor]:
+    """Plays each row at ``rate`` (B,) by linear interpolation along time: (B, T, M) -> (B, T', M).
+
+    A row of L real frames becomes round(L / rate) frames; T' is the longest of them.
+    """
+    lengths = lengths_of(mask).to(mel.dtype)  # (B,)
+    new_lengths = torch.where(lengths > 0, (lengths / rate).round().clamp(min=1), lengths)  # (B,)
+    span = int(max(float(new_lengths.max()), 1.0))
+    steps = torch.arange(span, device=mel.device, dtype=mel.dtype)[None, :]  # (1, T')
+    source = (steps * rate[:, None]).clamp(max=(lengths - 1).clamp(min=0)[:, None])  # (B, T')
+    low = source.floor().long()  # (B, T')
+    high = (low + 1).clamp(max=(lengths - 1).clamp(min=0).long()[:, None])  # (B, T')
+    frac = (source - low.to(mel.dtype)).unsqueeze(-1)  # (B, T', 1)
+    gather = lambda idx: mel.gather(1, idx.unsqueeze(-1).expand(-1, -1, mel.shape[2]))  # noqa: E731
+    out = gather(low) * (1 - frac) + gather(high) * frac  # (B, T', M)
+    new_mask = steps < new_lengths[:, None]  # (B, T')
+    return out * new_mask.unsqueeze(-1), new_mask
+
+
+def _tempo(options: TempoOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel, mask = inputs["mel"], inputs["mask"].bool()
+        rate = uniform(generator, mel.shape[0], options.low, options.high, mel.device)  # (B,)
+        out, new_mask = resample_frames(mel, mask, rate)
+        return {**inputs, "mel": out, "mask": new_mask}
+
+    return apply
+
+
+def _shift(options: ShiftOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
+        b, t, m = mel.shape
+        lengths = lengths_of(mask)  # (B,)
+        limit = lengths.to(mel.dtype) * options.max_fraction  # (B,)
+        shift = (uniform(generator, b, -1.0, 1.0, mel.device) * limit).round().long()  # (B,)
+        steps = torch.arange(t, device=mel.device)[None, :]  # (1, T)
+        # frame t reads frame t - shift; the edge frame is repeated where that falls outside the clip
+        source = (steps - shift[:, None]).clamp(min=0).minimum((lengths - 1).clamp(min=0)[:, None])
+        out = mel.gather(1, source.unsqueeze(-1).expand(-1, -1, m))  # (B, T, M)
+        return {**inputs, "mel": out * mask.unsqueeze(-1)}
+
+    return apply
+
+
+def _noise(options: NoiseOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel, mask = inputs["mel"], inputs["mask"].bool()
+        b = mel.shape[0]
+        std = uniform(generator, b, 0.0, options.max_std, mel.device)  # (B,)
+        std = std * chance(generator, b, options.p, mel.device)
+        noise = torch.randn(mel.shape, generator=generator).to(mel.device, mel.dtype)  # (B, T, M)
+        noisy = mel + noise * std[:, None, None] * mask.unsqueeze(-1)
+        return {**inputs, "mel": noisy}
+
+    return apply
+
+
+def _gain(options: GainOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel, mask = inputs["mel"], inputs["mask"].bool()
+        db = uniform(generator, mel.shape[0], -options.max_db, options.max_db, mel.device)  # (B,)
+        offset = db * (math.log(10.0) / 10.0)  # a power gain in dB, on the natural-log scale
+        return {**inputs, "mel": mel + offset[:, None, None] * mask.unsqueeze(-1)}
+
+    return apply
+
+
+MEL = ("mel", "mask")
+AUGMENTS.add("spec_augment", AugmentSpec(MEL, SpecAugmentOptions, _spec_augment,
+                                         "SpecAugment: random time and frequency stripes of frames zeroed"))
+AUGMENTS.add("tempo", AugmentSpec(MEL, TempoOptions, _tempo,
+                                  "tempo perturbation: frames resampled to play 0.85x to 1.15x as fast"))
+AUGMENTS.add("shift", AugmentSpec(MEL, ShiftOptions, _shift,
+                                  "time shift of the frames by up to 10% of the clip, edges repeated"))
+AUGMENTS.add("noise", AugmentSpec(MEL, NoiseOptions, _noise,
+                                  "Gaussian noise added to the log-mel features of half the rows"))
+AUGMENTS.add("gain", AugmentSpec(MEL, GainOptions, _gain,
+                                 "random gain of the log-mel power (no effect with normalize: true)"))

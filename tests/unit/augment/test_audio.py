@@ -1,0 +1,105 @@
+"""Log-mel transforms: masks respected, lengths, the identity settings, seeding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from omnifuse.augment.audio import (
+    GainOptions,
+    NoiseOptions,
+    ShiftOptions,
+    SpecAugmentOptions,
+    TempoOptions,
+    _gain,
+    _noise,
+    _shift,
+    _spec_augment,
+    _tempo,
+    resample_frames,
+)
+
+
+def _batch() -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    mel = torch.randn(3, 40, 16, generator=gen) + 5.0  # no exact zeros in real frames
+    mask = torch.ones(3, 40, dtype=torch.bool)
+    mask[1, 25:] = False
+    mask[2] = False  # a missing clip
+    return {"mel": mel * mask.unsqueeze(-1), "mask": mask}
+
+
+TRANSFORMS = {
+    "spec_augment": lambda: _spec_augment(SpecAugmentOptions()),
+    "tempo": lambda: _tempo(TempoOptions()),
+    "shift": lambda: _shift(ShiftOptions(max_fraction=0.2)),
+    "noise": lambda: _noise(NoiseOptions(p=1.0)),
+    "gain": lambda: _gain(GainOptions()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_padding_stays_padding_and_missing_rows_stay_empty(name: str) -> None:
+    out = TRANSFORMS[name]()(_batch(), torch.Generator().manual_seed(1))
+    mel, mask = out["mel"], out["mask"]
+    assert mel.shape[0] == 3 and mel.shape[2] == 16 and mask.shape == mel.shape[:2]
+    assert float(mel[~mask].abs().max()) == 0.0
+    assert not mask[2].any()
+    assert torch.isfinite(mel).all()
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_seeded(name: str) -> None:
+    transform = TRANSFORMS[name]()
+    a = transform(_batch(), torch.Generator().manual_seed(5))["mel"]
+    b = transform(_batch(), torch.Generator().manual_seed(5))["mel"]
+    c = transform(_batch(), torch.Generator().manual_seed(6))["mel"]
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_spec_augment_zeroes_stripes_within_the_widths() -> None:
+    batch = _batch()
+    options = SpecAugmentOptions(time_masks=1, time_width=0.25, freq_masks=1, freq_width=0.25)
+    out = _spec_augment(options)(batch, torch.Generator().manual_seed(2))["mel"]
+    zeroed_frames = (out[0] == 0).all(dim=1).sum()  # whole frames hidden by the time stripe
+    zeroed_bins = (out[0] == 0).all(dim=0).sum()  # whole bins hidden by the frequency stripe
+    assert zeroed_frames <= 10 and zeroed_bins <= 4
+    assert (out[0] == 0).any()
+
+
+def test_resample_frames_changes_lengths_by_the_rate() -> None:
+    batch = _batch()
+    out, mask = resample_frames(batch["mel"], batch["mask"], torch.tensor([2.0, 0.5, 1.0]))
+    assert mask.sum(dim=1).tolist() == [20, 50, 0]
+    assert out.shape[1] == 50
+    # rate 2: frame t reads frame 2t exactly
+    assert torch.allclose(out[0, :20], batch["mel"][0, 0:40:2])
+
+
+def test_resample_frames_at_rate_one_is_the_identity() -> None:
+    batch = _batch()
+    out, mask = resample_frames(batch["mel"], batch["mask"], torch.ones(3))
+    assert torch.equal(mask, batch["mask"])
+    assert torch.allclose(out, batch["mel"])
+
+
+def test_shift_repeats_the_edge_frame() -> None:
+    mel = torch.arange(10, dtype=torch.float32)[None, :, None].repeat(8, 1, 2) + 1  # 8 rows of frames 1..10
+    mask = torch.ones(8, 10, dtype=torch.bool)
+    out = _shift(ShiftOptions(max_fraction=0.5))({"mel": mel, "mask": mask}, torch.Generator().manual_seed(0))
+    rows = out["mel"][:, :, 0]
+    assert (rows != mel[:, :, 0]).any(dim=1).sum() >= 4  # most rows moved
+    for values in rows.tolist():
+        assert values == sorted(values)  # still in order: a shift, not a shuffle
+        assert set(values) <= set(range(1, 11))
+        steps = [b - a for a, b in zip(values, values[1:], strict=False)]
+        assert set(steps) <= {0.0, 1.0}  # edge frames repeated, the rest consecutive
+
+
+def test_gain_adds_the_same_offset_to_every_real_value_of_a_row() -> None:
+    batch = _batch()
+    out = _gain(GainOptions(max_db=6.0))(batch, torch.Generator().manual_seed(0))["mel"]
+    diff = (out - batch["mel"])[0]
+    assert torch.allclose(diff, diff[0, 0].expand_as(diff), atol=1e-5)
+    assert 0 < abs(float(diff[0, 0])) <= 6.0 * 0.2303 + 1e-6
