@@ -26,6 +26,7 @@ from omnifuse.config import Config
 from omnifuse.data.collate import Example, collate
 from omnifuse.data.dataset import ExampleDataset, attach_targets, fit_values, input_specs, make_examples
 from omnifuse.data.io import Table, is_missing, read_table
+from omnifuse.data.leaks import find_config_problems, print_findings
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns
 from omnifuse.encoders.scaling import merge_adapters
@@ -145,6 +146,8 @@ def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: T
         return prepare_streaming(cfg, train, valid, test, ctx, base_dir=base_dir)
     root = None if base_dir is None else Path(base_dir).resolve()
     train_table, valid_table = _split(cfg, read_table(train, root), valid, ctx.out, resume, root)
+    if ctx.writes:  # a leak, a row id, a constant or empty input: said once, training goes on
+        print_findings(find_config_problems(cfg, train_table.frame), ctx.console)
     task = _fit_task(cfg, train_table)
     preprocessors = _fit_preprocessors(cfg, train_table)
     sets = {"train": train_table, "valid": valid_table}

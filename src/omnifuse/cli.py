@@ -136,11 +136,13 @@ def evaluate(
 def validate(
     config: ConfigOpt,
     data: DataOpt,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for bad_rows.csv.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Folder for bad_rows.csv and column_warnings.csv.")] = None,
 ) -> None:
     """Check a table against a config without training: bad rows with their fix, per-column summaries.
 
     Exit code 0: every row can be used; 1: some rows are bad; 2: the config or the table is unusable.
+    Input columns that leak the label, row ids, constant and empty columns are warnings (same code).
     """
     from omnifuse.validate import run_validate
 

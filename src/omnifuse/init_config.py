@@ -25,7 +25,8 @@ from omnifuse.config import (
     TrainingConfig,
 )
 from omnifuse.data.io import Table, is_missing, resolve_path
-from omnifuse.data.schema import ColumnGuess, infer_column_type, infer_schema, sample_values
+from omnifuse.data.leaks import find_column_problems
+from omnifuse.data.schema import ColumnGuess, LabelGuess, infer_column_type, infer_schema, sample_values
 from omnifuse.errors import DataError
 
 SMALL_IMAGE_SIDE = 64  # images at most this many pixels on their long side get the small CNN
@@ -68,12 +69,14 @@ def build_config(table: Table, label: str) -> tuple[Config, list[str]]:
 
     Returns:
         The config and the notes, one "key: what was inferred and why" line each (``table``,
-        ``label``, ``columns.<name>``, ``columns.<name>.encoder``).
+        ``label``, ``columns.<name>``, ``columns.<name>.encoder``). A column that leaks the label, a
+        row id, a constant or an empty column (omnifuse.data.leaks) is ``ignore``, its note says why.
 
     Raises:
         DataError: the label column is missing or unusable.
     """
     label_guess, guesses = infer_schema(table, label)
+    guesses = _ignore_problem_columns(table, label_guess, guesses)
     rows, width = table.frame.shape
     notes = [f"table: {table.source} ({rows} rows, {width} columns)", f"label: {label_guess.reason}"]
     series = {str(c): table.frame[c] for c in table.frame.columns}
@@ -85,6 +88,20 @@ def build_config(table: Table, label: str) -> tuple[Config, list[str]]:
         column=label, task=cast(Task, label_guess.task), delimiter=label_guess.delimiter
     )
     return Config(label=label_config, columns=columns), notes
+
+
+def _ignore_problem_columns(table: Table, label: LabelGuess, guesses: list[ColumnGuess]) -> list[ColumnGuess]:
+    """The guesses with each leak / row id / constant / empty column turned into ``ignore``."""
+    frame = table.frame.set_axis([str(c) for c in table.frame.columns], axis=1)
+    kinds = {g.name: g.type for g in guesses if g.type != "ignore"}  # already ignored: its reason stands
+    findings = {f.column: f for f in find_column_problems(frame, kinds, label.column, label.task)}
+    checked = []
+    for guess in guesses:
+        if guess.name in findings:  # the user can set it back: the note names the inferred type
+            why = findings[guess.name].says(f"set `type: {guess.type}` to use it anyway")
+            guess = ColumnGuess(guess.name, "ignore", f"ignore: {why}")
+        checked.append(guess)
+    return checked
 
 
 def build_contrastive_config(table: Table, columns: list[str], label: str | None) -> tuple[Config, list[str]]:

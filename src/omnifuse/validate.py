@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from omnifuse.build import make_preprocessors, make_task_for
 from omnifuse.config import Config
 from omnifuse.data.dataset import BadRow, attach_targets, fit_values, input_specs, make_examples
 from omnifuse.data.io import Table, is_missing, read_table
+from omnifuse.data.leaks import WARNINGS_FILE, Finding, find_config_problems, print_findings, write_findings
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, check_columns, write_bad_rows
 from omnifuse.tasks.base import Task
@@ -41,10 +43,12 @@ class ValidationReport:
     bad_rows: list[BadRow] = field(default_factory=list)  # one entry per unusable row (its first problem)
     columns: list[ColumnSummary] = field(default_factory=list)
     bad_rows_file: Path | None = None  # where bad_rows.csv was written, when ``out`` was given
+    findings: list[Finding] = field(default_factory=list)  # leaks, row ids, constant and empty inputs
+    warnings_file: Path | None = None  # where column_warnings.csv was written (when there are findings)
 
     @property
     def ok(self) -> bool:
-        """True when every row can be used."""
+        """True when every row can be used (findings are warnings: they do not make it False)."""
         return not self.bad_rows
 
 
@@ -62,7 +66,8 @@ def validate_table(
         config: a Config or the path of a YAML config.
         data: a labelled table (CSV/TSV/Parquet/JSONL path or DataFrame); relative file paths in its cells
             are read from the table's folder.
-        out: a folder; when given, ``bad_rows.csv`` is (re)written there if there are bad rows.
+        out: a folder; when given, ``bad_rows.csv`` is (re)written there if there are bad rows, and
+            ``column_warnings.csv`` if an input column leaks the label, is a row id, constant or empty.
         console: where the report is printed; None prints nothing.
 
     Returns:
@@ -80,8 +85,12 @@ def validate_table(
     preprocessors = _fit_preprocessors(cfg, table)
     bad = _bad_rows(cfg, table, preprocessors, task)
     report = ValidationReport(table.source, len(table.frame), bad, summarize(cfg, table.frame, bad))
+    report.findings = find_config_problems(cfg, table.frame)
     if out is not None:
-        report.bad_rows_file = _write(bad, Path(out), table.source)
+        bad_path, warnings_path = Path(out) / BAD_ROWS_FILE, Path(out) / WARNINGS_FILE
+        report.bad_rows_file = _rewrite(bad_path, bad, lambda: write_bad_rows(bad, bad_path, table.source))
+        report.warnings_file = _rewrite(warnings_path, report.findings,
+                                        lambda: write_findings(report.findings, warnings_path))
     if console is not None:
         print_report(report, console)
     return report
@@ -107,13 +116,13 @@ def _bad_rows(cfg: Config, table: Table, preprocessors: dict[str, Preprocessor],
     return sorted(bad + bad_labels, key=lambda b: b.row)
 
 
-def _write(bad: list[BadRow], out: Path, source: str) -> Path | None:
-    path = out / BAD_ROWS_FILE
-    if path.exists():  # a fresh file per run: write_bad_rows appends
+def _rewrite(path: Path, items: Sequence[object], write: Callable[[], None]) -> Path | None:
+    """A fresh ``path`` per run (write_bad_rows appends), written by ``write`` only when there are items."""
+    if path.exists():
         path.unlink()
-    if not bad:
+    if not items:
         return None
-    write_bad_rows(bad, path, source)
+    write()
     return path
 
 
@@ -168,16 +177,22 @@ def print_report(report: ValidationReport, console: Console) -> None:
         for b in report.bad_rows[:50]:
             rows.add_row(str(b.row), b.column, b.value, b.reason, b.fix)
         console.print(rows)
+    print_findings(report.findings, console)
     console.print(_verdict(report), markup=False, highlight=False)
 
 
 def _verdict(report: ValidationReport) -> str:
+    if report.findings:
+        where = f", listed in {report.warnings_file}" if report.warnings_file else ""
+        warned = f" ({len(report.findings)} column warning(s) above{where})"
+    else:
+        warned = ""
     if report.ok:
-        return f"OK: all {report.rows} row(s) of {report.source} can be used."
+        return f"OK: all {report.rows} row(s) of {report.source} can be used{warned}."
     where = f"; listed in {report.bad_rows_file}" if report.bad_rows_file else ""
     return (
         f"{len(report.bad_rows)} of {report.rows} row(s) of {report.source} are bad{where}. Fix them, or set "
-        "data.on_bad_row: skip to train without them."
+        f"data.on_bad_row: skip to train without them{warned}."
     )
 
 
@@ -186,6 +201,7 @@ def run_validate(config: Path, data: Path, out: Path | None, console: Console) -
 
     Returns:
         0 when the table is clean, 1 when it has bad rows, 2 on a config or table error (printed).
+        Column warnings (a leak, a row id, a constant or empty input) do not change it.
     """
     from omnifuse.errors import OmnifuseError
 

@@ -37,7 +37,7 @@ def _table(tmp_path: Path, image_size: tuple[int, int] = (8, 8), mode: str = "L"
             "review": f"review {i}: the parcel was {'fine' if i % 2 else 'damaged'} when it came",
             "film": f"films/{i}.mp4",
             "price": round(float(rng.normal(10, 3)), 2),
-            "color": ["red", "green", "blue"][i % 3],
+            "color": ["red", "green", "blue"][i // 3 % 3],  # mixed labels per colour: informative, not a leak
             "label": ["cat", "dog", "bird"][i % 3],
         })
     pd.DataFrame(rows).to_csv(tmp_path / "table.csv", index=False)
@@ -162,3 +162,35 @@ def test_field_help_reads_config_py_comments() -> None:
     assert help_["accumulate"] == "gradient accumulation steps"
     assert help_["epochs"] == "maximum number of passes over the training rows"  # from the fallback
     assert set(help_) == {f for f in TrainingConfig.__dataclass_fields__}
+
+
+def _leaky_table() -> pd.DataFrame:
+    labels = [["coat", "shirt", "bag"][i % 3] for i in range(60)]
+    return pd.DataFrame({
+        "caption": [f"a photo of a {y}" for y in labels],  # names the label: a leak
+        "sku": [f"SKU-{i:04d}" for i in range(58)] + ["SKU-0000", "SKU-0001"],  # 58/60 distinct: an id
+        "shop": ["north"] * 60,  # one value
+        "size": [["S", "M", "L"][i // 3 % 3] for i in range(60)],  # several labels per value: kept
+        "label": labels,
+    })
+
+
+def test_leaks_ids_and_constants_are_written_as_ignore_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config, notes = build_config(read_table(_leaky_table()), "label")
+    assert {n: c.type for n, c in config.columns.items()} == {
+        "caption": "ignore", "sku": "ignore", "shop": "ignore", "size": "categorical",
+    }
+    assert ("columns.caption: ignore: column 'caption' predicts the label exactly in 100% of training rows: "
+            "a leak? set `type: categorical` to use it anyway") in notes
+    assert ("columns.sku: ignore: column 'sku' has 58 distinct values in 60 non-empty training rows (96.6%): "
+            "a row id? set `type: text` to use it anyway") in notes
+    shop = "columns.shop: ignore: column 'shop' holds the single value 'north'"
+    assert any(n.startswith(shop) for n in notes)
+    text, raw = _round_trip(config, notes, monkeypatch)
+    assert raw["columns"]["caption"] == {"type": "ignore", "allow_missing": False}
+    assert ("  caption:  # ignore: column 'caption' predicts the label exactly in 100% of training rows: "
+            "a leak? set `type: categorical` to use it anyway\n    type: ignore\n") in text
+    raw["columns"]["caption"]["type"] = "categorical"  # the user sets it back
+    assert Config.from_dict(raw).columns["caption"].type == "categorical"

@@ -155,3 +155,34 @@ def test_contrastive_config_with_a_label_column_summarises_it(tmp_path: Path) ->
     report = validate_table(_config(tmp_path, raw), tmp_path / "pairs.csv")
     assert report.ok  # a missing label only masks nothing in the contrastive loss
     assert {c.column: c.type for c in report.columns}["y"] == "label (contrastive)"
+
+
+def _leaky(folder: Path) -> tuple[Path, Path]:
+    labels = [["cat", "dog", "owl"][i % 3] for i in range(30)]
+    frame = pd.DataFrame({
+        "note": [f"a picture of a {y}" for y in labels],  # names the label
+        "size": [float(i % 7) for i in range(30)],
+        "colour": ["red"] * 30,  # one value
+        "y": labels,
+    })
+    frame.to_csv(folder / "leaky.csv", index=False)
+    return _config(folder), folder / "leaky.csv"
+
+
+def test_leaks_and_constant_inputs_are_warnings_in_the_report_and_its_file(tmp_path: Path) -> None:
+    config, table = _leaky(tmp_path)
+    console = Console(record=True, width=300)
+    report = validate_table(config, table, out=tmp_path / "v", console=console)
+    assert report.ok  # warnings do not make rows bad
+    assert [(f.column, f.kind) for f in report.findings] == [("colour", "constant"), ("note", "leak")]
+    text = console.export_text()
+    assert ("warning: column 'note' predicts the label exactly in 100% of training rows: a leak? "
+            "set `type: ignore`") in text
+    assert "warning: column 'colour' holds the single value 'red' in all 30 non-empty training rows" in text
+    assert f"OK: all 30 row(s) of {table} can be used (2 column warning(s) above, listed in " in text
+    written = pd.read_csv(tmp_path / "v" / "column_warnings.csv")
+    assert written["column"].tolist() == ["colour", "note"] and report.warnings_file is not None
+    assert written["message"][1] == report.findings[1].message
+    assert run_validate(config, table, tmp_path / "v", console) == 0  # the exit status is unchanged
+    validate_table(config, _table(tmp_path), out=tmp_path / "v")
+    assert not (tmp_path / "v" / "column_warnings.csv").exists()  # a clean table: no stale warnings

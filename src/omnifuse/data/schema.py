@@ -27,7 +27,8 @@ MAX_CATEGORY_LENGTH = 30  # ... and a mean length below this many characters
 MAX_CODES = 10  # integers with at most this many unevenly spaced distinct values are codes
 MAX_CLASSES = 20  # integer labels with at most this many distinct values are classes
 MULTILABEL_SHARE = 0.1  # string labels with the delimiter in at least this share of rows are multilabel
-_ID_NAME = re.compile(r"(^|[_\s.-])(id|uuid|guid|key|index)$|^(id|uuid|guid|index)[_\s.-]", re.IGNORECASE)
+# Column names that say "identifier": id, user_id, uuid, row.key, index_2, ...
+ID_NAME = re.compile(r"(^|[_\s.-])(id|uuid|guid|key|index)$|^(id|uuid|guid|index)[_\s.-]", re.IGNORECASE)
 
 
 @dataclass
@@ -101,7 +102,7 @@ def _numeric_guess(name: str, values: list[Any]) -> ColumnGuess:
     distinct = sorted(set(values))
     n, k = len(values), len(distinct)
     integral = all(float(v).is_integer() for v in distinct)
-    if integral and _ID_NAME.search(name) and k / n >= 0.5:
+    if integral and ID_NAME.search(name) and k / n >= 0.5:
         return _id_guess(name, k, n)
     if integral and n >= 20 and k == n and distinct[-1] - distinct[0] == n - 1:
         return ColumnGuess(
@@ -131,7 +132,7 @@ def _string_guess(name: str, values: list[str], base_dir: Path) -> ColumnGuess:
     if media is not None:
         return media
     n, k = len(values), len(set(values))
-    if _ID_NAME.search(name) and k / n >= 0.5:
+    if ID_NAME.search(name) and k / n >= 0.5:
         return _id_guess(name, k, n)
     if n >= MIN_ID_ROWS and k == n and not any(any(ch.isspace() for ch in v) for v in values):
         return ColumnGuess(
