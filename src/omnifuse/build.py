@@ -108,4 +108,8 @@ def build_model(
     head = HEADS.get(task.name)(
         fusion.output_dim, task.output_dim, config.head.hidden_dim, config.head.dropout
     )
-    return MultimodalModel(encoders, fusion, head)
+    aux_heads = {}
+    if config.training.aux_loss > 0 and len(encoders) > 1:  # one linear head per input
+        aux_heads = {n: HEADS.get(task.name)(e.output_dim, task.output_dim, 0, 0.0)
+                     for n, e in encoders.items()}
+    return MultimodalModel(encoders, fusion, head, aux_heads)

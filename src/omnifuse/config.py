@@ -116,7 +116,7 @@ class TrainingConfig:
     steps_per_epoch: int = 0  # 0: a full pass over the training rows; > 0: at most this many batches
     ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the weights
     label_smoothing: float = 0.0  # classification: cross-entropy against smoothed targets
-    mixup: float = 0.0  # > 0: mixup of the encoded inputs with Beta(mixup, mixup) weights (classification)
+    aux_loss: float = 0.0  # > 0: weight of per-input auxiliary heads' losses (each input learns alone too)
     time_limit: float = 0.0  # seconds of training after which the run stops with its best model; 0: none
 
 

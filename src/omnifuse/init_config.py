@@ -36,6 +36,8 @@ COLUMN_TYPES = "text, image, audio, video, numeric, categorical, ignore"
 TASKS = "binary, multiclass, multilabel, regression, contrastive"
 FUSIONS = "concat | weighted_sum | attention"
 _PICK = "a name from `omnifuse list-encoders`; its options go beside it"
+AUGMENT_HELP = ("training-time augmentation: auto (on for encoders trained from scratch), none, or "
+                "{transform: {options}}; README, section Augmentation")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 # Help for the fields that config.py leaves without a trailing comment.
 _EXTRA_HELP = {
@@ -277,6 +279,8 @@ def _column_lines(columns: dict[str, dict[str, Any]], notes: list[str]) -> list[
             comment = _note(notes, f"columns.{name}.encoder") or help_["encoder"]
             lines += _component_lines("encoder", column["encoder"], comment, "      ", _PICK)
         lines.append(f"    allow_missing: {_value(column['allow_missing'])}  # {help_['allow_missing']}")
+        if column["type"] in ("image", "audio"):
+            lines.append(f"    augment: {_value(column['augment'])}  # {AUGMENT_HELP}")
     return [*lines, ""]
 
 

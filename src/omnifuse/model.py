@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import Encoder, EncoderOutput
@@ -15,13 +17,21 @@ class MultimodalModel(nn.Module):
         encoders: {input name: Encoder}.
         fusion: fuses {input name: EncoderOutput} with the presence masks into (B, F).
         head: (B, F) -> (B, C).
+        aux_heads: {input name: (B, D_input) -> (B, C)}: auxiliary heads on single inputs' pooled vectors,
+            trained beside the main head (``training.aux_loss``) so that every input's encoder learns to
+            predict on its own, not only whichever input is easiest.
     """
 
-    def __init__(self, encoders: dict[str, Encoder], fusion: Fusion, head: nn.Module) -> None:
+    def __init__(
+        self, encoders: dict[str, Encoder], fusion: Fusion, head: nn.Module,
+        aux_heads: Mapping[str, nn.Module] | None = None,
+    ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(dict(sorted(encoders.items())))
         self.fusion = fusion
         self.head = head
+        self.aux_heads = nn.ModuleDict(dict(sorted((aux_heads or {}).items())))
+        self.aux_logits: dict[str, Tensor] = {}  # of the last training forward (see forward)
 
     def encode(self, inputs: dict[str, dict[str, Tensor]]) -> dict[str, EncoderOutput]:
         """Runs every encoder on its inputs."""
@@ -32,5 +42,14 @@ class MultimodalModel(nn.Module):
         return self.fusion(self.encode(inputs), {name: presence[name] for name in self.encoders})
 
     def forward(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
-        """Logits (B, C)."""
-        return self.head(self.embed(inputs, presence))
+        """Logits (B, C).
+
+        In training mode with auxiliary heads, their logits {input: (B, C)} are left in ``aux_logits`` for
+        the loss (computed in the same forward pass, so they train under DDP like every other part).
+        """
+        if not (self.training and len(self.aux_heads) > 0):
+            return self.head(self.embed(inputs, presence))
+        encoded = self.encode(inputs)
+        fused = self.fusion(encoded, {name: presence[name] for name in self.encoders})  # (B, F)
+        self.aux_logits = {name: head(encoded[name].pooled) for name, head in self.aux_heads.items()}
+        return self.head(fused)

@@ -210,7 +210,7 @@ def _range_problems(config: Config) -> list[str]:
         ("training.steps_per_epoch", t.steps_per_epoch, lambda v: v >= 0, "must be >= 0 (0: a full pass)"),
         ("training.ema_decay", t.ema_decay, lambda v: 0 <= v < 1, "must be in [0, 1) (0: off; e.g. 0.99)"),
         ("training.label_smoothing", t.label_smoothing, lambda v: 0 <= v < 1, "must be in [0, 1), e.g. 0.1"),
-        ("training.mixup", t.mixup, lambda v: v >= 0, "must be >= 0 (0: off; e.g. 0.2)"),
+        ("training.aux_loss", t.aux_loss, lambda v: v >= 0, "must be >= 0 (0: off; e.g. 0.5)"),
         ("training.time_limit", t.time_limit, lambda v: v >= 0, "must be >= 0 seconds (0: no limit)"),
         ("baseline.max_rows", config.baseline.max_rows, lambda v: v >= 1, "must be >= 1"),
         ("data.valid_fraction", d.valid_fraction, lambda v: 0 < v < 1, "must be in (0, 1)"),

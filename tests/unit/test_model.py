@@ -126,3 +126,23 @@ def test_run_model_uses_eval_mode() -> None:
     )
     out, _, _ = run_model(model, [batch], torch.device("cpu"))
     torch.testing.assert_close(out, torch.ones(4, 2))  # dropout off during inference
+
+
+def test_aux_heads_see_each_input_alone_and_only_when_asked() -> None:
+    encoders = {"a": Scale(1.0), "b": Scale(2.0)}
+    double = nn.Linear(2, 2, bias=False)
+    nn.init.eye_(double.weight)
+    aux = {"a": nn.Identity(), "b": double}
+    model = MultimodalModel(encoders, SumPresent(), nn.Identity(), aux)
+    inputs = {"a": {"x": torch.tensor([[1.0, 2.0]])}, "b": {"x": torch.tensor([[3.0, 4.0]])}}
+    presence = {"a": torch.tensor([True]), "b": torch.tensor([False])}
+    model.eval()
+    plain = model(inputs, presence)
+    assert model.aux_logits == {}  # evaluation never runs them
+    model.train()
+    logits = model(inputs, presence)
+    side = model.aux_logits
+    assert torch.equal(plain, logits) and torch.equal(logits, torch.tensor([[1.0, 2.0]]))  # b is absent
+    assert torch.equal(side["a"], torch.tensor([[1.0, 2.0]]))
+    assert torch.equal(side["b"], torch.tensor([[6.0, 8.0]]))  # its own head sees b even where fused away
+    assert set(model.state_dict()) >= {"aux_heads.b.weight"}

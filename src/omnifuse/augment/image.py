@@ -22,6 +22,7 @@ class AffineOptions:
     scale: float = 0.1  # zoom drawn from [1 - scale, 1 + scale]
     p: float = 1.0  # share of rows transformed
     fill: Literal["zeros", "border"] = "zeros"  # what enters from outside: black, or the edge pixels
+    interpolation: Literal["bilinear", "nearest"] = "bilinear"  # nearest keeps sparse or binary images crisp
 
 
 @dataclass
@@ -66,7 +67,8 @@ def _affine(options: AffineOptions) -> Transform:
         theta[keep] = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=device)
         x = pixels.float()  # (B, C, H, W)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
-        moved = F.grid_sample(x, grid, mode="bilinear", padding_mode=options.fill, align_corners=False)
+        moved = F.grid_sample(x, grid, mode=options.interpolation, padding_mode=options.fill,
+                              align_corners=False)
         return {**inputs, "pixels": moved.round().clamp(0, 255).to(pixels.dtype)}
 
     return apply

@@ -181,10 +181,14 @@ class Trainer:
         batch = batch.to(self.fabric.device)
         presence = drop_modalities(batch.presence, self.cfg.modality_dropout, self.generator)
         inputs = augment_batch(batch.inputs, self.augment, self.augment_generator)
+        assert batch.target is not None, "training batches carry targets"
         with self.fabric.no_backward_sync(self.model, enabled=accumulate_now):
             logits = self.model(inputs, presence)
-            assert batch.target is not None, "training batches carry targets"
             loss = self.task.loss(logits.float(), batch.target)["loss"]
+            # the auxiliary heads' logits of this forward (MultimodalModel.forward; stand-ins have none)
+            side: dict[str, torch.Tensor] = getattr(self.raw_model, "aux_logits", {})
+            if side and self.cfg.aux_loss > 0:
+                loss = loss + self.cfg.aux_loss * self._aux_loss(side, batch.presence, batch.target)
             self.fabric.backward(loss * (self.loss_scale / self.cfg.accumulate))
         if not accumulate_now:
             if self.cfg.grad_clip > 0:
@@ -198,6 +202,19 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update(self.raw_model)
         return float(loss.detach())
+
+    def _aux_loss(self, side: dict[str, torch.Tensor], presence: dict[str, torch.Tensor],
+                  target: torch.Tensor) -> torch.Tensor:
+        """Mean over inputs of each auxiliary head's task loss on the rows where its input is present
+        (present in the table: modality dropout hides an input from the fusion, not from its own head)."""
+        terms = []
+        for name, logits in side.items():
+            rows = presence[name]  # (B,)
+            if rows.any():
+                terms.append(self.task.loss(logits[rows].float(), target[rows])["loss"])
+            else:  # keep the head in the graph (DDP expects every parameter to get a gradient)
+                terms.append(logits.sum() * 0.0)
+        return torch.stack(terms).mean()
 
     def evaluate(self, loader: DataLoader[Any]) -> dict[str, Any]:
         """Loss and metrics of the current weights on ``loader`` (with several ranks: each runs its share

@@ -172,3 +172,19 @@ def test_augmentation_runs_on_training_batches_only(tmp_path: Path) -> None:
     trainer.augment = {"words": Count()}  # type: ignore[dict-item]
     trainer.fit(train, valid)
     assert len(calls) == len(train)  # once per training batch, never during validation
+
+
+def test_aux_loss_trains_one_head_per_input(tmp_path: Path) -> None:
+    trainer, train, valid = _setup(tmp_path, epochs=1, patience=5)
+    model = trainer.raw_model
+    from omnifuse.heads.base import HEADS
+
+    model.aux_heads = torch.nn.ModuleDict(
+        {n: HEADS.get("binary")(e.output_dim, 2, 0, 0.0) for n, e in model.encoders.items()}
+    )
+    trainer.cfg = TrainingConfig(**{**trainer.cfg.__dict__, "aux_loss": 0.5})
+    before = {n: p.detach().clone() for n, p in model.aux_heads.named_parameters()}
+    trainer.fit(train, valid)
+    after = dict(model.aux_heads.named_parameters())
+    assert {n.split(".")[0] for n in before} == {"words", "tabular"}
+    assert all(not torch.equal(before[n], after[n]) for n in before)
