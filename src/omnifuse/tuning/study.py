@@ -40,6 +40,8 @@ STUDY_DB = "study.db"
 SQLITE_TIMEOUT_S = 60  # how long a process waits for another's write lock on the SQLite file
 WORKER_SEED_STRIDE = 1000  # worker w samples with seed + 1000 w: parallel workers draw different trials
 JOIN_GRACE_S = 30.0  # after a failure here, how long the other workers get to end their trial
+INTERRUPTED = ("tune interrupted (Ctrl-C): the study keeps its finished trials and marks the interrupted "
+               "ones failed; run the same command again to resume it")
 
 
 class TuneError(OmnifuseError):
@@ -277,6 +279,9 @@ def run_study(job: WorkerJob, cache: PreparedCache, console: Console) -> None:
     grace: float | None = None
     try:
         run_worker(job, 0, console, cache)
+    except TrainingInterrupted:  # Ctrl-C: the Trainer's message would advise `train --resume`
+        grace = JOIN_GRACE_S
+        raise TrainingInterrupted(INTERRUPTED) from None
     except BaseException:
         grace = JOIN_GRACE_S
         raise
@@ -302,8 +307,7 @@ def _check_exit_codes(workers: list[subprocess.Popen[bytes]]) -> None:
         return
     shown = ", ".join(f"{name} (exit code {code})" for name, code in codes.items())
     if all(code == 130 for code in codes.values()):
-        raise TrainingInterrupted(f"tune interrupted in {shown}; run the same command again to resume "
-                                  "the study")
+        raise TrainingInterrupted(f"{INTERRUPTED} ({shown})")
     if all(code in (2, 130) for code in codes.values()):
         raise TuneError(f"tune worker(s) stopped on an error, printed above: {shown}; fix it and run the "
                         "same command again to resume the study")

@@ -8,13 +8,19 @@ from pathlib import Path
 
 import optuna
 import pytest
+from rich.console import Console
 
 from omnifuse.config import Config
 from omnifuse.errors import ConfigError
-from omnifuse.tuning.objective import TrialSetup
+from omnifuse.training.interrupt import TrainingInterrupted
+from omnifuse.tuning import study as study_module
+from omnifuse.tuning.objective import Tables, TrialSetup
 from omnifuse.tuning.study import (
     StudySettings,
     TrialBudget,
+    TuneError,
+    WorkerJob,
+    _check_exit_codes,
     make_pruner,
     make_storage,
     open_study,
@@ -75,3 +81,35 @@ def test_trial_budget_grants_exactly_its_total_across_threads(tmp_path: Path) ->
     assert granted.count(True) == 7 and len(granted) == 15
     with sqlite3.connect(budget.path) as db:
         assert db.execute("SELECT n FROM taken").fetchall() == [(7,)]
+
+
+class Exited:
+    """A finished worker process with this exit code."""
+
+    def __init__(self, returncode: int) -> None:
+        self.returncode = returncode
+
+
+def test_worker_exit_codes_become_the_right_error() -> None:
+    _check_exit_codes([Exited(0), Exited(0)])  # type: ignore[list-item]
+    with pytest.raises(TrainingInterrupted, match=r"tune interrupted \(Ctrl-C\).*\(worker 2 \(exit code 130"):
+        _check_exit_codes([Exited(0), Exited(130)])  # type: ignore[list-item]
+    with pytest.raises(TuneError, match=r"tune worker\(s\) stopped on an error, printed above: worker 1 "):
+        _check_exit_codes([Exited(2), Exited(130)])  # type: ignore[list-item]
+    with pytest.raises(RuntimeError, match=r"tune worker\(s\) crashed: worker 1 \(exit code 1\)"):
+        _check_exit_codes([Exited(1), Exited(2)])  # type: ignore[list-item]
+
+
+def test_ctrl_c_in_a_trial_says_how_to_resume_the_study(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_: object, **__: object) -> None:
+        raise TrainingInterrupted("Interrupted during epoch 2 ... omnifuse train ... --resume")
+
+    monkeypatch.setattr(study_module, "run_worker", interrupted)
+    setup = TrialSetup(CONFIG, [], tmp_path, "accuracy", "maximize")
+    budget = TrialBudget.create(tmp_path / "budget.db", total=1)
+    settings = StudySettings(storage_url(tmp_path, None), "s", 1)
+    job = WorkerJob(setup, Tables("train.csv", None), settings, 0, budget)
+    with pytest.raises(TrainingInterrupted, match=r"run the same command again to resume it$"):
+        study_module.run_study(job, None, Console(quiet=True))  # type: ignore[arg-type]
+    assert not budget.path.exists()
