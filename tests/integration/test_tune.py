@@ -4,6 +4,13 @@ a failing trial, the prepared-data cache and several worker processes on one SQL
 from __future__ import annotations
 
 import copy
+import glob
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +147,17 @@ def test_tables_are_prepared_once_per_preprocessing_setup(table_dir: Path, tmp_p
     assert resized.examples["train"][0].inputs["photo"]["pixels"].shape[-1] == 12
 
 
+def test_the_time_limit_ends_the_study_and_caps_the_trial(table_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    slow = _config(training={"epochs": 50, "batch_size": 4, "patience": 50})
+    result = _tune(slow, table_dir, out, trials=5, time_limit=0.5)  # spent before the first trial ends
+    assert result.trials == 1  # the first trial always runs, no other starts after the limit
+    trial = Config.from_yaml(out / "trials" / "0" / "config.yaml")
+    assert trial.training.time_limit == 1.0  # capped at what was left (at least a second)
+    assert len(pd.read_csv(out / "trials" / "0" / "train_log.csv")) < 50
+    assert Config.from_yaml(out / "best_config.yaml").training.time_limit == 0.0  # the user's own value
+
+
 @pytest.mark.slow  # reason: two worker processes each import torch and omnifuse (about a minute on 2 cores)
 def test_two_workers_on_one_sqlite_file_run_exactly_the_trials_asked_for(table_dir: Path,
                                                                          tmp_path: Path) -> None:
@@ -149,3 +167,55 @@ def test_two_workers_on_one_sqlite_file_run_exactly_the_trials_asked_for(table_d
     assert result.trials == 4 and list(trials["number"]) == [0, 1, 2, 3]
     assert set(trials["state"]) <= {"complete", "pruned"}
     assert not list(out.glob(".budget-*"))
+
+
+def _postgres_binaries() -> tuple[str, str] | None:
+    """initdb and pg_ctl of a local PostgreSQL, when one is installed (Debian: postgresql)."""
+    for folder in [None, *sorted(glob.glob("/usr/lib/postgresql/*/bin"))]:
+        initdb, pg_ctl = shutil.which("initdb", path=folder), shutil.which("pg_ctl", path=folder)
+        if initdb and pg_ctl:
+            return initdb, pg_ctl
+    return None
+
+
+@pytest.fixture()
+def postgres_url() -> Iterator[str]:
+    """A throw-away PostgreSQL server on a Unix socket (no TCP port), and the URL of its database."""
+    binaries = _postgres_binaries()
+    if binaries is None or importlib.util.find_spec("psycopg") is None:
+        pytest.skip("needs a local PostgreSQL (initdb, pg_ctl) and the psycopg driver")
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="omnifuse_pg_"))  # not under pytest's root-only folder
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser")
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    initdb, pg_ctl = binaries
+    data = folder / "data"
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"], check=True,
+                   capture_output=True)
+    options = f"-c listen_addresses='' -c unix_socket_directories={folder}"
+    start = [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]
+    subprocess.run(start, check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@/postgres?host={folder}"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow  # reason: a PostgreSQL server, two worker processes and a retrained best model (~1 minute)
+def test_a_postgresql_study_shared_by_workers_and_a_second_machine(table_dir: Path, tmp_path: Path,
+                                                                    postgres_url: str) -> None:
+    first = _tune(_config(), table_dir, tmp_path / "a", trials=4, workers=2, storage=postgres_url)
+    assert first.trials == 4 and first.storage.startswith("postgresql://postgres@/postgres")
+    shutil.rmtree(tmp_path / "a")  # the second "machine" has none of the first one's trial folders
+    console = Console(record=True, width=200)
+    second = omnifuse.tune(_config(), table_dir / "train.csv", table_dir / "test.csv", tmp_path / "b",
+                           trials=1, storage=postgres_url, progress=False, console=console)
+    assert second.trials == 5 and len(pd.read_csv(tmp_path / "b" / "trials.csv")) == 5
+    if second.best_trial < 4:  # the best trial ran "elsewhere": its config is trained again here
+        assert "is not on this machine: training its config again" in console.export_text()
+    assert len(omnifuse.load(tmp_path / "b" / "best_model").predict(pd.read_csv(table_dir / "test.csv"),
+                                                                    base_dir=table_dir)) == 24

@@ -111,8 +111,8 @@ def tune(
         out: the study folder (see the module docstring); a second call with the same storage and study
             name resumes the study and adds ``trials`` more.
         trials: trials this call runs (over all workers).
-        time_limit: seconds for the whole call: no trial starts after it, and each trial's
-            ``training.time_limit`` is capped at what is left.
+        time_limit: seconds for the whole call: no trial starts after it (the first always does), and
+            each trial's ``training.time_limit`` is capped at what is left (at least a second).
         storage: an Optuna RDB URL (default ``sqlite:///<out>/study.db``); several machines running
             ``tune`` on one URL share the study.
         workers: processes running trials on the same storage (each with one torch thread).

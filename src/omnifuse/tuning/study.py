@@ -122,7 +122,7 @@ def make_storage(url: str) -> Any:
         raise ConfigError([f"--storage {shown_url(url)!r}: cannot open it ({type(exc).__name__}: {exc}); "
                            "give an Optuna RDB URL such as sqlite:///study.db or "
                            "postgresql://user:pass@host/db, with its driver installed (e.g. pip install "
-                           "psycopg2-binary) and the server reachable"]) from None
+                           "'psycopg[binary]') and the server reachable"]) from None
 
 
 def make_pruner(pruner: Any, max_epochs: int) -> Any:
@@ -213,13 +213,16 @@ class TrialBudget:
 
 def run_trials(study: Any, objective: Objective, take: Callable[[], bool], deadline: float | None,
                console: Console) -> None:
-    """Runs trials while ``take()`` grants one and the deadline has not passed; each is printed."""
+    """Runs trials while ``take()`` grants one and the deadline has not passed (worker 0 runs one even
+    after it, as Optuna's own timeout does); each is printed."""
     monitor, worker = objective.setup.monitor, objective.worker
 
     def show(_study: Any, trial: Any) -> None:
         console.print(trial_line(trial, monitor, worker), markup=False, highlight=False)
 
-    while (deadline is None or time.time() < deadline) and take():
+    first = worker == 0
+    while (first or deadline is None or time.time() < deadline) and take():
+        first = False
         study.optimize(objective, n_trials=1, catch=(TrialUserError,), callbacks=[show], gc_after_trial=True)
 
 
