@@ -9,6 +9,7 @@ folder; only the best keeps its weights, the others keep train_log.csv and confi
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import time
@@ -53,6 +54,7 @@ from omnifuse.tuning.study import (
 BEST_CONFIG = "best_config.yaml"
 BEST_MODEL = "best_model"
 TRIALS_CSV = "trials.csv"
+STUDY_FILE = "study.json"  # the study this folder belongs to
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ def tune(
     settings = StudySettings(storage_url(folder, storage), study_name, trials, min(workers, trials), pruner,
                              _max_epochs(cfg), deadline)
     make_pruner(pruner, settings.max_epochs)  # an unknown name fails before any work
+    _claim_folder(folder, settings)
     tables = Tables(train, valid, base_dir)
     cache = PreparedCache(tables, RunContext(folder, console, progress))
     cache.get(apply_values(cfg, {}))  # the tables are read once up front: bad input stops here
@@ -169,6 +172,26 @@ def _check_call(cfg: Config, trials: int, workers: int, time_limit: float | None
                         "--workers")
     if problems:
         raise ConfigError(problems)
+
+
+def _claim_folder(folder: Path, settings: StudySettings) -> None:
+    """Records which study ``folder`` belongs to (``study.json``): trial folders are named by trial number,
+    so two studies in one folder would overwrite each other's.
+
+    Raises:
+        ConfigError: the folder belongs to another study.
+    """
+    path = folder / STUDY_FILE
+    mine = {"study_name": settings.study_name, "storage": shown_url(settings.storage)}
+    if path.is_file():
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+        if theirs != mine:
+            raise ConfigError([f"--out {str(folder)!r} holds study {theirs.get('study_name')!r} in "
+                               f"{theirs.get('storage')}; its trial folders would be overwritten by study "
+                               f"{mine['study_name']!r} in {mine['storage']}: choose another --out, or "
+                               "resume that study with its --study-name and --storage"])
+        return
+    path.write_text(json.dumps(mine, indent=2), encoding="utf-8")
 
 
 def _max_epochs(cfg: Config) -> int:

@@ -40,6 +40,14 @@ def test_bad_arguments_are_config_errors_before_any_work(tmp_path: Path, raw: di
     assert not (tmp_path / "out" / "study.db").exists()
 
 
+def test_a_folder_of_another_study_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "study.json").write_text('{"study_name": "first", "storage": "sqlite:///x.db"}')
+    with pytest.raises(ConfigError, match=r"--out '.*out' holds study 'first' in sqlite:///x\.db; its trial "
+                                          r"folders would be overwritten by study 'omnifuse'"):
+        _tune(tmp_path, RAW)
+
+
 def test_max_epochs_is_the_top_of_a_searched_epoch_range() -> None:
     assert _max_epochs(Config.from_dict(RAW)) == 20
     assert _max_epochs(Config.from_dict({**RAW, "search": {"training.epochs": {"int": [2, 9]}}})) == 9
