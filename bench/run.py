@@ -35,6 +35,7 @@ import bench_predict_latency  # noqa: E402
 import bench_serving  # noqa: E402
 import bench_streaming  # noqa: E402
 import bench_training_loop  # noqa: E402
+import bench_tune  # noqa: E402
 import torch  # noqa: E402
 from common import BENCH_DIR, BenchResult, Settings, machine_info, result_dict  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         bench_serving,
         bench_streaming,
         bench_index,
+        bench_tune,
     )
 }
 RESULTS = BENCH_DIR / "results.json"

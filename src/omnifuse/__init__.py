@@ -12,6 +12,7 @@ from omnifuse.config import Config
 from omnifuse.contrastive.zero_shot import zero_shot
 from omnifuse.predictor import Predictor, load
 from omnifuse.retrieval import load_index
+from omnifuse.tuning.run import tune
 from omnifuse.version import __version__
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "load",
     "load_index",
     "train",
+    "tune",
     "zero_shot",
 ]

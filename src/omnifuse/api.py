@@ -159,10 +159,12 @@ def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: T
 
 
 def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bool = False,
-                 fabric: Fabric | None = None) -> tuple[MultimodalModel, FitResult]:
+                 fabric: Fabric | None = None,
+                 epoch_callback: Callable[[int, dict[str, Any]], None] | None = None,
+                 ) -> tuple[MultimodalModel, FitResult]:
     """Builds the model of ``cfg`` (its inputs may be a subset of what ``data`` holds) and trains it;
     checkpoints and the training log go to ``ctx.out``. ``fabric``: a launched one (``make_fabric``),
-    made from ``cfg.training`` when None."""
+    made from ``cfg.training`` when None. ``epoch_callback``: see ``make_trainer``."""
     model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task)
     # Frozen pretrained encoders run once (or are read from the disk cache), not at every step.
     cached = None if data.train_stream is not None else training_cache(cfg, data.preprocessors, data.examples,
@@ -170,7 +172,7 @@ def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bo
     examples = data.examples if cached is None else cached.examples
     cached_names = [] if cached is None else list(cached.names)
     with precomputed_encoders(model, cached_names):
-        trainer = make_trainer(cfg, model, data.task, ctx, fabric, cached=cached_names)
+        trainer = make_trainer(cfg, model, data.task, ctx, fabric, epoch_callback, cached=cached_names)
         train_loader = (make_loader(cfg, examples["train"], shuffle=True) if data.train_stream is None
                         else DataLoader(data.train_stream, batch_size=cfg.training.batch_size,
                                         collate_fn=collate, num_workers=cfg.training.num_workers))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +35,43 @@ def config_problems(config: Config) -> list[str]:
     problems += _scale_problems(config)
     problems += _contrastive_problems(config)
     problems += augment_problems(config)
+    problems += _search_problems(config)
     return problems
+
+
+def _search_problems(config: Config) -> list[str]:
+    """The ``search:`` section of ``omnifuse tune`` (omnifuse.tuning.space)."""
+    if not config.search:
+        return []
+    from omnifuse.tuning.space import search_problems
+
+    try:
+        flat = config.to_dict()
+    except (TypeError, AttributeError, KeyError):
+        return []  # a value of the wrong type, already reported
+    return search_problems(config.search, flat, component_keys)
+
+
+def component_keys(kind: str, name: str) -> dict[str, Any] | None:
+    """Every key of a component's flat YAML mapping (name, lr_mult, ..., its options) with its default;
+    None when ``name`` is not a registered ``kind`` ("encoder" or "fusion")."""
+    from omnifuse.encoders.base import ENCODERS
+    from omnifuse.fusion.base import FUSIONS
+
+    registry: Any = ENCODERS if kind == "encoder" else FUSIONS
+    if name not in registry:
+        return None
+    fields = [f for f in dataclasses.fields(ComponentConfig) if f.name != "options"]
+    fields += dataclasses.fields(registry.get(name).options)
+    return {f.name: _field_default(f) for f in fields}
+
+
+def _field_default(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
 
 
 def _fusion_input_problems(config: Config) -> list[str]:
