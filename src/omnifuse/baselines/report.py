@@ -112,11 +112,12 @@ def section(baselines: dict[str, Any], metrics: dict[str, Any] | None = None, pl
         f"Classical features with scikit-learn models, fitted on {rows.get('train', 'n/a')} training rows "
         f"(regularisation chosen on {rows.get('valid', 'n/a')} validation rows) and scored on the "
         f"{rows.get(split, 'n/a')} {split} rows of `{source}` with the model's own metrics; "
-        f"{baselines.get('seconds', 0.0):.1f} s in all. Turn them off with `baseline.enabled: false`.",
+        f"{baselines.get('seconds', 0.0):.1f} s in all (s: computing a baseline's features plus fitting its "
+        "grid). Turn them off with `baseline.enabled: false`.",
         "",
     ]
     names = metric_names(baselines)
-    header = ["baseline", "inputs", "features", "model", "chosen", *names, "fit s"]
+    header = ["baseline", "inputs", "features", "model", "chosen", *names, "s"]
     align = ["---"] * 5 + ["---:"] * (len(names) + 1)
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     if metrics is not None:
@@ -148,6 +149,7 @@ def plot_baselines(baselines: dict[str, Any], path: Path, model: float | None = 
     ax.set_yticks(positions, labels=[b[0] for b in bars])
     for position, (_, value, _) in zip(positions, bars, strict=True):
         ax.text(value, position, f" {number(value)}", va="center", fontsize=8)
+    ax.set_xlim(0.0, 1.12 * max(max(b[1] for b in bars), 1e-9))  # room for the value labels
     ax.set_xlabel(f"{baselines['split']} {metric}")
     ax.set_title(f"Baselines ({'higher' if baselines['mode'] == 'max' else 'lower'} is better)")
     path.parent.mkdir(parents=True, exist_ok=True)
