@@ -80,6 +80,12 @@ def result_row(task: Task, name: str, block: Block, model: str, fitted: Fitted, 
             **dict(scalar_metrics(metrics, task.name))}
 
 
+def boost(task: Task, block: Block, targets: dict[str, np.ndarray], seed: int) -> Fitted:
+    """Gradient boosting on a block that has boosting features (the tabular input)."""
+    assert block.categorical is not None, "only tabular blocks are boosted"
+    return fit_boosting(task, block.boosting, targets, block.categorical, seed)
+
+
 def fit_all(task: Task, blocks: list[Block], targets: dict[str, np.ndarray], split: str, seed: int,
             notes: list[str]) -> list[dict[str, Any]]:
     """Every model on every block, then the early-fusion model; a model that cannot be fitted is a note."""
@@ -90,7 +96,7 @@ def fit_all(task: Task, blocks: list[Block], targets: dict[str, np.ndarray], spl
         if block.categorical is not None and task.name != "multilabel":
             boosting = "gradient boosting"
             plans.append((f"{block.inputs[0]} ({block.features}, {boosting})", block, boosting,
-                          lambda b: fit_boosting(task, b.boosting, targets, b.categorical, seed)))  # type: ignore[arg-type]
+                          lambda b: boost(task, b, targets, seed)))
     if len(blocks) > 1:
         plans.append((FUSED, fuse(blocks), model_word(task), lambda b: fit_linear(task, b.matrices, targets)))
     results = []

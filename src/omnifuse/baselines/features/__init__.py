@@ -1,1 +1,1 @@
-"""Classical features per modality, one module each; ``blocks`` turns a model input into a feature block."""
+"""Classical features, one module per modality (``omnifuse.baselines.blocks`` puts them together)."""
