@@ -106,7 +106,7 @@ def train(
     def save() -> None:
         predictor = Predictor(model, cfg, data.preprocessors, data.task, ctx.out)
         artifacts.save_model(ctx.out, cfg, data.preprocessors, data.task, model)
-        _final_reports(predictor, data.examples, result, ctx)
+        _final_reports(predictor, data, result, ctx)
 
     zero_first(save)
     return load(ctx.out)
@@ -131,6 +131,7 @@ class PreparedData:
     preprocessors: dict[str, Preprocessor]
     examples: dict[str, list[Example]]
     train_stream: Any = None  # data.streaming: a ParquetStream of the training rows (no examples["train"])
+    tables: dict[str, Table] = dataclasses.field(default_factory=dict)  # behind examples, for the baselines
 
 
 def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: TableLike | None,
@@ -155,7 +156,7 @@ def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: T
         sets["test"] = read_table(test, root)
         check_columns(sets["test"].frame, cfg, sets["test"].source, need_label=True)
     examples = {name: _examples(cfg, t, preprocessors, task, ctx, name) for name, t in sets.items()}
-    return PreparedData(task, preprocessors, examples)
+    return PreparedData(task, preprocessors, examples, tables=sets)
 
 
 def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bool = False,
@@ -342,12 +343,11 @@ def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext,
                    fabric=fabric, epoch_callback=epoch_callback, augment=_augmentations(cfg, cached, ctx))
 
 
-def _final_reports(
-    predictor: Predictor, examples: dict[str, list[Example]], result: FitResult, ctx: RunContext
-) -> None:
-    split = "test" if "test" in examples else "valid"
+def _final_reports(predictor: Predictor, data: PreparedData, result: FitResult, ctx: RunContext) -> None:
+    split = "test" if "test" in data.examples else "valid"
     metrics = _evaluate_examples(
-        predictor, examples[split], ctx.out, f"Training report ({split} split)", result.history
+        predictor, data.examples[split], ctx.out, f"Training report ({split} split)", result.history,
+        _baselines(predictor.config, data, split, ctx),
     )
     payload = {
         "split": split,
@@ -359,12 +359,25 @@ def _final_reports(
     write_model_card(ctx.out, predictor.config, predictor.task, payload)
 
 
+def _baselines(cfg: Config, data: PreparedData, split: str, ctx: RunContext) -> dict[str, Any] | None:
+    """The baselines of a training run (``baseline.enabled``), fitted on its rows and scored on ``split``."""
+    if not cfg.baseline.enabled or data.task.name == "contrastive":
+        return None
+    from omnifuse.baselines.report import summary_line
+    from omnifuse.baselines.run import run_baselines
+
+    baselines = run_baselines(cfg, data.task, data.preprocessors, data.tables, data.examples, split)
+    ctx.console.print(summary_line(baselines), markup=False, highlight=False)
+    return baselines
+
+
 def _evaluate_examples(
     predictor: Predictor,
     examples: list[Example],
     out: Path,
     title: str,
     history: list[dict[str, Any]] | None = None,
+    baselines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if predictor.task.name == "contrastive":
         from omnifuse.contrastive.evaluate import evaluate_contrastive
@@ -381,9 +394,15 @@ def _evaluate_examples(
         plot_ablation(ablation, out / "plots" / "ablation.png")
         sections["Modality ablation"] = ablation_section(ablation, "plots/ablation.png")
         metrics["modality_ablation"] = ablation
+    top = None
+    if baselines is not None:
+        from omnifuse.baselines.report import report_parts
+
+        top, sections["Baselines"] = report_parts(metrics, baselines, out)
+        metrics["baselines"] = baselines
     write_report(out, metrics, task, title=title, history=history,
                  probabilities=task.probabilities(logits).numpy(), targets=targets.numpy(),
-                 extra_sections=sections)
+                 extra_sections=sections, top_line=top)
     return metrics
 
 
@@ -412,7 +431,13 @@ def evaluate(
         predictor = _with_label_column(predictor, label, list(table.frame.columns))
     check_columns(table.frame, predictor.config, table.source, need_label=True)
     examples = _examples(predictor.config, table, predictor.preprocessors, predictor.task, ctx, "evaluation")
-    metrics = _evaluate_examples(predictor, examples, ctx.out, f"Evaluation on {table.source}")
+    baselines = None
+    if predictor.config.baseline.enabled:  # a model folder holds no training rows: training's baselines
+        from omnifuse.baselines.reuse import training_baselines
+
+        baselines = training_baselines(predictor.folder, table.source)
+    metrics = _evaluate_examples(predictor, examples, ctx.out, f"Evaluation on {table.source}",
+                                 baselines=baselines)
     artifacts.write_json(ctx.out / artifacts.METRICS, metrics)
     return metrics
 

@@ -4,8 +4,10 @@ Every method trains on the same preprocessed rows (``api.prepare_data`` runs onc
 per model input (the config with every other column ignored) and one model per selected fusion. Each
 method is trained with ``seeds`` seeds (``training.seed + i``) into ``out/runs/<method>/seed<i>/`` and
 scored on the test rows: headline metrics, parameters, training time, inference time per row and the
-robustness scores of ``omnifuse.evaluation.robustness``. The outputs (``results.csv``, ``summary.csv``,
-``comparison.png``, ``report.md``) are described in ``omnifuse.evaluation.comparison_report``.
+robustness scores of ``omnifuse.evaluation.robustness``. With ``baseline.enabled`` the classical baselines
+(``omnifuse.baselines``) are fitted once on the same rows and added as rows of kind ``baseline``. The
+outputs (``results.csv``, ``summary.csv``, ``comparison.png``, ``report.md``) are described in
+``omnifuse.evaluation.comparison_report``.
 
 Frozen encoders (``freeze_epochs: -1``) whose weights do not depend on the seed (pretrained ones) run once
 over the training and validation rows (``omnifuse.training.frozen_features``; kept on disk across runs when
@@ -277,6 +279,19 @@ def run_method(
     return rows
 
 
+def baseline_rows(cfg: Config, data: PreparedData, metrics: list[str],
+                  console: Console) -> list[dict[str, Any]]:
+    """The classical baselines (``baseline.enabled``) as results.csv rows, fitted once: seed-independent."""
+    if not cfg.baseline.enabled:
+        return []
+    from omnifuse.baselines.report import comparison_rows, summary_line
+    from omnifuse.baselines.run import run_baselines
+
+    baselines = run_baselines(cfg, data.task, data.preprocessors, data.tables, data.examples, "test")
+    console.print(summary_line(baselines), markup=False, highlight=False)
+    return comparison_rows(baselines, metrics)
+
+
 def _order_columns(results: pd.DataFrame, metrics: list[str], inputs: list[str]) -> pd.DataFrame:
     first = [
         "method",
@@ -363,7 +378,7 @@ def run_compare(
     batches = collate_rows(data.examples["test"])
     inputs = sorted(data.examples["test"][0].inputs)
     metrics = headline_metrics(data.task.name)
-    rows: list[dict[str, Any]] = []
+    rows = baseline_rows(cfg, data, metrics, ctx.console)
     for number, method in enumerate(methods, start=1):
         ctx.console.rule(f"[bold]{number}/{len(methods)}: {escape(method.name)}")
         rows += run_method(method, seeds, data, batches, ctx, features)

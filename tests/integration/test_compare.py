@@ -32,22 +32,32 @@ def test_compare_writes_results_summary_plot_and_report(table_dir: Path, tmp_pat
         fusions="concat,attention", seeds=2, progress=False, console=console,
     )
     methods = ["note-only", "photo-only", "tabular-only", "concat", "attention"]
-    saved = pd.read_csv(tmp_path / "results.csv")
+    everything = pd.read_csv(tmp_path / "results.csv")
+    baselines = everything[everything["kind"] == "baseline"]  # fitted once, before the trained methods
+    assert list(everything["kind"][: len(baselines)]) == ["baseline"] * len(baselines)
+    assert "baseline: fused (linear)" in set(baselines["method"]) and baselines["seed"].isna().all()
+    assert baselines["accuracy"].between(0, 1).all() and (baselines["status"] == "ok").all()
+    saved = everything[everything["kind"] != "baseline"].reset_index(drop=True)
     assert list(saved["method"]) == [m for m in methods for _ in range(2)]
     assert list(saved["seed"]) == [0, 1] * 5 and (saved["status"] == "ok").all()
     for column in ("accuracy", "macro_f1", "params", "train_s", "ms_per_row",
                    "missing_photo", "corrupted_photo", "missing_note", "corrupted_tabular"):
         assert saved[column].notna().all() and (saved[column] >= 0).all(), column
-    assert len(results) == 10
+    assert len(results) == 10 + len(baselines)
     photo_only = saved[saved["method"] == "photo-only"]
     assert (photo_only["missing_note"] == photo_only["accuracy"]).all()  # it never reads the note
     summary = pd.read_csv(tmp_path / "summary.csv")
+    fused_floor = summary[summary["method"] == "baseline: fused (linear)"].iloc[0]
+    assert fused_floor["seeds"] == 1 and fused_floor["accuracy_std"] == 0.0
+    summary = summary[summary["kind"] != "baseline"]
     assert list(summary["method"]) == methods and (summary["seeds"] == 2).all()
     assert {"accuracy_mean", "accuracy_std", "missing_photo_mean"} <= set(summary.columns)
     with Image.open(tmp_path / "comparison.png") as image:
         assert image.format == "PNG" and image.width > 500
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "## Verdict" in report and "The best fusion is **" in report
+    assert "The best classical baseline is **baseline: " in report
+    assert "| baseline: fused (linear) |" in report
     assert all(f"| {m} |" in report for m in methods)
     assert (tmp_path / "runs" / "attention" / "seed1" / "checkpoints").is_dir()
     shown = console.export_text()

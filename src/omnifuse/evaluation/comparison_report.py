@@ -3,8 +3,10 @@
 Layout of the two CSV files ``omnifuse compare`` writes:
 
 - ``results.csv``: one row per method and seed (``status`` ok), or one row per skipped method
-  (``status`` skipped, ``reason`` says why, numbers empty). Columns: ``method``, ``kind`` (unimodal or
-  fusion), ``run`` (0, 1, ...), ``seed``, ``status``, ``reason``, the headline metrics (accuracy and
+  (``status`` skipped, ``reason`` says why, numbers empty), and one row per classical baseline (``kind``
+  baseline, ``method`` "baseline: <name>", fitted once: no run or seed, std 0; see ``omnifuse.baselines``).
+  Columns: ``method``, ``kind`` (unimodal, fusion or baseline), ``run`` (0, 1, ...), ``seed``, ``status``,
+  ``reason``, the headline metrics (accuracy and
   macro_f1, rmse, or macro_f1), ``params``, ``train_s``, ``ms_per_row``, ``best_epoch`` and, per input,
   ``missing_<input>`` and ``corrupted_<input>`` (the headline metric with that input missing or corrupted).
 - ``summary.csv``: one row per method, in the same order: ``method``, ``kind``, ``status``, ``reason``,
@@ -26,9 +28,9 @@ from rich.table import Table
 from omnifuse.evaluation.report import _figure, _save
 
 ID_COLUMNS = ("method", "kind", "run", "seed", "status", "reason")
-UNIMODAL, FUSION = "unimodal", "fusion"
+UNIMODAL, FUSION, BASELINE = "unimodal", "fusion", "baseline"
 OK, SKIPPED = "ok", "skipped"
-COLOURS = {UNIMODAL: "tab:orange", FUSION: "tab:blue"}
+COLOURS = {UNIMODAL: "tab:orange", FUSION: "tab:blue", BASELINE: "tab:grey"}
 TIMING_BATCH = 64  # batch size of the inference timing, stated in the report
 
 
@@ -86,11 +88,34 @@ def _best(frame: pd.DataFrame, metric: str, mode: str) -> pd.Series:
 
 
 def verdict(summary: pd.DataFrame, metric: str, mode: str) -> str:
-    """Which fusion won, by how much over the best unimodal baseline, and whether that beats the seed spread.
+    """Which fusion won, by how much over the best unimodal baseline, and whether that beats the seed spread;
+    then how the best trained method compares with the best classical baseline, when there are baselines.
 
     The gain is the difference of the means (positive: fusion better, for rmse a lower error); it counts
     as a win only when larger than the seed-to-seed spread, the larger of the two standard deviations.
     """
+    return (_fusion_verdict(summary, metric, mode) + " " + _baseline_verdict(summary, metric, mode)).strip()
+
+
+def _baseline_verdict(summary: pd.DataFrame, metric: str, mode: str) -> str:
+    """The best trained method against the best classical baseline ("" without baselines)."""
+    ok = summary[(summary["status"] == OK) & summary[f"{metric}_mean"].notna()]
+    baselines, trained = ok[ok["kind"] == BASELINE], ok[ok["kind"] != BASELINE]
+    if baselines.empty or trained.empty:
+        return ""
+    b, t = _best(baselines, metric, mode), _best(trained, metric, mode)
+    gain = float(t[f"{metric}_mean"] - b[f"{metric}_mean"]) * (1 if mode == "max" else -1)
+    head = (f"The best classical baseline is **{b['method']}**: {float(b[f'{metric}_mean']):.4f} "
+            f"(fitted once); the best trained method, **{t['method']}**, ")
+    if gain > 0:
+        return head + f"beats it by {gain:.4f}."
+    if gain == 0:
+        return head + "ties with it."
+    return head + f"is {-gain:.4f} worse: the trained models lose to a classical baseline."
+
+
+def _fusion_verdict(summary: pd.DataFrame, metric: str, mode: str) -> str:
+    """The fusion-versus-unimodal part of ``verdict``."""
     ok = summary[(summary["status"] == OK) & summary[f"{metric}_mean"].notna()]
     fused, single = ok[ok["kind"] == FUSION], ok[ok["kind"] == UNIMODAL]
     if fused.empty:
@@ -165,7 +190,8 @@ def robustness_rows(summary: pd.DataFrame, info: ComparisonInfo) -> tuple[list[s
     header = ["method", "kind", f"clean {info.metric}"]
     header += [f"{label} {name}" for name in info.inputs for label in ("no", "noisy")]
     rows: list[list[str]] = []
-    for _, row in summary[summary["status"] == OK].iterrows():
+    trained = summary[(summary["status"] == OK) & (summary["kind"] != BASELINE)]  # baselines: no robustness
+    for _, row in trained.iterrows():
         cells = [str(row["method"]), str(row["kind"]), _num(row[f"{info.metric}_mean"], 3)]
         for name in info.inputs:
             cells += [_num(row.get(f"missing_{name}_mean"), 3), _num(row.get(f"corrupted_{name}_mean"), 3)]
@@ -180,14 +206,14 @@ def skipped_methods(summary: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def _rich(title: str, header: list[str], rows: list[list[str]]) -> Table:
-    """A rich table without the kind column; unimodal baselines in orange."""
+    """A rich table without the kind column; unimodal baselines in orange, classical baselines dimmed."""
     table = Table(title=title)
     for i, name in enumerate(header):
         if i != 1:
             table.add_column(name, justify="left" if i == 0 else "right", style="bold" if i == 0 else None)
     for cells in rows:
         table.add_row(*(c for i, c in enumerate(cells) if i != 1),
-                      style="dark_orange" if cells[1] == UNIMODAL else None)
+                      style={UNIMODAL: "dark_orange", BASELINE: "dim"}.get(cells[1]))
     return table
 
 
@@ -195,7 +221,8 @@ def comparison_tables(summary: pd.DataFrame, info: ComparisonInfo) -> list[Table
     """Rich tables for the terminal: the scores (mean ± std over seeds), the robustness scores (``no``:
     input missing, ``noisy``: input corrupted, in the headline metric) and the skipped methods if any."""
     tables = [
-        _rich(f"Test scores over {len(info.seeds)} seed(s), {info.n_test} rows (unimodal in orange)",
+        _rich(f"Test scores over {len(info.seeds)} seed(s), {info.n_test} rows (unimodal in orange, "
+              "classical baselines dimmed)",
               *score_rows(summary, info)),
         _rich(f"Robustness: test {info.metric} with one input missing (no) or corrupted (noisy)",
               *robustness_rows(summary, info)),
@@ -213,8 +240,9 @@ def comparison_tables(summary: pd.DataFrame, info: ComparisonInfo) -> list[Table
 
 # -- the plot -----------------------------------------------------------------------------------
 def plot_comparison(summary: pd.DataFrame, info: ComparisonInfo, path: Path) -> Path:
-    """Two panels: the headline metric per method with seed error bars (unimodal orange, fusion blue),
-    and grouped bars of the robustness scores (clean, each input missing, each input corrupted)."""
+    """Two panels: the headline metric per method with seed error bars (unimodal orange, fusion blue,
+    classical baselines grey), and grouped bars of the trained methods' robustness scores (clean, each input
+    missing, each input corrupted)."""
     from matplotlib.patches import Patch
 
     ok = summary[summary["status"] == OK].reset_index(drop=True)
@@ -229,6 +257,9 @@ def plot_comparison(summary: pd.DataFrame, info: ComparisonInfo, path: Path) -> 
     top.set_ylabel(f"test {info.metric}")
     top.set_title(f"Test {info.metric} (mean ± std over {len(info.seeds)} seed(s))")
     top.legend(handles=[Patch(color=c, label=k) for k, c in COLOURS.items()], loc="lower right")
+    ok = ok[ok["kind"] != BASELINE].reset_index(drop=True)  # classical baselines have no robustness scores
+    names, positions = [str(m) for m in ok["method"]], np.arange(len(ok))
+    means = ok[f"{info.metric}_mean"].astype(float).to_numpy()
     conditions = [(info.metric, "clean", "tab:grey", "")]
     for i, name in enumerate(info.inputs):
         colour = f"C{i % 10}"
@@ -279,7 +310,8 @@ def write_comparison_report(out: Path, summary: pd.DataFrame, info: ComparisonIn
         "## Results",
         "",
         "Mean ± std over seeds; train s: training time in seconds; ms/row: inference time per test row "
-        f"(batch {TIMING_BATCH}, median of a few passes).",
+        f"(batch {TIMING_BATCH}, median of a few passes). Rows `baseline: ...` are classical baselines "
+        "(scikit-learn on classical features, `baseline.enabled`), fitted once: seed-independent, std 0.",
         "",
         *_markdown_table(*score_rows(summary, info)),
         "",

@@ -247,6 +247,7 @@ def write_report(
     probabilities: np.ndarray | None = None,
     targets: np.ndarray | None = None,
     monitor: str | None = None,
+    top_line: str | None = None,
 ) -> Path:
     """Writes ``out_dir/report.md`` and its PNG plots under ``out_dir/plots/``.
 
@@ -262,6 +263,7 @@ def write_report(
         targets: the encoded targets as passed to ``task.metrics`` ((N,) class indices, (N, C) multi-hot,
             or (N, 1) standardised values).
         monitor: the metric drawn in the training curves; default ``task.default_monitor()``.
+        top_line: a line put before the heading, the first thing a reader sees (the baseline check).
 
     Returns:
         The path of report.md.
@@ -273,7 +275,7 @@ def write_report(
     if history:
         monitor = monitor or task.default_monitor()[0]
         plots.append(("Training curves", plot_history(history, monitor, plots_dir / "training_curves.png")))
-    lines = [f"# {title}", "", f"Task: **{task.name}**", ""]
+    lines = ([top_line, ""] if top_line else []) + [f"# {title}", "", f"Task: **{task.name}**", ""]
     lines += metrics_markdown(metrics, task.name)
     if plots:
         lines += ["## Plots", ""]

@@ -256,7 +256,7 @@ def _save_best_model(best: Any, cfg: Config, cache: PreparedCache, target: Path,
                       f"config again for {target}")
         result = fit_and_save(cfg, data, staging)
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
-    _final_reports(load(staging), data.examples, result, RunContext(staging, Console(quiet=True), False))
+    _final_reports(load(staging), data, result, RunContext(staging, Console(quiet=True), False))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
 

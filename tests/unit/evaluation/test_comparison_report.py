@@ -117,3 +117,22 @@ def test_plot_is_a_real_png(tmp_path: Path) -> None:
     assert path.stat().st_size > 10_000
     with Image.open(path) as image:
         assert image.format == "PNG" and image.width > 500 and image.height > 500
+
+
+def test_baseline_rows_get_a_verdict_sentence_and_stay_out_of_the_robustness_table(tmp_path: Path) -> None:
+    from omnifuse.evaluation.comparison_report import robustness_rows
+
+    rows = _runs("concat", "fusion", [0.80, 0.82, 0.84])
+    rows.append({"method": "baseline: fused (linear)", "kind": "baseline", "run": None, "seed": None,
+                 "status": "ok", "reason": "", "accuracy": 0.90, "macro_f1": 0.89, "train_s": 2.0})
+    summary = summarise(pd.DataFrame(rows))
+    floor = summary[summary["kind"] == "baseline"].iloc[0]
+    assert floor["seeds"] == 1 and floor["accuracy_std"] == 0.0
+    text = verdict(summary, "accuracy", "max")
+    assert "The best classical baseline is **baseline: fused (linear)**: 0.9000" in text
+    assert "**concat**, is 0.0800 worse: the trained models lose to a classical baseline." in text
+    assert [r[0] for r in robustness_rows(summary, INFO)[1]] == ["concat"]
+    plot_comparison(summary, INFO, tmp_path / "comparison.png")
+    assert (tmp_path / "comparison.png").is_file()
+    winning = summarise(pd.DataFrame(_runs("concat", "fusion", [0.95, 0.95]) + rows[-1:]))
+    assert "beats it by 0.0500." in verdict(winning, "accuracy", "max")

@@ -111,3 +111,11 @@ def test_format_metrics_table() -> None:
         "accuracy", "roc_auc", "log_loss", "n"
     ]
     assert "0.5000" in out and "n/a" in out and "classes" not in out
+
+
+def test_a_top_line_comes_before_the_heading(tmp_path: Path) -> None:
+    task = make_task("multiclass")
+    metrics, _, _ = evaluate(task, ["cat", "dog"], rows=10)
+    line = "model 0.9 beats the best baseline"
+    text = write_report(tmp_path, metrics, task, title="Pets", top_line=line).read_text()
+    assert text.startswith("model 0.9 beats the best baseline\n\n# Pets\n")

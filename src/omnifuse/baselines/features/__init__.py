@@ -1,0 +1,1 @@
+"""Classical features, one module per modality (``omnifuse.baselines.blocks`` puts them together)."""
