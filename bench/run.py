@@ -32,6 +32,7 @@ import bench_feature_cache  # noqa: E402
 import bench_index  # noqa: E402
 import bench_onnx  # noqa: E402
 import bench_predict_latency  # noqa: E402
+import bench_quality  # noqa: E402
 import bench_serving  # noqa: E402
 import bench_streaming  # noqa: E402
 import bench_training_loop  # noqa: E402
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         bench_serving,
         bench_streaming,
         bench_index,
+        bench_quality,
         bench_tune,
     )
 }

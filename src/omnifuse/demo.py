@@ -24,18 +24,21 @@ class DemoSpec:
     columns: dict[str, dict[str, Any]]
     training: dict[str, Any]
     test_note: str
-    fusion: str = "attention"
+    fusion: str | dict[str, Any] = "attention"  # a fusion name, or a mapping with its options
 
 
+# The defaults `omnifuse init-config` writes for this table (small_cnn at 28 px, mfcc_stats, late fusion by a
+# mean, the default training: EMA, augmentation, auxiliary heads, 40 epochs).
 AV_DIGITS = DemoSpec(
     builder="av_digits",
     label="label",
     columns={
         "image": {"type": "image", "encoder": {"name": "small_cnn", "size": 28, "channels": 1}},
-        "audio": {"type": "audio", "encoder": {"name": "mel_cnn", "n_mels": 40, "max_seconds": 1.5}},
+        "audio": {"type": "audio", "encoder": {"name": "mfcc_stats", "max_seconds": 1.5}},
     },
-    training={"epochs": 15, "batch_size": 32, "lr": 0.002, "patience": 5, "modality_dropout": 0.25},
+    training={},
     test_note="test split: digits never seen in training, spoken with an accent never heard in training",
+    fusion={"name": "late", "combine": "mean"},
 )
 
 FASHION = DemoSpec(
@@ -95,7 +98,8 @@ def run_demo(
     folder = out / "data" / (f"{name}_quick" if quick else name)
     data = build_data(spec, folder, console, progress, quick)
     inputs = sorted(spec.columns)
-    runs = {f"{i}-only": [i] for i in inputs} | {f"fused ({spec.fusion})": inputs}
+    fusion = spec.fusion if isinstance(spec.fusion, str) else spec.fusion["name"]
+    runs = {f"{i}-only": [i] for i in inputs} | {f"fused ({fusion})": inputs}
     scores: dict[str, float] = {}
     seconds: dict[str, float] = {}
     for run_name, run_inputs in runs.items():

@@ -34,7 +34,7 @@ IMAGES_TO_OPEN = 3
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 COLUMN_TYPES = "text, image, audio, video, numeric, categorical, ignore"
 TASKS = "binary, multiclass, multilabel, regression, contrastive"
-FUSIONS = "concat | weighted_sum | attention"
+FUSIONS = "late | concat | weighted_sum | attention | ... (omnifuse list)"
 _PICK = "a name from `omnifuse list-encoders`; its options go beside it"
 AUGMENT_HELP = ("training-time augmentation: auto (on for encoders trained from scratch), none, or "
                 "{transform: {options}}; README, section Augmentation")
@@ -177,7 +177,8 @@ def _choose_encoder(kind: str, values: list[str], base_dir: Path) -> tuple[Compo
     if kind == "image":
         return _image_encoder(values, base_dir)
     if kind == "audio":
-        return ComponentConfig(name="mel_cnn"), "mel_cnn: a small CNN over log-mel spectrograms"
+        return (ComponentConfig(name="mfcc_stats"),
+                "mfcc_stats: MFCC + delta statistics of each clip into a small MLP (beats mel_cnn on small tables)")
     return None, ""
 
 
