@@ -3,15 +3,20 @@ rows, and saves it as one model folder (see ``omnifuse.ensemble.layout``).
 
 With ``training.time_limit`` the budget is split over the members: each one's ``training.time_limit`` is its
 share of what is left (time a member does not use goes to the later ones), and no member is started once
-less than ``MIN_MEMBER_SECONDS`` are left; what was trained is kept. The budget counts from the end of the
-preprocessing; a member's model building, validation and saving count against it but are not cut short.
+less than ``MIN_MEMBER_SECONDS`` are left; what was trained is kept. From the second member on, a member's
+``training.epochs`` is also cut to the epochs that fit its share at the previous member's seconds per epoch,
+so that its learning-rate schedule (warmup, cosine decay) ends before the clock stops it. The budget counts
+from the end of the preprocessing; a member's model building, validation and saving count against it but are
+not cut short.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,6 +89,7 @@ class Trained:
     result: FitResult
     seconds: float
     time_limit: float
+    epochs: int  # its training.epochs (cut to fit its time limit)
     valid_logits: Tensor  # (N_valid, C)
     test_logits: Tensor | None  # (N_test, C)
 
@@ -140,16 +146,20 @@ def train_members(members: list[Member], data: PreparedData, ctx: RunContext,
                   budget: Budget) -> tuple[list[Trained], str]:
     """Trains the members in order while the budget lasts; returns them and a note on what was left out."""
     trained: list[Trained] = []
+    per_epoch: float | None = None  # seconds per epoch of the member before
     for index, member in enumerate(members):
         if trained and budget.spent():
             return trained, (f"The time limit was spent after {len(trained)} member(s); "
                              f"{len(members) - len(trained)} were not trained.")
         share = budget.share(len(members) - index)
-        limit = f", training.time_limit {share:.1f} s" if share else ""
+        epochs = fitting_epochs(member.config.training.epochs, share, per_epoch)
+        limit = f", training.time_limit {share:.1f} s, {epochs} epoch(s)" if share else ""
         where = f"{MEMBERS}/{index}: {escape(member.name)}"
         ctx.console.rule(f"[bold]{where}[/bold] ({index + 1} of {len(members)}{limit})")
-        done = train_member(index, member, share, data, ctx)
+        done = train_member(index, member, share, epochs, data, ctx)
         trained.append(done)
+        if done.result.history:
+            per_epoch = statistics.median(float(h["seconds"]) for h in done.result.history)
         score = "n/a" if done.result.best_score is None else f"{done.result.best_score:.4f}"
         ctx.console.print(f"{where}: validation {member.config.resolved_monitor()} {score}, "
                           f"{done.seconds:.1f} s ({escape(done.result.stop_reason)})")
@@ -157,30 +167,36 @@ def train_members(members: list[Member], data: PreparedData, ctx: RunContext,
     return trained, ""
 
 
-def train_member(index: int, member: Member, time_limit: float, data: PreparedData,
+def fitting_epochs(epochs: int, share: float, per_epoch: float | None) -> int:
+    """A member's ``training.epochs``: at most ``epochs``; with a time limit (``share`` > 0) and a measured
+    ``per_epoch`` (seconds), only as many as fit in ``share`` (at least 1)."""
+    if share <= 0 or per_epoch is None or per_epoch <= 0:
+        return epochs
+    return max(1, min(epochs, math.floor(share / per_epoch)))
+
+
+def train_member(index: int, member: Member, time_limit: float, epochs: int, data: PreparedData,
                  ctx: RunContext) -> Trained:
     """Trains one member into ``out/members/<index>/``: a model folder without report or checkpoints."""
-    training = _replace_training(member.config, time_limit=time_limit)
+    cfg = _replace_training(member.config, time_limit=time_limit, epochs=epochs)
     folder = member_dir(ctx.out, index)
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    seed_everything(training.training.seed, verbose=False)
+    seed_everything(cfg.training.seed, verbose=False)
     console = ctx.console if ctx.progress else Console(quiet=True)
-    model, result = fit_prepared(training, data, RunContext(folder, console, ctx.progress))
+    model, result = fit_prepared(cfg, data, RunContext(folder, console, ctx.progress))
     merge_adapters(model)
-    artifacts.save_model(folder, training, data.preprocessors, data.task, model)
+    artifacts.save_model(folder, cfg, data.preprocessors, data.task, model)
     device = next(model.parameters()).device
     outputs: dict[str, Tensor] = {split: run_model(model, collate_rows(data.examples[split]), device)[0]
-               for split in ("valid", "test") if split in data.examples}
-    _write_member_card(folder, training, data, outputs, result)
+                                  for split in ("valid", "test") if split in data.examples}
+    _write_member_card(folder, cfg, data, outputs, result)
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # a member is not resumed: only its weights
     seconds = time.monotonic() - started
-    return Trained(index, member, result, seconds, time_limit, outputs["valid"], outputs.get("test"))
+    return Trained(index, member, result, seconds, time_limit, epochs, outputs["valid"], outputs.get("test"))
 
 
 def _replace_training(config: Config, **values: Any) -> Config:
-    import dataclasses
-
     return dataclasses.replace(config, training=dataclasses.replace(config.training, **values))
 
 
@@ -255,6 +271,7 @@ def _summary(trained: list[Trained], data: PreparedData, selection: Selection, m
             "seed": t.member.config.training.seed, "weight": selection.counts[t.index],
             "valid_score": data.task.metrics(t.valid_logits, targets_of(data, "valid")).get(metric),
             "test_score": test.get(metric), "seconds": t.seconds, "time_limit": t.time_limit,
+            "epochs": t.epochs,
             "stop_reason": t.result.stop_reason, "best_epoch": t.result.best_epoch + 1,
         })
     return {"kind": "caruana", "task": data.task.name, "metric": metric,

@@ -16,13 +16,13 @@ from omnifuse.training.checkpoint import atomic_write
 
 
 def members_table(members: list[dict[str, Any]], metric: str) -> str:
-    """Markdown: one row per member (fusion, seed, weight, validation and test score, seconds, stop)."""
-    lines = [f"| member | fusion | seed | weight | valid {metric} | test {metric} | seconds | stopped |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    """Markdown: a row per member (fusion, seed, weight, validation and test score, seconds, epochs, stop)."""
+    lines = [f"| member | fusion | seed | weight | valid {metric} | test {metric} | seconds | best epoch "
+             "| stopped |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for m in members:
         lines.append(f"| `{m['path']}` | {m['fusion']} | {m['seed']} | {m['weight']} | "
                      f"{format_value(m['valid_score'])} | {format_value(m.get('test_score'))} | "
-                     f"{m['seconds']:.1f} | {m['stop_reason']} |")
+                     f"{m['seconds']:.1f} | {m['best_epoch']} of {m['epochs']} | {m['stop_reason']} |")
     return "\n".join(lines)
 
 

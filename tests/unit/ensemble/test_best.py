@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from omnifuse.ensemble.best import MIN_MEMBER_SECONDS, Budget
+from omnifuse.ensemble.best import MIN_MEMBER_SECONDS, Budget, fitting_epochs
 
 
 class _Clock:
@@ -34,3 +34,11 @@ def test_without_a_limit_nothing_is_ever_spent() -> None:
     budget = Budget(0.0, _Clock())
     assert budget.share(3) == 0.0  # training.time_limit 0: no limit for the member
     assert budget.left() == math.inf and not budget.spent()
+
+
+def test_later_members_train_only_the_epochs_that_fit_their_share() -> None:
+    assert fitting_epochs(15, 100.0, 30.0) == 3  # 100 s at 30 s an epoch: 3 whole epochs, the schedule ends
+    assert fitting_epochs(15, 1000.0, 30.0) == 15  # never more than the config's epochs
+    assert fitting_epochs(15, 10.0, 30.0) == 1  # at least one
+    assert fitting_epochs(15, 100.0, None) == 15  # the first member: nothing measured yet
+    assert fitting_epochs(15, 0.0, 30.0) == 15  # no time limit
