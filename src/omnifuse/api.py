@@ -33,9 +33,10 @@ from omnifuse.encoders.scaling import merge_adapters
 from omnifuse.errors import DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
 from omnifuse.evaluation.report import write_report
+from omnifuse.loading import load
 from omnifuse.model import MultimodalModel
 from omnifuse.model_card import write_model_card
-from omnifuse.predictor import Predictor, load
+from omnifuse.predictor import Predictor
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint
 from omnifuse.training.distributed import is_rank_zero, zero_first
@@ -389,7 +390,7 @@ def _evaluate_examples(
     task = predictor.task
     metrics = task.metrics(logits, targets)
     sections: dict[str, str] = {}
-    if len(predictor.config.input_names()) > 1:
+    if len(predictor.config.input_names()) > 1 and isinstance(predictor.model, MultimodalModel):  # one model
         ablation = modality_ablation(predictor.model, task, batches, predictor.device)
         plot_ablation(ablation, out / "plots" / "ablation.png")
         sections["Modality ablation"] = ablation_section(ablation, "plots/ablation.png")

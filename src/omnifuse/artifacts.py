@@ -16,6 +16,7 @@ from torch import nn
 from omnifuse.build import build_model, make_preprocessors
 from omnifuse.config import Config
 from omnifuse.data.preprocess.base import Preprocessor
+from omnifuse.ensemble.layout import is_ensemble, single_model_only
 from omnifuse.errors import ConfigError, ModelDirError
 from omnifuse.manifest import MANIFEST, verify_manifest, write_manifest
 from omnifuse.model import MultimodalModel
@@ -116,6 +117,8 @@ def _check_files(folder: Path) -> None:
         raise ModelDirError(
             f"model folder {str(folder)!r} does not exist; pass the --out folder of `omnifuse train`"
         )
+    if is_ensemble(folder):  # explain, export, serve, init_from: they need one model
+        raise ModelDirError(single_model_only(folder))
     missing = [f for f in REQUIRED if not (folder / f).is_file()]
     if missing:
         raise ModelDirError(

@@ -83,6 +83,11 @@ def train(
                                                     "mps or auto.")] = None,
     precision: Annotated[str | None, typer.Option(help="Override training.precision: 32-true, "
                                                   "bf16-mixed or 16-mixed.")] = None,
+    preset: Annotated[str | None, typer.Option(help="fast (a quick look), medium (the config as written) or "
+                                               "best (pretrained encoders, several members, an ensemble); "
+                                               "default: the config's preset.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Override training.time_limit: seconds of "
+                                                     "training (best: for all members).")] = None,
 ) -> None:
     """Train a model and save it to --out (several processes: see README, Distributed training)."""
     import omnifuse
@@ -91,7 +96,8 @@ def train(
 
     count: int | str | None = int(devices) if devices is not None and devices.isdigit() else devices
     run_config = override_training(Config.from_yaml(config), devices=count, strategy=strategy,
-                                   num_nodes=num_nodes, accelerator=accelerator, precision=precision)
+                                   num_nodes=num_nodes, accelerator=accelerator, precision=precision,
+                                   time_limit=time_limit)
     omnifuse.train(
         run_config,
         train=train,
@@ -101,6 +107,7 @@ def train(
         resume=resume,
         overwrite=overwrite,
         seed=seed,
+        preset=preset,
         progress=not quiet,
         console=console,
     )

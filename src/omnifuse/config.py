@@ -150,6 +150,7 @@ class Config:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     # `omnifuse tune`: {dotted config key: {loguniform | uniform | int: [low, high]} or {choice: [...]}}
     search: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preset: Literal["fast", "medium", "best"] = "medium"  # fast: a quick look; best: pretrained, ensemble
 
     # -- reading and writing -------------------------------------------------------------------
     @classmethod

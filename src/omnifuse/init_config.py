@@ -247,6 +247,7 @@ def render_yaml(config: Config, notes: list[str]) -> str:
     lines += _component_lines("fusion", flat["fusion"], "how the encoded inputs are combined", "  ", FUSIONS)
     for key, cls in (("head", HeadConfig), ("data", DataConfig), ("training", TrainingConfig)):
         lines += _section_lines(key, flat[key], cls)
+    lines += [f"preset: {_value(flat['preset'])}  # fast | medium | best; {field_help(Config)['preset']}", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from omnifuse.predictor import Predictor, load
+from omnifuse.loading import load
+from omnifuse.predictor import Predictor
 
 
 def predict_table(
