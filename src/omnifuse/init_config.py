@@ -178,7 +178,8 @@ def _choose_encoder(kind: str, values: list[str], base_dir: Path) -> tuple[Compo
         return _image_encoder(values, base_dir)
     if kind == "audio":
         return (ComponentConfig(name="mfcc_stats"),
-                "mfcc_stats: MFCC + delta statistics of each clip into a small MLP (beats mel_cnn on small tables)")
+                "mfcc_stats: MFCC + delta statistics of each clip into a small MLP (beats mel_cnn on "
+                "small tables)")
     return None, ""
 
 

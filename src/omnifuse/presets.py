@@ -32,11 +32,11 @@ from omnifuse.data.io import Table, is_missing
 from omnifuse.errors import ConfigError
 
 PRESETS = ("fast", "medium", "best")
-FAST_EPOCHS = 5  # fast: at most this many epochs (when training.epochs is left at its default)
-FAST_PATIENCE = 2
-BEST_EPOCHS = 40
-BEST_PATIENCE = 8
-BEST_FUSIONS = ("attention", "concat", "late")  # best: the fusions of the members, when fusion is left alone
+FAST_EPOCHS = 10  # fast: at most this many epochs (when training.epochs is left at its default)
+FAST_PATIENCE = 3
+BEST_EPOCHS = 60
+BEST_PATIENCE = 12
+BEST_FUSIONS = ("late", "concat", "attention")  # best: the fusions of the members, when fusion is left alone
 BEST_MEMBERS = 6  # best: members to train (fusions x seeds), fewer when the time limit runs out
 PRETRAINED = ("hf_text", "efficientnet_lite0")  # the encoders best switches to, when installed
 PRETRAINED_LR_MULT = 0.1  # learning-rate multiplier of an encoder best switched to pretrained weights
@@ -137,7 +137,8 @@ def best_members(config: Config) -> list[Member]:
         fusions = [config.fusion]
     else:  # fusions of a fixed number of inputs (bilinear: two) only where the config has that many
         count = len(config.input_names())
-        fusions = [ComponentConfig(name=n) for n in BEST_FUSIONS
+        default = _default_fusion()  # late fusion by a mean: the default keeps its options
+        fusions = [default if n == default.name else ComponentConfig(name=n) for n in BEST_FUSIONS
                    if FUSIONS.get(n).num_inputs in (None, count)]
     members = []
     for offset in range(math.ceil(BEST_MEMBERS / len(fusions))):

@@ -115,7 +115,12 @@ def test_build_model_forward_and_backward() -> None:
     logits = model(batch.inputs, batch.presence)
     assert logits.shape == (6, 2)
     assert torch.isfinite(logits).all()
-    task.loss(logits, batch.target)["loss"].backward()
+    assert set(model.aux_heads) == {"review", "tabular"}  # training.aux_loss: one linear head per input
+    side = model.aux_logits
+    assert {n: t.shape for n, t in side.items()} == {"review": (6, 2), "tabular": (6, 2)}
+    loss = task.loss(logits, batch.target)["loss"]
+    loss = loss + sum(task.loss(t, batch.target)["loss"] for t in side.values())
+    loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 

@@ -32,8 +32,9 @@ def _problems(raw: dict[str, Any]) -> list[str]:
 
 def test_minimal_config_gets_defaults() -> None:
     cfg = Config.from_dict(_raw())
-    assert cfg.training.epochs == 20 and cfg.training.lr == 1e-3
-    assert cfg.fusion == ComponentConfig(name="attention")
+    assert cfg.training.epochs == 40 and cfg.training.lr == 2e-3
+    assert cfg.training.ema_decay == 0.99 and cfg.training.aux_loss == 1.0
+    assert cfg.fusion == ComponentConfig(name="late", options={"combine": "mean"})
     assert cfg.tabular == ComponentConfig(name="tabular_mlp")
     assert cfg.columns["review"].encoder == ComponentConfig(name="textcnn")  # default filled in
     assert cfg.columns["age"].encoder is None
@@ -281,5 +282,5 @@ def test_resolved_monitor(task: str, monitor: str, expected: str) -> None:
 def test_replace_copies_top_level_sections() -> None:
     cfg = Config.from_dict(_raw())
     other = replace(cfg, fusion=ComponentConfig(name="concat"))
-    assert other.fusion.name == "concat" and cfg.fusion.name == "attention"
+    assert other.fusion.name == "concat" and cfg.fusion.name == "late"
     assert other.training is cfg.training

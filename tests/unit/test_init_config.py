@@ -61,7 +61,7 @@ def test_build_config_types_encoders_and_notes(tmp_path: Path) -> None:
         "price": "numeric", "color": "categorical",
     }
     assert config.columns["photo"].encoder == ComponentConfig("small_cnn", {"size": 32, "channels": 1})
-    assert config.columns["clip"].encoder == ComponentConfig("mel_cnn")
+    assert config.columns["clip"].encoder == ComponentConfig("mfcc_stats")
     minilm = ComponentConfig("hf_text", {"model": "packaged:all-MiniLM-L6-v2"})
     assert config.columns["review"].encoder == minilm
     assert config.columns["price"].encoder is None and config.columns["id"].encoder is None
@@ -148,10 +148,10 @@ def test_yaml_has_a_comment_on_every_key(tmp_path: Path) -> None:
     assert "# type: one of text, image, audio, video, numeric, categorical, ignore" in text
     assert "  photo:  # image: 100% of values end in .png and 12/12 sampled files exist\n" in text
     assert "  task: multiclass  # multiclass: 3 distinct values:" in text
-    assert "  name: attention  # concat | weighted_sum | attention\n" in text
+    assert "  name: late  # late | concat | weighted_sum | attention | ... (omnifuse list)\n" in text
     assert "  grad_clip: 1.0  # max gradient norm; 0 disables clipping\n" in text
     assert "  on_bad_row: error  # error | skip; skip:" in text
-    assert "  lr: 0.001  # peak learning rate of AdamW\n" in text
+    assert "  lr: 0.002  # peak learning rate of AdamW\n" in text
     for section in ("head:", "data:", "training:"):
         body = text.split(f"\n{section}\n")[1].split("\n\n")[0].splitlines()
         assert body and all("  # " in line for line in body), section

@@ -37,7 +37,7 @@ def test_valid_config_has_no_problems() -> None:
 
 
 @pytest.mark.parametrize(
-    ("column_type", "default"), [("text", "textcnn"), ("image", "small_cnn"), ("audio", "mel_cnn")]
+    ("column_type", "default"), [("text", "textcnn"), ("image", "small_cnn"), ("audio", "mfcc_stats")]
 )
 def test_default_encoders_filled_in(column_type: str, default: str) -> None:
     cfg = Config.from_dict(_raw(columns={"c": {"type": column_type}}))

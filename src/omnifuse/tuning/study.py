@@ -8,31 +8,35 @@ exists (same storage, same name) resumes it.
 ``--workers K`` runs this call's trials in K processes on the same storage: this one and K - 1
 subprocesses (``python -m omnifuse.tuning.worker``, so a user's script needs no ``__main__`` guard), each
 with one torch thread, each running Optuna's optimisation loop and taking trials from one shared count
-(``TrialBudget``), so that together they run exactly the trials asked for.
+(``TrialBudget``), so that together they run exactly the trials asked for. A worker gets its ``WorkerJob``
+as JSON on stdin (``job_to_json`` / ``job_from_json``; no pickle): its tables must be file paths and its
+pruner a name (an in-memory DataFrame or an Optuna pruner object cannot travel, and is refused).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
 from rich.console import Console
 
-from omnifuse.api import RunContext
+from omnifuse.api import RunContext, TableLike
+from omnifuse.config import Config
 from omnifuse.errors import ConfigError, OmnifuseError
 from omnifuse.registry import unknown_name_message
 from omnifuse.training.interrupt import TrainingInterrupted
 from omnifuse.tuning.objective import Objective, PreparedCache, Tables, TrialSetup, TrialUserError
 from omnifuse.tuning.report import trial_line
+from omnifuse.tuning.space import Param
 
 TUNE_EXTRA = "pip install 'omnifuse[tune]'"
 PRUNERS = ("median", "hyperband", "none")
@@ -73,7 +77,7 @@ class StudySettings:
 
 @dataclass(frozen=True)
 class WorkerJob:
-    """Everything a worker process needs (pickled to spawned workers)."""
+    """Everything a worker process needs (sent to spawned workers as JSON: ``job_to_json``)."""
 
     setup: TrialSetup
     tables: Tables
@@ -252,15 +256,83 @@ def worker_main(job: WorkerJob, worker: int) -> None:
         sys.exit(2)
 
 
-def spawn_worker(job: WorkerJob, worker: int) -> subprocess.Popen[bytes]:
-    """Starts ``python -m omnifuse.tuning.worker WORKER`` with the pickled job on its stdin and this
-    process's import path, so that it imports the same omnifuse."""
+# -- the job as JSON, for spawned workers ---------------------------------------------------------------
+
+def job_to_json(job: WorkerJob) -> str:
+    """``job`` as JSON text for a spawned worker (``job_from_json`` reads it back).
+
+    Raises:
+        ConfigError: a table is an in-memory DataFrame, or the pruner is an Optuna object: neither can be
+            sent to another process (pass the tables as file paths and the pruner by name).
+    """
+    setup, tables = job.setup, job.tables
+    settings = replace(job.settings, pruner=_pruner_to_json(job.settings.pruner, job.settings.workers))
+    return json.dumps({
+        "setup": {"base": setup.base.to_dict(), "params": [asdict(p) for p in setup.params],
+                  "out": str(setup.out), "monitor": setup.monitor, "direction": setup.direction,
+                  "deadline": setup.deadline},
+        "tables": {"train": _table_to_json("train", tables.train, settings.workers),
+                   "valid": _table_to_json("valid", tables.valid, settings.workers),
+                   "base_dir": _path_to_json(tables.base_dir)},
+        "settings": asdict(settings),
+        "seed": job.seed,
+        "budget": {"path": str(job.budget.path), "total": job.budget.total},
+    })
+
+
+def job_from_json(text: str) -> WorkerJob:
+    """The ``WorkerJob`` that ``job_to_json`` wrote as ``text``."""
+    raw = json.loads(text)
+    setup, tables = raw["setup"], raw["tables"]
+    params = [Param(**{**p, "choices": tuple(p["choices"])}) for p in setup["params"]]
+    return WorkerJob(
+        setup=TrialSetup(Config.from_dict(setup["base"]), params, Path(setup["out"]), setup["monitor"],
+                         setup["direction"], setup["deadline"]),
+        tables=Tables(_path_from_json(tables["train"]), _path_from_json(tables["valid"]),
+                      _path_from_json(tables["base_dir"])),
+        settings=StudySettings(**raw["settings"]),
+        seed=int(raw["seed"]),
+        budget=TrialBudget(Path(raw["budget"]["path"]), int(raw["budget"]["total"])),
+    )
+
+
+def _path_to_json(value: str | Path | None) -> str | dict[str, str] | None:
+    """A str stays a JSON string, a Path becomes ``{"path": ...}``: the worker gets the same type back."""
+    return {"path": str(value)} if isinstance(value, Path) else value
+
+
+def _path_from_json(value: Any) -> Any:
+    """The str, Path or None that ``_path_to_json`` wrote."""
+    return Path(value["path"]) if isinstance(value, dict) else value
+
+
+def _table_to_json(name: str, table: TableLike | None, workers: int) -> str | dict[str, str] | None:
+    """A table's path as JSON; an in-memory table is refused (``ConfigError``)."""
+    if table is None or isinstance(table, (str, Path)):
+        return _path_to_json(table)
+    raise ConfigError([f"{name}: an in-memory {type(table).__name__} cannot be sent to the --workers "
+                       f"{workers} worker processes; pass the {name} table as a file path (e.g. "
+                       f"{name}='{name}.csv'), or use workers=1"])
+
+
+def _pruner_to_json(pruner: Any, workers: int) -> str:
+    """The pruner's name; an Optuna pruner object is refused (``ConfigError``)."""
+    if isinstance(pruner, str):
+        return pruner
+    raise ConfigError([f"pruner: an Optuna pruner object ({type(pruner).__name__}) cannot be sent to the "
+                       f"--workers {workers} worker processes; give its name ({', '.join(PRUNERS)}), or use "
+                       "workers=1"])
+
+
+def spawn_worker(payload: str, worker: int) -> subprocess.Popen[bytes]:
+    """Starts ``python -m omnifuse.tuning.worker WORKER`` with ``payload`` (``job_to_json``) on its stdin
+    and this process's import path, so that it imports the same omnifuse."""
     path = os.pathsep.join(p for p in sys.path if p)
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "omnifuse.tuning.worker", str(worker)],
                                stdin=subprocess.PIPE, env=env)
     assert process.stdin is not None, "opened with stdin=PIPE"
-    process.stdin.write(pickle.dumps(job))
+    process.stdin.write(payload.encode("utf-8"))
     process.stdin.close()
     return process
 
@@ -269,13 +341,19 @@ def run_study(job: WorkerJob, cache: PreparedCache, console: Console) -> None:
     """Runs this call's trials here and in ``workers - 1`` spawned processes on the same storage.
 
     Raises:
+        ConfigError: ``workers`` > 1 with an in-memory table or a pruner object (see ``job_to_json``).
         TuneError: a worker stopped on a user error (printed by it). RuntimeError: a worker crashed.
         TrainingInterrupted: Ctrl-C.
     """
     import torch
 
+    try:
+        payload = job_to_json(job) if job.settings.workers > 1 else ""
+    except ConfigError:
+        job.budget.path.unlink(missing_ok=True)
+        raise
     open_study(job.settings, job.setup, job.seed)  # create it before the workers load it
-    workers = [spawn_worker(job, w) for w in range(1, job.settings.workers)]
+    workers = [spawn_worker(payload, w) for w in range(1, job.settings.workers)]
     threads = torch.get_num_threads()
     if workers:
         torch.set_num_threads(1)

@@ -58,7 +58,7 @@ def test_apply_values_writes_each_value_and_empties_search() -> None:
     assert trial.columns["photo"].encoder.options["widths"] == [8, 16]
     assert trial.head.dropout == 0.25
     assert trial.search == {} and config.search  # the study's config is left as it was
-    assert config.training.lr == 0.001
+    assert config.training.lr == 0.002
 
 
 def test_a_new_component_name_drops_the_options_the_new_component_lacks() -> None:

@@ -49,7 +49,7 @@ def test_a_folder_of_another_study_is_refused(tmp_path: Path) -> None:
 
 
 def test_max_epochs_is_the_top_of_a_searched_epoch_range() -> None:
-    assert _max_epochs(Config.from_dict(RAW)) == 20
+    assert _max_epochs(Config.from_dict(RAW)) == 40
     assert _max_epochs(Config.from_dict({**RAW, "search": {"training.epochs": {"int": [2, 9]}}})) == 9
     assert _max_epochs(Config.from_dict({**RAW, "search": {"training.epochs": {"choice": [3, 12, 5]}}})) == 12
 

@@ -16,7 +16,7 @@ BASE: dict[str, Any] = {
     "label": {"column": "y", "task": "multiclass"},
     "columns": {
         "photo": {"type": "image", "encoder": {"name": "small_cnn", "size": 16}},
-        "clip": {"type": "audio"},  # encoder left to the default: mel_cnn with default options
+        "clip": {"type": "audio"},  # encoder left to the default: mfcc_stats with default options
         "age": {"type": "numeric"},
     },
     "fusion": {"name": "attention", "dim": 64},
@@ -48,12 +48,12 @@ def test_each_distribution_parses_yaml_bounds_including_exponents_written_as_tex
 def test_a_valid_space_loads_with_its_config_including_options_left_at_their_default() -> None:
     config = _config({
         "training.lr": {"loguniform": [1e-4, 1e-2]},
-        "columns.clip.encoder.channels": {"int": [16, 64]},  # not written in the YAML: mel_cnn's default
+        "columns.clip.encoder.segments": {"int": [4, 16]},  # not written in the YAML: the default's
         "fusion.name": {"choice": ["attention", "low_rank_tensor"]},
         "fusion.rank": {"int": [2, 8]},  # an option of one searched candidate only
         "columns.photo.encoder.widths": {"choice": [[8, 16], [16, 32]]},
     })
-    assert set(config.search) == {"training.lr", "columns.clip.encoder.channels", "fusion.name",
+    assert set(config.search) == {"training.lr", "columns.clip.encoder.segments", "fusion.name",
                                   "fusion.rank", "columns.photo.encoder.widths"}
 
 
@@ -72,9 +72,9 @@ def test_a_valid_space_loads_with_its_config_including_options_left_at_their_def
      r"search\.training\.lr: loguniform needs low > 0 \(got -1\)"),
     ({"training.lrr": {"loguniform": [1e-4, 1e-2]}},
      r"search\.training\.lrr: 'training\.lrr' is not a key of this config\. Did you mean 'training\.lr'\?"),
-    ({"columns.clip.encoder.chanels": {"int": [16, 64]}},
-     r"'columns\.clip\.encoder\.chanels' is not a key of this config\. "
-     r"Did you mean 'columns\.clip\.encoder\.channels'\?"),
+    ({"columns.clip.encoder.segmets": {"int": [4, 16]}},
+     r"'columns\.clip\.encoder\.segmets' is not a key of this config\. "
+     r"Did you mean 'columns\.clip\.encoder\.segments'\?"),
     ({"fusion.rank": {"int": [2, 8]}}, r"search\.fusion\.rank: 'fusion\.rank' is not a key of this config"),
     ({"fusion.name": {"choice": []}},
      r"search\.fusion\.name: choice needs a non-empty list of values, "
@@ -85,7 +85,7 @@ def test_a_valid_space_loads_with_its_config_including_options_left_at_their_def
     ({"training.epochs": {"int": [1, "many"]}},
      r"search\.training\.epochs: int needs \[low, high\] \(two numbers\)"),
     ({"training.epochs": {"uniform": [1, 10]}},
-     r"search\.training\.epochs: holds a whole number \(20\); use int: \[1, 10\]"),
+     r"search\.training\.epochs: holds a whole number \(40\); use int: \[1, 10\]"),
     ({"training.feature_cache": {"uniform": [0, 1]}},
      r"search\.training\.feature_cache: holds bool true, not a number; use choice"),
     ({"fusion": {"uniform": [0, 1]}}, r"search\.fusion: is a section, not a value; search one of its keys"),

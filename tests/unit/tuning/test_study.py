@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -15,12 +16,15 @@ from omnifuse.errors import ConfigError
 from omnifuse.training.interrupt import TrainingInterrupted
 from omnifuse.tuning import study as study_module
 from omnifuse.tuning.objective import Tables, TrialSetup
+from omnifuse.tuning.space import parse_space
 from omnifuse.tuning.study import (
     StudySettings,
     TrialBudget,
     TuneError,
     WorkerJob,
     _check_exit_codes,
+    job_from_json,
+    job_to_json,
     make_pruner,
     make_storage,
     open_study,
@@ -113,3 +117,49 @@ def test_ctrl_c_in_a_trial_says_how_to_resume_the_study(tmp_path: Path,
     with pytest.raises(TrainingInterrupted, match=r"run the same command again to resume it$"):
         study_module.run_study(job, None, Console(quiet=True))  # type: ignore[arg-type]
     assert not budget.path.exists()
+
+
+SEARCHED = Config.from_dict({**CONFIG.to_dict(), "search": {
+    "training.lr": {"loguniform": [1e-4, 1e-2]}, "fusion.name": {"choice": ["concat", "attention"]},
+    "head.hidden_dim": {"int": [0, 32]}, "head.dropout": {"uniform": [0, 0.3]}}})
+
+
+def _job(tmp_path: Path, tables: Tables, pruner: object = "hyperband", workers: int = 3) -> WorkerJob:
+    params, _ = parse_space(SEARCHED.search)
+    setup = TrialSetup(SEARCHED, params, tmp_path / "study", "accuracy", "maximize", deadline=1.7e9 + 0.25)
+    settings = StudySettings(storage_url(tmp_path, None), "s", trials=5, workers=workers, pruner=pruner,
+                             max_epochs=7, deadline=1.7e9 + 0.25)
+    return WorkerJob(setup, tables, settings, 11, TrialBudget(tmp_path / "budget.db", 5))
+
+
+@pytest.mark.parametrize("tables", [Tables("train.csv", None), Tables(Path("a/train.csv"), "valid.parquet",
+                                                                      Path("media"))])
+def test_a_worker_job_survives_its_json_round_trip(tmp_path: Path, tables: Tables) -> None:
+    job = _job(tmp_path, tables)
+    text = job_to_json(job)
+    assert "pickle" not in text
+    back = job_from_json(text)
+    assert back.setup == job.setup and back.tables == job.tables and back.settings == job.settings
+    assert [type(t) for t in (back.tables.train, back.tables.valid, back.tables.base_dir)] == \
+        [type(t) for t in (job.tables.train, job.tables.valid, job.tables.base_dir)]  # a str stays a str
+    assert back.seed == 11 and (back.budget.path, back.budget.total) == (job.budget.path, 5)
+
+
+def test_what_cannot_travel_to_a_worker_is_a_config_error_naming_the_fix(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"x": [1.0], "y": ["a"]})
+    with pytest.raises(ConfigError, match=r"train: an in-memory DataFrame cannot be sent to the --workers 3 "
+                                          r"worker processes; pass the train table as a file path"):
+        job_to_json(_job(tmp_path, Tables(frame, None)))
+    with pytest.raises(ConfigError, match=r"valid: an in-memory DataFrame .*valid='valid.csv'\), or use "):
+        job_to_json(_job(tmp_path, Tables("train.csv", frame)))
+    with pytest.raises(ConfigError, match=r"pruner: an Optuna pruner object \(PercentilePruner\) cannot be "
+                                          r"sent .*give its name \(median, hyperband, none\)"):
+        job_to_json(_job(tmp_path, Tables("train.csv", None), optuna.pruners.PercentilePruner(25.0)))
+
+
+def test_several_workers_with_an_in_memory_table_are_refused_before_the_study_opens(tmp_path: Path) -> None:
+    job = _job(tmp_path, Tables(pd.DataFrame({"x": [1.0]}), None))
+    TrialBudget.create(job.budget.path, 5)
+    with pytest.raises(ConfigError, match=r"train: an in-memory DataFrame"):
+        study_module.run_study(job, None, Console(quiet=True))  # type: ignore[arg-type]
+    assert not job.budget.path.exists() and not (tmp_path / "study.db").exists()
