@@ -19,7 +19,7 @@ def test_av_digits_quick_demo_trains_compares_and_predicts(tmp_path: Path) -> No
     result = runner.invoke(app, ["demo", "--quick", "--out", str(tmp_path), "-q"])
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
-    for run in ("audio-only", "image-only", "fused (attention)"):
+    for run in ("audio-only", "image-only", "fused (late)"):
         assert run in output
     assert "Fusion wins" in output or "Fusion does NOT win" in output
     assert "omnifuse predict --model" in output

@@ -76,9 +76,9 @@ def test_cli_fast_caps_the_default_epochs(table_dir: Path, tmp_path: Path) -> No
                                  str(table_dir / "train.csv"), "--out", str(tmp_path / "model"), "--quiet",
                                  "--preset", "fast"])
     assert result.exit_code == 0, result.output
-    assert "preset fast: training.epochs: 20 -> 5" in " ".join(result.output.split())
+    assert "preset fast: training.epochs: 40 -> 10" in " ".join(result.output.split())
     saved = yaml.safe_load((tmp_path / "model" / "config.yaml").read_text())
-    assert (saved["preset"], saved["training"]["epochs"], saved["training"]["patience"]) == ("fast", 5, 2)
+    assert (saved["preset"], saved["training"]["epochs"], saved["training"]["patience"]) == ("fast", 10, 3)
     assert 1 <= len(pd.read_csv(tmp_path / "model" / "train_log.csv")) <= 5
 
 
@@ -109,7 +109,7 @@ def test_ensemble_report_lists_members_and_scores(ensemble_dir: Path) -> None:
         assert not (ensemble_dir / member["path"] / "checkpoints").exists()
     assert info["split"] == "test" and 0.0 <= info["valid_score"] <= 1.0 and 0.0 <= info["test_score"] <= 1.0
     report = (ensemble_dir / "report.md").read_text(encoding="utf-8")
-    assert "| `members/0` | concat | 0 |" in report and "| `members/1` | late | 0 |" in report
+    assert "| `members/0` | late | 0 |" in report and "| `members/1` | concat | 0 |" in report
     assert f"Validation accuracy: ensemble **{info['valid_score']:.4f}**" in report
     metrics = json.loads((ensemble_dir / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["accuracy"] == info["test_score"]
@@ -187,8 +187,10 @@ def test_cli_best_splits_the_time_limit_over_its_members(table_dir: Path, tmp_pa
     assert 0.4 < info["members"][0]["time_limit"] <= 0.5  # an equal share of 3 s over 6 members
     for member in info["members"]:
         assert 0 < member["time_limit"] <= 3.0
-        assert member["stop_reason"].startswith("reached training.time_limit")
+        # the clock stops the first; later ones train the epochs that fit their share, or the clock stops them
+        assert member["stop_reason"].startswith(("reached training.time_limit", "reached the configured"))
+    assert info["members"][0]["stop_reason"].startswith("reached training.time_limit")
     text = " ".join(result.output.split())
-    assert "preset best: members: 6 (attention, concat, late x seeds 0, 1)" in text
+    assert "preset best: members: 6 (late, concat, attention x seeds 0, 1)" in text
     assert "Ensemble of" in text
     assert isinstance(omnifuse.load(out), EnsemblePredictor)

@@ -49,12 +49,12 @@ def test_medium_is_the_config_as_written() -> None:
 
 def test_fast_caps_the_default_epochs_and_patience() -> None:
     plan = resolve_preset(_config(), "fast")
-    assert plan.config.training.epochs == FAST_EPOCHS < 20
+    assert plan.config.training.epochs == FAST_EPOCHS < 40
     assert plan.config.training.patience == FAST_PATIENCE
     assert plan.config.preset == "fast" and plan.members == []
     assert plan.config.baseline.enabled  # the baselines stay on
     assert plan.config.columns == _config().columns  # encoders untouched
-    assert "training.epochs: 20 -> 5" in plan.notes
+    assert "training.epochs: 40 -> 10" in plan.notes
 
 
 def test_presets_keep_what_the_user_set() -> None:
@@ -71,7 +71,7 @@ def test_presets_keep_what_the_user_set() -> None:
 def test_the_config_field_picks_the_preset_and_the_argument_overrides_it() -> None:
     cfg = _config(preset="fast")
     assert resolve_preset(cfg).config.training.epochs == FAST_EPOCHS
-    assert resolve_preset(cfg, "medium").config.training.epochs == 20
+    assert resolve_preset(cfg, "medium").config.training.epochs == 40
 
 
 def test_best_plans_fusions_times_seeds() -> None:
@@ -79,10 +79,11 @@ def test_best_plans_fusions_times_seeds() -> None:
     assert plan.config.training.epochs == BEST_EPOCHS
     names = [m.name for m in plan.members]
     assert len(names) == BEST_MEMBERS
-    assert names[:3] == ["attention-seed7", "concat-seed7", "late-seed7"]  # every fusion before a 2nd seed
-    assert names[3:] == ["attention-seed8", "concat-seed8", "late-seed8"]
+    assert names[:3] == ["late-seed7", "concat-seed7", "attention-seed7"]  # every fusion before a 2nd seed
+    assert names[3:] == ["late-seed8", "concat-seed8", "attention-seed8"]
     assert all(m.config.preset == "medium" for m in plan.members)  # a member is one model
     assert plan.members[1].config.fusion == ComponentConfig(name="concat")
+    assert plan.members[0].config.fusion == ComponentConfig(name="late", options={"combine": "mean"})
 
 
 def test_best_keeps_a_fusion_the_user_set_and_varies_the_seed() -> None:
