@@ -188,3 +188,11 @@ def test_aux_loss_trains_one_head_per_input(tmp_path: Path) -> None:
     after = dict(model.aux_heads.named_parameters())
     assert {n.split(".")[0] for n in before} == {"words", "tabular"}
     assert all(not torch.equal(before[n], after[n]) for n in before)
+
+
+def test_restore_best_false_with_ema_keeps_the_final_average(tmp_path: Path) -> None:
+    trainer, train, valid = _setup(tmp_path, epochs=2, patience=5, ema_decay=0.9, restore_best=False)
+    trainer.fit(train, valid)
+    assert trainer.ema is not None
+    state = trainer.raw_model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in trainer.ema.shadow.items())
