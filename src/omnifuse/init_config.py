@@ -13,6 +13,7 @@ from typing import Any, cast
 import yaml
 
 from omnifuse.config import (
+    BaselineConfig,
     ColumnConfig,
     ColumnType,
     ComponentConfig,
@@ -246,7 +247,8 @@ def render_yaml(config: Config, notes: list[str]) -> str:
         "tabular", flat["tabular"], "the encoder of all numeric and categorical columns together", "  ", _PICK
     )
     lines += _component_lines("fusion", flat["fusion"], "how the encoded inputs are combined", "  ", FUSIONS)
-    for key, cls in (("head", HeadConfig), ("data", DataConfig), ("training", TrainingConfig)):
+    for key, cls in (("head", HeadConfig), ("data", DataConfig), ("training", TrainingConfig),
+                     ("baseline", BaselineConfig)):
         lines += _section_lines(key, flat[key], cls)
     lines += [f"preset: {_value(flat['preset'])}  # fast | medium | best; {field_help(Config)['preset']}", ""]
     return "\n".join(lines) + "\n"
