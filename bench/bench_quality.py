@@ -71,7 +71,7 @@ def _with(flat: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 def _largest_drop(history: list[dict[str, Any]]) -> float:
     scores = [float(h["accuracy"]) for h in history if "accuracy" in h]
-    return max((a - b for a, b in zip(scores, scores[1:], strict=False)), default=0.0)
+    return max([0.0, *(a - b for a, b in zip(scores, scores[1:], strict=False))])  # 0: never dropped
 
 
 def _fit(cfg: Any, data: Any, out: Path) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from omnifuse.version import __version__, compatible
 CONFIG = "config.yaml"
 PREPROCESSORS = "preprocessors.json"
 WEIGHTS = "model.safetensors"
+AUX_PREFIX = "aux_heads."  # training-only heads (training.aux_loss): never saved
 METRICS = "metrics.json"
 ASSETS = "assets"
 REQUIRED = (CONFIG, PREPROCESSORS, WEIGHTS)
@@ -45,9 +46,18 @@ class LoadedModel:
 
 
 def architecture_fingerprint(model: nn.Module) -> str:
-    """A hash of every parameter/buffer name and shape: equal for the same architecture."""
-    shapes = sorted((k, tuple(v.shape)) for k, v in model.state_dict().items())
+    """A hash of the name and shape of every parameter/buffer prediction uses: same architecture, same hash."""
+    return _fingerprint(inference_state(model))
+
+
+def _fingerprint(state: dict[str, Any]) -> str:
+    shapes = sorted((k, tuple(v.shape)) for k, v in state.items())
     return hashlib.sha256(repr(shapes).encode()).hexdigest()[:16]
+
+
+def inference_state(model: nn.Module) -> dict[str, Any]:
+    """The model's state without the training-only auxiliary heads (``training.aux_loss``)."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(AUX_PREFIX)}
 
 
 def save_model(
@@ -75,8 +85,9 @@ def save_model(
     }
     write_json(folder / PREPROCESSORS, state)
     atomic_write(folder / CONFIG, lambda tmp: config.to_yaml(tmp))
-    metadata = {"omnifuse_version": __version__, "architecture": architecture_fingerprint(model)}
-    save_weights(folder / WEIGHTS, model.state_dict(), metadata)
+    weights = inference_state(model)
+    metadata = {"omnifuse_version": __version__, "architecture": _fingerprint(weights)}
+    save_weights(folder / WEIGHTS, weights, metadata)
     write_manifest(folder, REQUIRED, ASSETS)
 
 

@@ -109,7 +109,8 @@ def build_model(
         fusion.output_dim, task.output_dim, config.head.hidden_dim, config.head.dropout
     )
     aux_heads = {}
-    if config.training.aux_loss > 0 and len(encoders) > 1:  # one linear head per input
+    # one linear head per input, for training only: a saved model folder holds none (artifacts.save_model)
+    if config.training.aux_loss > 0 and len(encoders) > 1 and assets is None:
         aux_heads = {n: HEADS.get(task.name)(e.output_dim, task.output_dim, 0, 0.0)
                      for n, e in encoders.items()}
     return MultimodalModel(encoders, fusion, head, aux_heads)
