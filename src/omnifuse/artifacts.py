@@ -46,7 +46,7 @@ class LoadedModel:
 
 
 def architecture_fingerprint(model: nn.Module) -> str:
-    """A hash of the name and shape of every parameter/buffer prediction uses: same architecture, same hash."""
+    """A hash of the name and shape of each parameter/buffer prediction uses: same architecture, same hash."""
     return _fingerprint(inference_state(model))
 
 
