@@ -227,7 +227,8 @@ def demo(
 
 @app.command("list")
 def list_parts() -> None:
-    """List the registered encoders, fusions and heads."""
+    """List the registered encoders, fusions, heads and augmentations."""
+    from omnifuse.augment import AUGMENTS, MODALITY_READS
     from omnifuse.catalog import list_heads
     from omnifuse.encoders.base import ENCODERS
     from omnifuse.fusion.base import FUSIONS
@@ -238,6 +239,10 @@ def list_parts() -> None:
     for name in FUSIONS.names():
         typer.echo(f"fusion   {name:<20} {'':<9} {FUSIONS.get(name).summary}")
     typer.echo(f"heads    {', '.join(list_heads())}")
+    for name in AUGMENTS.names():
+        entry = AUGMENTS.get(name)
+        modality = next((m for m, reads in MODALITY_READS.items() if reads == entry.reads), "")
+        typer.echo(f"augment  {name:<20} {modality:<9} {entry.summary}")
 
 
 def _register_groups() -> None:

@@ -130,3 +130,13 @@ def test_entry_point_reports_bad_input_cleanly(table_dir: Path, tmp_path: Path) 
     assert "column 'photo' row 3" in proc.stderr
     assert "does not exist" in proc.stderr and "on_bad_row: skip" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_list_names_every_registered_part_with_its_modality() -> None:
+    result = CliRunner().invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.split()[:3] == ["encoder", "mfcc_stats", "audio"] for line in lines)
+    assert any(line.split()[:2] == ["fusion", "late"] for line in lines)
+    assert any(line.split()[:3] == ["augment", "affine", "image"] for line in lines)
+    assert any(line.split()[:3] == ["augment", "spec_augment", "audio"] for line in lines)
