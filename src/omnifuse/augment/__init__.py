@@ -12,6 +12,7 @@ import omnifuse.augment.image  # noqa: F401  (registers the transforms)
 from omnifuse.augment.base import AUGMENTS, AugmentSpec, Pipeline, augment_batch
 from omnifuse.config import ColumnConfig, Config
 from omnifuse.errors import ConfigError
+from omnifuse.registry import unknown_name_message
 from omnifuse.typed import from_dict
 
 __all__ = ["AUGMENTS", "Pipeline", "augment_batch", "build_pipelines", "augment_problems", "resolved_augment"]
@@ -49,8 +50,6 @@ def _transform_problems(path: str, column: ColumnConfig, transforms: dict[str, A
     problems: list[str] = []
     for tname, options in transforms.items():
         if tname not in AUGMENTS:
-            from omnifuse.registry import unknown_name_message
-
             problems.append(f"{path}: {unknown_name_message('augmentation', tname, AUGMENTS.names())}")
             continue
         spec = AUGMENTS.get(tname)

@@ -132,7 +132,7 @@ def test_epoch_callback_sees_every_record_and_its_exception_ends_the_run(tmp_pat
     seen: list[int] = []
 
     class Pruned(Exception):
-        pass
+        """What a tuner raises to prune a trial."""
 
     def callback(epoch: int, record: dict[str, object]) -> None:
         seen.append(epoch)
