@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from omnifuse.retrieval.faiss_index import IndexOptions
 from omnifuse.retrieval.index import IndexSource, VectorIndex
+from omnifuse.retrieval.read import load_index
 from omnifuse.retrieval.results import results_json
-from omnifuse.retrieval.store import load_index
 
 __all__ = ["IndexOptions", "IndexSource", "VectorIndex", "load_index", "results_json"]

@@ -4,8 +4,6 @@ image, audio or raw vector."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +13,10 @@ import pandas as pd
 from omnifuse.errors import DataError
 from omnifuse.retrieval import faiss_index as fx
 from omnifuse.retrieval.query import Embedder, embed_query, pick_query, tower_for, towers
+from omnifuse.retrieval.source import IndexSource, load_source_model, now
+from omnifuse.retrieval.store import save_index
 
 RESULT_COLUMNS = ("rank", "score", "id")
-
-
-@dataclass(frozen=True)
-class IndexSource:
-    """Where the vectors came from: the model folder, its column (tower) and that column's modality."""
-
-    model: str | None = None
-    column: str | None = None
-    modality: str | None = None
-
-
-def now() -> str:
-    """The current UTC time, ISO 8601 to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class VectorIndex:
@@ -167,8 +153,6 @@ class VectorIndex:
     def query_model(self) -> Embedder:
         """The model that embeds queries, loaded from the recorded folder on first use."""
         if self.model is None:
-            from omnifuse.retrieval.store import load_source_model
-
             self.model = load_source_model(self.source)
         return self.model
 
@@ -182,8 +166,6 @@ class VectorIndex:
 
     def save(self, folder: str | Path) -> Path:
         """Writes ``index.faiss``, ``index.json`` and ``rows.parquet`` into ``folder`` (replacing them)."""
-        from omnifuse.retrieval.store import save_index
-
         return save_index(self, Path(folder))
 
 

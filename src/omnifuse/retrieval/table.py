@@ -14,6 +14,8 @@ from omnifuse.errors import BadRowError, DataError
 from omnifuse.retrieval.faiss_index import IndexOptions
 from omnifuse.retrieval.index import IndexSource, VectorIndex, check_unique
 from omnifuse.retrieval.query import Embedder
+from omnifuse.retrieval.read import load_index
+from omnifuse.retrieval.store import INFO_FILE
 
 CHUNK_ROWS = 256  # rows embedded per progress step
 
@@ -97,8 +99,6 @@ def index_table(model_dir: Path, data: Path, column: str, out: Path, options: In
         DataError: ``out`` holds an index and neither ``append`` nor ``overwrite`` is set; appending with
             another model or column; bad ids (see ``table_ids``). ModelDirError: a bad model folder.
     """
-    from omnifuse.retrieval.store import INFO_FILE, load_index
-
     exists = (out / INFO_FILE).exists()
     if exists and not (append or overwrite):
         raise DataError(
