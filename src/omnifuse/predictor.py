@@ -268,7 +268,7 @@ def load(
         device: e.g. "cpu" or "cuda"; default: CUDA when available, else CPU.
         backend: "torch", or "onnx": ``predict``/``predict_proba``/``embed`` run on onnxruntime (CPU) with
             ``onnx_path``, else ``folder/model.onnx``, else a model exported on the fly (with a warning);
-            see ``omnifuse.export.backend.attach``.
+            see ``omnifuse.export.attach.attach``.
         onnx_path: the .onnx file for ``backend="onnx"`` (its ``.onnx.json`` sidecar next to it).
     """
     loaded = load_model(folder)
@@ -276,7 +276,7 @@ def load(
     loaded.model.to(target)
     predictor = Predictor.from_loaded(loaded)
     if backend != "torch":
-        from omnifuse.export.backend import attach
+        from omnifuse.export.attach import attach  # lazy: it imports the exporter
 
         attach(predictor, folder, backend, onnx_path)  # warms the session up
         return predictor

@@ -129,7 +129,7 @@ def test_without_model_onnx_it_exports_on_the_fly_with_a_warning(
     exported: tuple[Path, str], trained_dir: Path, monkeypatch: pytest.MonkeyPatch, table_dir: Path,
     test_rows: pd.DataFrame,
 ) -> None:
-    import omnifuse.export.onnx as onnx_export
+    import omnifuse.export.attach as attach_module
 
     folder, _ = exported
     calls = []
@@ -138,7 +138,7 @@ def test_without_model_onnx_it_exports_on_the_fly_with_a_warning(
         calls.append(Path(model_dir))
         return folder / "model.onnx"
 
-    monkeypatch.setattr(onnx_export, "export_to_temp", fake_export)
+    monkeypatch.setattr(attach_module, "export_to_temp", fake_export)
     with pytest.warns(UserWarning, match=r"model.onnx does not exist: exporting the model to a temporary "
                       r"ONNX file now .*export it once with: omnifuse export --model"):
         predictor = omnifuse.load(trained_dir, backend="onnx")

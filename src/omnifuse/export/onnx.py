@@ -34,19 +34,21 @@ from torch import Tensor, nn
 from omnifuse.data.collate import Batch, Example, collate
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import InputSpec
+from omnifuse.export.backend import OnnxBackend
 from omnifuse.export.samples import sample_examples
 from omnifuse.export.signature import (  # noqa: F401  (re-exported: part of this module's API)
     DEFAULT_OPSET,
+    EXPORT_HINT,
     OUTPUTS,
     ExportError,
     OnnxInput,
     Signature,
+    pad_length,
     sidecar_path,
 )
 from omnifuse.model import MultimodalModel
 
 PARITY_ATOL = 1e-4
-EXPORT_HINT = "pip install 'omnifuse[export]'"
 TORCH_BACKEND = "use the torch backend instead: omnifuse.load(dir) (the default)"
 # Encoders whose forward torch.export and the TorchScript tracer cannot follow: the exported graph would be
 # wrong for other inputs than the traced ones, so they are refused before exporting.
@@ -178,15 +180,6 @@ def trace_batch(examples: list[Example], signature: Signature) -> Batch:
     return batch
 
 
-def pad_length(tensor: Tensor, length: int) -> Tensor:
-    """Zero-pads dim 1 of (B, T, ...) up to ``length`` (as collate pads shorter rows)."""
-    extra = length - tensor.shape[1]
-    if extra <= 0:
-        return tensor
-    pad = tensor.new_zeros((tensor.shape[0], extra, *tensor.shape[2:]))  # (B, extra, ...)
-    return torch.cat([tensor, pad], dim=1)  # (B, length, ...)
-
-
 def _next_prime(n: int) -> int:
     while any(n % d == 0 for d in range(2, int(n**0.5) + 1)):
         n += 1
@@ -304,8 +297,6 @@ def _axes(signature: Signature) -> dict[str, dict[int, str]]:
 
 def measure_parity(model: MultimodalModel, path: Path, signature: Signature, batch: Batch) -> float:
     """The largest |onnxruntime - torch| difference over logits and embeddings on ``batch``."""
-    from omnifuse.export.backend import OnnxBackend
-
     backend = OnnxBackend(path, signature, threads=1)
     with torch.inference_mode():
         want = model.embed(batch.inputs, batch.presence)  # (B, F)

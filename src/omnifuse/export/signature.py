@@ -1,4 +1,5 @@
-"""The sidecar of an exported ONNX model (``FILE.onnx.json``): how to feed the graph, what it came from."""
+"""The sidecar of an exported ONNX model (``FILE.onnx.json``): how to feed the graph, what it came from;
+and the padding that the exporter and the runtime agree on."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
+from torch import Tensor
+
 from omnifuse.errors import OmnifuseError
 from omnifuse.version import __version__
 
 DEFAULT_OPSET = 18
+EXPORT_HINT = "pip install 'omnifuse[export]'"
 OUTPUTS = ("logits", "fused_embedding")
 SIGNATURE_FORMAT = 1
 
@@ -83,3 +88,12 @@ class Signature:
 def sidecar_path(onnx_path: Path) -> Path:
     """``FILE.onnx`` -> ``FILE.onnx.json``."""
     return onnx_path.with_name(onnx_path.name + ".json")
+
+
+def pad_length(tensor: Tensor, length: int) -> Tensor:
+    """Zero-pads dim 1 of (B, T, ...) up to ``length`` (as collate pads shorter rows)."""
+    extra = length - tensor.shape[1]
+    if extra <= 0:
+        return tensor
+    pad = tensor.new_zeros((tensor.shape[0], extra, *tensor.shape[2:]))  # (B, extra, ...)
+    return torch.cat([tensor, pad], dim=1)  # (B, length, ...)
