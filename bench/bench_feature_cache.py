@@ -67,7 +67,8 @@ def _fit(cfg: Any, data: Any, out: Path) -> tuple[float, list[float]]:
     """One training run: (wall seconds of the whole fit_prepared, seconds of each epoch)."""
     from rich.console import Console
 
-    from omnifuse.api import RunContext, fit_prepared
+    from omnifuse.api import fit_prepared
+    from omnifuse.prepare import RunContext
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -87,7 +88,8 @@ def run(settings: Settings) -> list[BenchResult]:
     """Measures the rounds; returns the epoch row and the two whole-run rows."""
     from rich.console import Console
 
-    from omnifuse.api import RunContext, prepare_data
+    from omnifuse.api import prepare_data
+    from omnifuse.prepare import RunContext
 
     rounds, epochs = (1, 2) if settings.quick else (min(settings.repeats, 3), 3)
     n_train, n_valid = (64, 32) if settings.quick else (160, 32)

@@ -80,8 +80,9 @@ def _fit(cfg: Any, data: Any, out: Path) -> dict[str, Any]:
     from lightning_fabric.utilities.seed import seed_everything
     from rich.console import Console
 
-    from omnifuse.api import RunContext, fit_prepared
+    from omnifuse.api import fit_prepared
     from omnifuse.compare import collate_rows
+    from omnifuse.prepare import RunContext
     from omnifuse.training.inference import run_model
 
     seed_everything(cfg.training.seed, verbose=False)
@@ -98,9 +99,10 @@ def _models(flat: dict[str, Any], folder: Path, out: Path, quick: bool) -> tuple
     """Prepares the table for ``flat`` and trains its image-only, audio-only and fused models."""
     from rich.console import Console
 
-    from omnifuse.api import RunContext, prepare_data
+    from omnifuse.api import prepare_data
     from omnifuse.compare import restrict_to
     from omnifuse.config import Config
+    from omnifuse.prepare import RunContext
 
     if quick:
         flat = _with(flat, {"training.epochs": 4})

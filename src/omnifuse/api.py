@@ -4,31 +4,23 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from lightning_fabric import Fabric
 from lightning_fabric.utilities.seed import seed_everything
 from rich.console import Console
-from rich.progress import track
-from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 
 from omnifuse import artifacts
 from omnifuse.augment import Pipeline, build_pipelines
-from omnifuse.build import build_model, make_preprocessors, make_task_for
+from omnifuse.build import build_model
 from omnifuse.config import Config
 from omnifuse.data.collate import Example, collate
-from omnifuse.data.dataset import ExampleDataset, attach_targets, fit_values, input_specs, make_examples
-from omnifuse.data.io import Table, is_missing, read_table
-from omnifuse.data.leaks import find_config_problems, print_findings
-from omnifuse.data.preprocess.base import Preprocessor
-from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns
+from omnifuse.data.dataset import ExampleDataset
+from omnifuse.data.io import read_table
+from omnifuse.data.quality import BAD_ROWS_FILE, check_columns
 from omnifuse.encoders.scaling import merge_adapters
 from omnifuse.errors import DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
@@ -37,27 +29,22 @@ from omnifuse.loading import load
 from omnifuse.model import MultimodalModel
 from omnifuse.model_card import write_model_card
 from omnifuse.predictor import Predictor
+from omnifuse.prepare import (
+    PreparedData,
+    RunContext,
+    TableLike,
+    make_loader,
+    prepare_examples,
+    prepare_tables,
+)
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint
-from omnifuse.training.distributed import is_rank_zero, zero_first
+from omnifuse.training.distributed import zero_first
 from omnifuse.training.fabric import make_fabric, needs_unused_parameters
 from omnifuse.training.feature_cache import precomputed_encoders
 from omnifuse.training.frozen_features import training_cache
 from omnifuse.training.inference import run_model
 from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
-
-TableLike = str | Path | pd.DataFrame
-SPLIT_FILE = "split.json"
-
-
-@dataclass
-class RunContext:
-    """Where a run writes and how it talks to the user."""
-
-    out: Path
-    console: Console
-    progress: bool
-    writes: bool = True  # False on DDP ranks other than 0: no files, no messages
 
 
 def train(
@@ -124,17 +111,6 @@ def _report_streamed_bad_rows(ctx: RunContext) -> None:
     ctx.console.print(f"[yellow]Skipped {count} bad row(s) of the streamed table; see {path}[/yellow]")
 
 
-@dataclass
-class PreparedData:
-    """Fitted task and preprocessors and the preprocessed rows of each split (train, valid[, test])."""
-
-    task: Task
-    preprocessors: dict[str, Preprocessor]
-    examples: dict[str, list[Example]]
-    train_stream: Any = None  # data.streaming: a ParquetStream of the training rows (no examples["train"])
-    tables: dict[str, Table] = dataclasses.field(default_factory=dict)  # behind examples, for the baselines
-
-
 def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: TableLike | None,
                  ctx: RunContext, *, resume: bool = False,
                  base_dir: str | Path | None = None) -> PreparedData:
@@ -146,18 +122,7 @@ def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: T
         from omnifuse.streaming import prepare_streaming
 
         return prepare_streaming(cfg, train, valid, test, ctx, base_dir=base_dir)
-    root = None if base_dir is None else Path(base_dir).resolve()
-    train_table, valid_table = _split(cfg, read_table(train, root), valid, ctx.out, resume, root)
-    if ctx.writes:  # a leak, a row id, a constant or empty input: said once, training goes on
-        print_findings(find_config_problems(cfg, train_table.frame), ctx.console)
-    task = _fit_task(cfg, train_table)
-    preprocessors = _fit_preprocessors(cfg, train_table)
-    sets = {"train": train_table, "valid": valid_table}
-    if test is not None:
-        sets["test"] = read_table(test, root)
-        check_columns(sets["test"].frame, cfg, sets["test"].source, need_label=True)
-    examples = {name: _examples(cfg, t, preprocessors, task, ctx, name) for name, t in sets.items()}
-    return PreparedData(task, preprocessors, examples, tables=sets)
+    return prepare_tables(cfg, train, valid, test, ctx, resume=resume, base_dir=base_dir)
 
 
 def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bool = False,
@@ -220,112 +185,6 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     checkpoint.ensure_free_space(out, checkpoint.MIN_FREE_BYTES, "training checkpoints")
     if not resume and (out / BAD_ROWS_FILE).exists():
         (out / BAD_ROWS_FILE).unlink()
-
-
-def _split(
-    cfg: Config, table: Table, valid: TableLike | None, out: Path, resume: bool, root: Path | None
-) -> tuple[Table, Table]:
-    check_columns(table.frame, cfg, table.source, need_label=True)
-    if valid is not None:
-        valid_table = read_table(valid, root)
-        check_columns(valid_table.frame, cfg, valid_table.source, need_label=True)
-        return table, valid_table
-    split_path = out / SPLIT_FILE
-    if resume and split_path.exists():
-        valid_idx = json.loads(split_path.read_text())["valid_rows"]
-    else:
-        valid_idx = _carve_validation(cfg, table.frame)  # seeded: the same on every DDP rank
-        if is_rank_zero():
-            split_path.write_text(json.dumps({"source": table.source, "valid_rows": valid_idx}))
-    frame = table.frame
-    mask = frame.index.isin(valid_idx)
-    # Both parts keep the table's row numbers, so errors and bad_rows.csv point at the user's rows.
-    return (
-        Table(frame[~mask], table.base_dir, table.source),
-        Table(frame[mask], table.base_dir, f"{table.source} (validation split)"),
-    )
-
-
-def _carve_validation(cfg: Config, frame: pd.DataFrame) -> list[int]:
-    labels = pd.Series([("<missing>" if is_missing(v) else str(v)) for v in label_values(cfg, frame)])
-    stratify = None
-    if cfg.label.task in ("binary", "multiclass"):
-        counts = labels.value_counts()
-        if (counts >= 2).all() and len(counts) <= cfg.data.valid_fraction * len(frame):
-            stratify = labels
-    _, valid_idx = train_test_split(
-        np.arange(len(frame)),
-        test_size=cfg.data.valid_fraction,
-        random_state=cfg.training.seed,
-        stratify=stratify,
-    )
-    return sorted(int(i) for i in valid_idx)
-
-
-def _fit_task(cfg: Config, table: Table) -> Task:
-    task = make_task_for(cfg)
-    labels = [v for v in label_values(cfg, table.frame) if not is_missing(v)]
-    task.fit(labels)
-    return task
-
-
-def label_values(cfg: Config, frame: pd.DataFrame) -> pd.Series:
-    """The label column, or all-missing labels (indexed like ``frame``) when the config has none."""
-    if cfg.label.column:
-        return frame[cfg.label.column]
-    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-
-
-def _fit_preprocessors(cfg: Config, table: Table) -> dict[str, Preprocessor]:
-    from omnifuse.contrastive.init_from import pretrained_preprocessors
-
-    preprocessors = make_preprocessors(cfg)
-    pretrained = pretrained_preprocessors(cfg, preprocessors)
-    for spec in input_specs(cfg):
-        if spec.name not in pretrained:  # init_from: the pretrained tower's state, never refitted
-            preprocessors[spec.name].fit(fit_values(spec, table.frame, table.base_dir))
-    return preprocessors
-
-
-def _examples(
-    cfg: Config, table: Table, preprocessors: dict[str, Preprocessor], task: Task, ctx: RunContext, name: str
-) -> list[Example]:
-    def progress(rows: Any, total: int) -> Any:
-        return track(
-            rows,
-            total=total,
-            description=f"preparing {name} rows",
-            console=ctx.console,
-            disable=not ctx.progress,
-            transient=True,
-        )
-
-    examples, bad = make_examples(table.frame, input_specs(cfg), preprocessors, cfg, table.base_dir, progress)
-    examples, bad_labels = attach_targets(examples, label_values(cfg, table.frame), task, cfg.label.column)
-    bad = sorted(bad + bad_labels, key=lambda b: b.row)
-    apply_bad_row_policy(bad, cfg.data.on_bad_row, ctx.out if ctx.writes else None, table.source)
-    if bad:
-        ctx.console.print(
-            f"[yellow]Skipped {len(bad)} bad row(s) of {table.source}; see {ctx.out / BAD_ROWS_FILE}[/yellow]"
-        )
-    if not examples:
-        raise DataError(f"no usable rows in {table.source}; see {ctx.out / BAD_ROWS_FILE}")
-    return examples
-
-
-def make_loader(cfg: Config, examples: list[Example], shuffle: bool = False) -> DataLoader[Example]:
-    """A DataLoader over prepared examples with the config's batch size and workers (seeded shuffling)."""
-    import torch
-
-    generator = torch.Generator().manual_seed(cfg.training.seed) if shuffle else None
-    return DataLoader(
-        ExampleDataset(examples),
-        batch_size=cfg.training.batch_size,
-        shuffle=shuffle,
-        collate_fn=collate,
-        num_workers=cfg.training.num_workers,
-        generator=generator,
-    )
 
 
 def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext,
@@ -431,7 +290,8 @@ def evaluate(
     if label is not None:
         predictor = _with_label_column(predictor, label, list(table.frame.columns))
     check_columns(table.frame, predictor.config, table.source, need_label=True)
-    examples = _examples(predictor.config, table, predictor.preprocessors, predictor.task, ctx, "evaluation")
+    examples = prepare_examples(predictor.config, table, predictor.preprocessors, predictor.task, ctx,
+                                "evaluation")
     baselines = None
     if predictor.config.baseline.enabled:  # a model folder holds no training rows: training's baselines
         from omnifuse.baselines.reuse import training_baselines

@@ -31,15 +31,7 @@ from lightning_fabric.utilities.seed import seed_everything
 from rich.console import Console
 from rich.markup import escape
 
-from omnifuse.api import (
-    PreparedData,
-    RunContext,
-    TableLike,
-    fit_prepared,
-    make_loader,
-    make_trainer,
-    prepare_data,
-)
+from omnifuse.api import fit_prepared, make_trainer, prepare_data
 from omnifuse.build import build_encoders, build_model, parse_options
 from omnifuse.config import TABULAR_INPUT, ColumnConfig, ComponentConfig, Config
 from omnifuse.data.collate import Batch, Example, collate
@@ -60,6 +52,7 @@ from omnifuse.evaluation.comparison_report import (
 from omnifuse.evaluation.robustness import metric_value, robustness_logits, robustness_scores
 from omnifuse.fusion.base import FUSIONS
 from omnifuse.model import MultimodalModel
+from omnifuse.prepare import PreparedData, RunContext, TableLike, make_loader
 from omnifuse.training import frozen_features
 from omnifuse.training.feature_cache import precomputed_encoders
 from omnifuse.training.frozen_features import FeatureCache

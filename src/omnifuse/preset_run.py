@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from omnifuse import api
+from omnifuse import api, prepare
 from omnifuse.config import Config, override_training
 from omnifuse.data.io import read_table
 from omnifuse.ensemble.layout import ENSEMBLE, is_ensemble, remove_ensemble
@@ -20,9 +20,9 @@ from omnifuse.training.distributed import is_rank_zero
 
 def train(
     config: Config | str | Path,
-    train: api.TableLike,
-    valid: api.TableLike | None = None,
-    test: api.TableLike | None = None,
+    train: prepare.TableLike,
+    valid: prepare.TableLike | None = None,
+    test: prepare.TableLike | None = None,
     out: str | Path = "omnifuse_model",
     *,
     preset: str | None = None,

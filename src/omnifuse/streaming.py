@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 
-from omnifuse import api
 from omnifuse.build import make_task_for
 from omnifuse.config import Config
 from omnifuse.data.collate import Example
@@ -27,6 +26,8 @@ from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns, write_bad_rows
 from omnifuse.data.streaming import ParquetStream, label_classes, parquet_file, read_rows
 from omnifuse.errors import DataError
+from omnifuse.prepare import PreparedData, RunContext, fit_preprocessors, prepare_examples
+from omnifuse.prepare import fit_task as fit_sample_task
 from omnifuse.tasks.base import Task
 
 
@@ -59,8 +60,8 @@ class RowPreparer:
         return examples
 
 
-def prepare_streaming(cfg: Config, train: Any, valid: Any, test: Any, ctx: api.RunContext, *,
-                      base_dir: str | Path | None = None) -> api.PreparedData:
+def prepare_streaming(cfg: Config, train: Any, valid: Any, test: Any, ctx: RunContext, *,
+                      base_dir: str | Path | None = None) -> PreparedData:
     """Fits the task and preprocessors on a bounded sample and sets up the training stream.
 
     Raises:
@@ -80,24 +81,24 @@ def prepare_streaming(cfg: Config, train: Any, valid: Any, test: Any, ctx: api.R
     head = read_rows(file, columns, 0, held + d.stream_sample_rows, d.stream_batch_rows)
     sample = Table(head.loc[held:], folder, f"{train} (rows {held}-{len(head) - 1}, the fitting sample)")
     task = _fit_task(cfg, sample, file, d.stream_batch_rows)
-    preprocessors = api._fit_preprocessors(cfg, sample)
+    preprocessors = fit_preprocessors(cfg, sample)
     tables = {"valid": read_table(valid, root) if valid is not None
               else Table(head.loc[: held - 1], folder, f"{train} (first {held} rows: validation)")}
     if test is not None:
         tables["test"] = read_table(test, root)
     for table in tables.values():
         check_columns(table.frame, cfg, table.source, need_label=True)
-    examples = {name: api._examples(cfg, t, preprocessors, task, ctx, name) for name, t in tables.items()}
+    examples = {name: prepare_examples(cfg, t, preprocessors, task, ctx, name) for name, t in tables.items()}
     preparer = RowPreparer(cfg, preprocessors, task, folder, ctx.out / BAD_ROWS_FILE, str(train))
     stream = ParquetStream(path, columns, held, d.stream_batch_rows, preparer, shuffle=True,
                            seed=cfg.training.seed)
-    return api.PreparedData(task, preprocessors, examples, train_stream=stream)
+    return PreparedData(task, preprocessors, examples, train_stream=stream)
 
 
 def _fit_task(cfg: Config, sample: Table, file: Any, batch_rows: int) -> Task:
     """Classification: classes of the whole label column; other tasks: fitted on the sample."""
     if cfg.label.task not in ("binary", "multiclass"):
-        return api._fit_task(cfg, sample)
+        return fit_sample_task(cfg, sample)
     task = make_task_for(cfg)
     task.fit(label_classes(file, cfg.label.column, batch_rows))
     return task

@@ -20,6 +20,7 @@ from omnifuse.data.io import Table, is_missing, read_table
 from omnifuse.data.leaks import WARNINGS_FILE, Finding, find_config_problems, print_findings, write_findings
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, check_columns, write_bad_rows
+from omnifuse.prepare import label_values
 from omnifuse.tasks.base import Task
 
 
@@ -98,8 +99,6 @@ def validate_table(
 
 def _labels(cfg: Config, frame: pd.DataFrame) -> pd.Series:
     """The label column, or all-missing labels when the config has none (contrastive pretraining)."""
-    from omnifuse.api import label_values
-
     return label_values(cfg, frame)
 
 

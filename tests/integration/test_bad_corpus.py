@@ -49,13 +49,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from omnifuse import Config
-from omnifuse.api import PreparedData, RunContext, prepare_data
+from omnifuse.api import prepare_data
 from omnifuse.cli import app
 from omnifuse.data.io import read_table
 from omnifuse.data.preprocess.audio import LogMelPreprocessor, load_audio
 from omnifuse.data.preprocess.image import ImagePreprocessor
 from omnifuse.data.preprocess.text import VocabTextPreprocessor
 from omnifuse.errors import BadRowError, BadValueError, ConfigError, DataError
+from omnifuse.prepare import PreparedData, RunContext
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "assets" / "bad"

@@ -11,10 +11,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import omnifuse
-from omnifuse.api import RunContext, _baselines, prepare_data
+from omnifuse.api import _baselines, prepare_data
 from omnifuse.baselines.standalone import run_baseline
 from omnifuse.cli import app
 from omnifuse.config import Config
+from omnifuse.prepare import RunContext
 
 INPUTS = {"note", "photo", "sound", "tabular"}
 

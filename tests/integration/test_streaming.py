@@ -12,7 +12,7 @@ import yaml
 from rich.console import Console
 
 import omnifuse
-from omnifuse import api
+from omnifuse import api, prepare
 from omnifuse.config import Config
 from omnifuse.data.streaming import ParquetStream, iter_frames, parquet_file
 from omnifuse.errors import DataError
@@ -117,7 +117,7 @@ def test_lora_training_saves_merged_weights_that_load_without_adapters(tmp_path:
         "columns": {"review": {"type": "text", "encoder": {"name": "hf_text", "model": str(bert), "lora_r": 4,
                                                            "max_length": 8}}},
         "training": {"epochs": 1, "batch_size": 16, "lr": 0.01, "accelerator": "cpu"}})
-    ctx = api.RunContext(tmp_path / "run", Console(quiet=True), False)
+    ctx = prepare.RunContext(tmp_path / "run", Console(quiet=True), False)
     ctx.out.mkdir()
     data = api.prepare_data(config, tmp_path / "train.csv", None, None, ctx)
     model, _ = api.fit_prepared(config, data, ctx)
@@ -125,7 +125,7 @@ def test_lora_training_saves_merged_weights_that_load_without_adapters(tmp_path:
     encoder_trainable = {n for n in trainable if n.startswith("encoders.")}
     assert encoder_trainable and all("lora_" in n for n in encoder_trainable)  # the BERT body is frozen
     assert any(n.startswith("head.") for n in trainable)  # the rest of the model trains
-    batch = api.make_loader(config, data.examples["valid"])
+    batch = prepare.make_loader(config, data.examples["valid"])
     from omnifuse.training.inference import run_model
 
     in_memory = run_model(model, batch, torch.device("cpu"))[0]  # with live adapters

@@ -22,9 +22,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import omnifuse
-from omnifuse.api import RunContext
 from omnifuse.cli import app
 from omnifuse.config import Config
+from omnifuse.prepare import RunContext
 from omnifuse.tuning.objective import PreparedCache, Tables, apply_values
 from omnifuse.tuning.run import TuneResult
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from omnifuse.api import PreparedData, RunContext, prepare_data
+from omnifuse.api import prepare_data
 from omnifuse.compare import (
     FALLBACK_FUSION,
     collate_rows,
@@ -25,6 +25,7 @@ from omnifuse.compare import (
 from omnifuse.config import Config
 from omnifuse.errors import DataError, UnknownNameError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
+from omnifuse.prepare import PreparedData, RunContext
 
 WORDS = ["red apple", "blue sky", "green leaf"]
 

@@ -31,7 +31,7 @@ from rich.markup import escape
 from torch import Tensor
 
 from omnifuse import artifacts
-from omnifuse.api import PreparedData, RunContext, TableLike, _prepare_out, fit_prepared, prepare_data
+from omnifuse.api import _prepare_out, fit_prepared, prepare_data
 from omnifuse.compare import collate_rows
 from omnifuse.config import Config
 from omnifuse.encoders.scaling import merge_adapters
@@ -42,6 +42,7 @@ from omnifuse.ensemble.report import write_reports
 from omnifuse.ensemble.selection import Score, Selection, greedy_selection
 from omnifuse.manifest import MANIFEST
 from omnifuse.model_card import write_model_card
+from omnifuse.prepare import PreparedData, RunContext, TableLike
 from omnifuse.presets import Member, PresetPlan
 from omnifuse.tasks.base import Task
 from omnifuse.training.inference import run_model

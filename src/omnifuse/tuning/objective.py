@@ -26,11 +26,12 @@ from lightning_fabric.utilities.seed import seed_everything
 from rich.console import Console
 
 from omnifuse import artifacts
-from omnifuse.api import PreparedData, RunContext, TableLike, fit_prepared, prepare_data
+from omnifuse.api import fit_prepared, prepare_data
 from omnifuse.build import make_preprocessors, make_task_for
 from omnifuse.config import Config
 from omnifuse.encoders.scaling import merge_adapters
 from omnifuse.errors import ConfigError, DataError, OmnifuseError
+from omnifuse.prepare import PreparedData, RunContext, TableLike
 from omnifuse.training.interrupt import TrainingInterrupted
 from omnifuse.training.loop import LOG_FILE, FitResult, _mode_of
 from omnifuse.tuning.space import Param, component_at, get_value, locate

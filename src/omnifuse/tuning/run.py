@@ -21,10 +21,11 @@ import yaml
 from rich.console import Console
 
 from omnifuse import artifacts
-from omnifuse.api import RunContext, TableLike, _final_reports
+from omnifuse.api import _final_reports
 from omnifuse.config import Config
 from omnifuse.errors import ConfigError
 from omnifuse.predictor import load
+from omnifuse.prepare import RunContext, TableLike
 from omnifuse.training.loop import LOG_FILE, FitResult
 from omnifuse.tuning.objective import (
     PreparedCache,

@@ -29,9 +29,9 @@ from typing import Any, cast
 
 from rich.console import Console
 
-from omnifuse.api import RunContext, TableLike
 from omnifuse.config import Config
 from omnifuse.errors import ConfigError, OmnifuseError
+from omnifuse.prepare import RunContext, TableLike
 from omnifuse.registry import unknown_name_message
 from omnifuse.training.interrupt import TrainingInterrupted
 from omnifuse.tuning.objective import Objective, PreparedCache, Tables, TrialSetup, TrialUserError

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from omnifuse.api import PreparedData, RunContext, prepare_data
+from omnifuse.api import prepare_data
 from omnifuse.baselines.run import NO_CONTRASTIVE, STREAMED, VALID_NOTE, run_baselines
 from omnifuse.build import make_task_for
 from omnifuse.config import Config
+from omnifuse.prepare import PreparedData, RunContext
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "blue", "green", "cat", "dog", "owl"]
 

@@ -205,8 +205,8 @@ def test_a_failed_write_leaves_no_file_and_warns_once(
 
 
 def test_compare_reads_the_features_a_training_run_wrote(berts: tuple[Path, Path]) -> None:
-    from omnifuse.api import PreparedData
     from omnifuse.compare import build_feature_cache as compare_cache
+    from omnifuse.prepare import PreparedData
     from omnifuse.tasks import make_task
 
     cfg = _config(berts[0])
