@@ -44,7 +44,7 @@ def _stages(predictor: Any, row: dict[str, Any], base_dir: Path) -> dict[str, Ca
     """Each step of ``Predictor.predict`` for one row as its own callable (inputs made beforehand)."""
     from omnifuse.data.collate import collate
     from omnifuse.data.dataset import examples_from_records, input_specs
-    from omnifuse.predictor import check_records, to_records
+    from omnifuse.rows import check_records, to_records
     from omnifuse.training.inference import run_model
 
     cfg, specs, pres = predictor.config, input_specs(predictor.config), predictor.preprocessors
@@ -77,7 +77,7 @@ def _floor(predictor: Any, row: dict[str, Any], base_dir: Path) -> Callable[[], 
     """The bare forward of the loaded model on the row's prepared, collated tensors."""
     from omnifuse.data.collate import collate
     from omnifuse.data.dataset import examples_from_records, input_specs
-    from omnifuse.predictor import to_records
+    from omnifuse.rows import to_records
 
     records, folder = to_records(row, base_dir)
     examples, _ = examples_from_records(enumerate(records), input_specs(predictor.config),

@@ -19,12 +19,13 @@ from omnifuse.data.collate import collate
 from omnifuse.data.dataset import examples_from_records, input_specs
 from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.evaluation.ablation import Variants, forward_variants
+from omnifuse.rows import Rows, check_records, outside_paths_allowed, to_records
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.multilabel import MultilabelTask
 from omnifuse.tasks.regression import RegressionTask
 
 if TYPE_CHECKING:
-    from omnifuse.predictor import Predictor, Rows
+    from omnifuse.predictor import Predictor
 
 
 def explain(predictor: Predictor, rows: Rows | str | Path, base_dir: Path | None = None) -> pd.DataFrame:
@@ -50,8 +51,6 @@ def explain(predictor: Predictor, rows: Rows | str | Path, base_dir: Path | None
     Raises:
         DataError: a required column is missing. BadRowError: a row cannot be preprocessed.
     """
-    from omnifuse.predictor import check_records, outside_paths_allowed, to_records
-
     records, folder = to_records(rows, base_dir)
     check_records(records, predictor.config)
     examples, bad = examples_from_records(

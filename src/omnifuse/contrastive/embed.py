@@ -13,9 +13,10 @@ from omnifuse.data.collate import collate
 from omnifuse.data.dataset import examples_from_records
 from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.errors import DataError
+from omnifuse.rows import Rows, outside_paths_allowed, to_records
 
 if TYPE_CHECKING:
-    from omnifuse.predictor import Predictor, Rows
+    from omnifuse.predictor import Predictor
 
 
 def embedding_columns(predictor: Predictor) -> dict[str, str]:
@@ -54,8 +55,6 @@ def embed_column(
     Raises:
         DataError: see ``check_column``; a row lacks the column. BadRowError: a cell cannot be used.
     """
-    from omnifuse.predictor import outside_paths_allowed, to_records
-
     name = check_column(predictor, column)
     records, folder = to_records(rows, base_dir)
     _check_records(records, name, predictor)

@@ -17,10 +17,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from omnifuse.config import Config
 from omnifuse.data.collate import Batch, Example, collate
-from omnifuse.data.dataset import BadRow, make_example
+from omnifuse.data.dataset import BadRow, input_specs, make_example
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.encoders.base import InputSpec
+from omnifuse.rows import check_records, outside_paths_allowed, to_records
 from omnifuse.training.inference import run_model
 
 if TYPE_CHECKING:
@@ -65,9 +66,6 @@ def predict_lazily(predictor: Predictor, rows: Any, base_dir: Path | None, num_w
         DataError: a column is missing.
         BadRowError: a row cannot be preprocessed (the first one, with the count of the others).
     """
-    from omnifuse.data.dataset import input_specs
-    from omnifuse.predictor import check_records, outside_paths_allowed, to_records
-
     records, folder = to_records(rows, base_dir)
     check_records(records, predictor.config)
     dataset = RowDataset(records, input_specs(predictor.config), predictor.preprocessors, predictor.config,

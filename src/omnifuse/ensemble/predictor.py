@@ -16,7 +16,8 @@ from omnifuse.ensemble.combine import EnsembleModel, space_of
 from omnifuse.ensemble.layout import read_ensemble, single_model_only
 from omnifuse.errors import ModelDirError
 from omnifuse.manifest import verify_manifest
-from omnifuse.predictor import Predictor, Rows
+from omnifuse.predictor import Predictor
+from omnifuse.rows import Rows
 from omnifuse.tasks.base import Task
 
 
