@@ -71,14 +71,16 @@ def index_dir(contrastive_dir: Path, table_dir: Path, tmp_path_factory: pytest.T
     return out
 
 
-def test_text_query_finds_photos_of_its_class(index_dir: Path) -> None:
+def test_text_query_finds_photos_of_its_class(index_dir: Path, table_dir: Path) -> None:
     index = load_index(index_dir)
+    photos = pd.read_csv(table_dir / "test.csv")["photo"]
     info = json.loads((index_dir / "index.json").read_text())
     assert (info["kind"], info["count"], info["column"], info["modality"]) == ("flat", 24, "photo", "image")
     for words, animal in WORDS.items():
         hits = index.search(text=words, k=5)
         assert hits["animal"].tolist() == [animal] * 5, (words, hits)
-        assert list(hits.columns[:3]) == ["rank", "score", "id"] and "photo" not in hits.columns
+        assert list(hits.columns[:3]) == ["rank", "score", "id"]
+        assert hits["photo"].tolist() == [photos[i] for i in hits["id"]]  # the hit shows the item itself
 
 
 def test_image_query_finds_that_photo_first(index_dir: Path, table_dir: Path) -> None:
@@ -88,11 +90,13 @@ def test_image_query_finds_that_photo_first(index_dir: Path, table_dir: Path) ->
         assert top["id"] == 7 and top["score"] == pytest.approx(1.0, abs=1e-4)
 
 
-def test_search_cli_prints_a_ranked_table(index_dir: Path, monkeypatch: pytest.MonkeyPatch,
+def test_search_cli_prints_a_ranked_table(index_dir: Path, table_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: Capsys) -> None:
     code, out = cli(["search", "--index", index_dir, "--text", "hoot night", "--k", "3"], monkeypatch, capsys)
     assert code == 0, out
     assert "3 result(s)" in out and "rank" in out and "score" in out and out.count("owl") == 3
+    photos = pd.read_csv(table_dir / "test.csv")["photo"]
+    assert sum(path in out for path in photos) == 3, out  # each hit shows the indexed photo's whole path
 
 
 @pytest.mark.parametrize("args, message", [
@@ -215,7 +219,8 @@ def test_v1_search_text_and_image(search_url: str, table_dir: Path) -> None:
     results: list[dict[str, Any]] = reply.json()["results"]
     assert [r["rank"] for r in results] == [1, 2, 3, 4]
     assert all(r["metadata"]["animal"] == "dog" for r in results)
-    assert results[0]["score"] >= results[-1]["score"] and "photo" not in results[0]["metadata"]
+    assert results[0]["score"] >= results[-1]["score"]
+    assert results[0]["metadata"]["photo"] == pd.read_csv(table_dir / "test.csv")["photo"][results[0]["id"]]
     photo = pd.read_csv(table_dir / "test.csv")["photo"][5]
     encoded = base64.b64encode((table_dir / photo).read_bytes()).decode()
     reply = httpx.post(f"{search_url}/v1/search", json={"image": encoded, "k": 1}, timeout=30)

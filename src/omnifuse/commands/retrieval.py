@@ -70,20 +70,29 @@ def search(index_dir: IndexOpt,
 
     from omnifuse.retrieval import load_index
 
-    hits = load_index(index_dir).search(text=text, image=image, audio=audio, k=k, column=column)
-    Console().print(results_table(hits))
+    index = load_index(index_dir)
+    hits = index.search(text=text, image=image, audio=audio, k=k, column=column)
+    Console().print(results_table(hits, item=index.source.column))
 
 
-def results_table(hits: pd.DataFrame) -> Table:
-    """The hits as a rich table: rank, score, id, then the metadata columns."""
+def results_table(hits: pd.DataFrame, item: str | None = None) -> Table:
+    """The hits as a rich table: rank, score, id, the indexed ``item`` column (shown whole, never cut),
+    then the other metadata columns."""
     from rich.table import Table
 
+    first = ["rank", "score", "id"] + ([item] if item in hits.columns else [])
+    hits = hits[first + [c for c in hits.columns if c not in first]]
     table = Table(title=f"{len(hits)} result(s)")
     for name in hits.columns:
-        table.add_column(str(name), justify="right" if name in ("rank", "score") else "left")
+        if name == item:
+            widest = max((len(str(v)) for v in hits[name]), default=len(name))
+            table.add_column(str(name), min_width=max(len(str(name)), widest), overflow="fold")
+        else:
+            table.add_column(str(name), justify="right" if name in ("rank", "score") else "left")
     for row in hits.itertuples(index=False):
         pairs = zip(hits.columns, row, strict=True)
-        table.add_row(*(f"{value:.4f}" if name == "score" else _cell(value) for name, value in pairs))
+        table.add_row(*(f"{value:.4f}" if name == "score" else str(value) if name == item else _cell(value)
+                        for name, value in pairs))
     return table
 
 

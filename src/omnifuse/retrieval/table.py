@@ -113,7 +113,8 @@ def index_table(model_dir: Path, data: Path, column: str, out: Path, options: In
     table = read_table(data)
     ids, used = table_ids(table.frame, id_column, table.source)
     vectors = embed_table(model, table, column, progress, console)
-    metadata = table.frame.drop(columns=[c for c in (column, used) if c is not None])
+    # The indexed column stays in the metadata: a hit shows the item itself (its image path, its text).
+    metadata = table.frame.drop(columns=[used] if used is not None else [])
     if existing is None:
         index = VectorIndex.build(vectors, ids, metadata, options, source)
     else:
