@@ -37,7 +37,7 @@ PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 COLUMN_TYPES = "text, image, audio, video, numeric, categorical, ignore"
 TASKS = "binary, multiclass, multilabel, regression, contrastive"
 FUSIONS = "late | concat | weighted_sum | attention | ... (omnifuse list)"
-_PICK = "a name from `omnifuse list-encoders`; its options go beside it"
+_PICK = "a name from `omnifuse list`; its options go beside it"
 AUGMENT_HELP = ("training-time augmentation: auto (on for encoders trained from scratch), none, or "
                 "{transform: {options}}; README, section Augmentation")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
@@ -277,7 +277,7 @@ def _column_lines(columns: dict[str, dict[str, Any]], notes: list[str]) -> list[
     lines = [
         "# The input columns (the label is not one of them).",
         f"# type: one of {COLUMN_TYPES}",
-        "# encoder: for text/image/audio columns, a name from `omnifuse list-encoders` with its options",
+        "# encoder: for text/image/audio columns, a name from `omnifuse list` with its options",
         "columns:",
     ]
     for name, column in columns.items():

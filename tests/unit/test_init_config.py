@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import typer
 import yaml
 from PIL import Image
 
 from omnifuse import init_config, typed
+from omnifuse.cli import app
 from omnifuse.config import ComponentConfig, Config, TrainingConfig, _unflatten
 from omnifuse.data.io import read_table
 from omnifuse.init_config import build_config, field_help, render_yaml
@@ -150,6 +152,8 @@ def test_yaml_has_a_comment_on_every_key(tmp_path: Path) -> None:
     assert "  task: multiclass  # multiclass: 3 distinct values:" in text
     assert "  name: late  # late | concat | weighted_sum | attention | ... (omnifuse list)\n" in text
     assert "  grad_clip: 1.0  # max gradient norm; 0 disables clipping\n" in text
+    named = {c.split("`")[0].split()[0] for c in text.split("`omnifuse ")[1:]}  # commands the comments name
+    assert named and named <= {c.name for c in typer.main.get_command(app).commands.values()}, named
     assert "  on_bad_row: error  # error | skip; skip:" in text
     assert "  lr: 0.002  # peak learning rate of AdamW\n" in text
     for section in ("head:", "data:", "training:"):
