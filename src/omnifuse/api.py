@@ -22,7 +22,7 @@ from omnifuse.data.dataset import ExampleDataset
 from omnifuse.data.io import read_table
 from omnifuse.data.quality import BAD_ROWS_FILE, check_columns
 from omnifuse.encoders.scaling import merge_adapters
-from omnifuse.errors import DataError
+from omnifuse.errors import CheckpointError, DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
 from omnifuse.evaluation.report import write_report
 from omnifuse.loading import load
@@ -177,7 +177,7 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise checkpoint.CheckpointError(
+        raise CheckpointError(
             f"cannot create output folder {str(out)!r} ({exc.strerror or exc}); "
             "check the parent folder's permissions or choose another --out"
         ) from exc

@@ -58,3 +58,15 @@ class UnknownNameError(OmnifuseError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(OmnifuseError, OSError):
+    """The output folder cannot hold a checkpoint (not writable, or not enough free space)."""
+
+
+class ExportError(OmnifuseError, RuntimeError):
+    """A model (or one of its parts) cannot be exported, or the export does not match torch."""
+
+
+class TuneError(OmnifuseError):
+    """A study could not run or produced nothing usable; the message says why and what to do."""

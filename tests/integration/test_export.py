@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 import omnifuse
 from omnifuse.cli import app
-from omnifuse.errors import ConfigError
-from omnifuse.export.onnx import ExportError, sidecar_path
+from omnifuse.errors import ConfigError, ExportError
+from omnifuse.export.onnx import sidecar_path
 
 ATOL = 1e-4
 

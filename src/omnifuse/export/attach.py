@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omnifuse.artifacts import WEIGHTS
-from omnifuse.errors import ConfigError
+from omnifuse.errors import ConfigError, ExportError
 from omnifuse.export.backend import OnnxBackend
 from omnifuse.export.onnx import export_to_temp
-from omnifuse.export.signature import ExportError
 from omnifuse.manifest import MANIFEST
 
 if TYPE_CHECKING:

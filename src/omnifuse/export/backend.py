@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.collate import Batch, Example, collate
-from omnifuse.export.signature import EXPORT_HINT, OUTPUTS, ExportError, Signature, pad_length, sidecar_path
+from omnifuse.errors import ExportError
+from omnifuse.export.signature import EXPORT_HINT, OUTPUTS, Signature, pad_length, sidecar_path
 
 MAX_THREADS = 4  # more intra-op threads only add synchronisation cost for the small per-row graphs
 

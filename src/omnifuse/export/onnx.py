@@ -34,13 +34,13 @@ from torch import Tensor, nn
 from omnifuse.data.collate import Batch, Example, collate
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import InputSpec
+from omnifuse.errors import ExportError
 from omnifuse.export.backend import OnnxBackend
 from omnifuse.export.samples import sample_examples
 from omnifuse.export.signature import (  # noqa: F401  (re-exported: part of this module's API)
     DEFAULT_OPSET,
     EXPORT_HINT,
     OUTPUTS,
-    ExportError,
     OnnxInput,
     Signature,
     pad_length,

@@ -10,17 +10,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from omnifuse.errors import OmnifuseError
+from omnifuse.errors import ExportError
 from omnifuse.version import __version__
 
 DEFAULT_OPSET = 18
 EXPORT_HINT = "pip install 'omnifuse[export]'"
 OUTPUTS = ("logits", "fused_embedding")
 SIGNATURE_FORMAT = 1
-
-
-class ExportError(OmnifuseError, RuntimeError):
-    """A model (or one of its parts) cannot be exported, or the export does not match torch."""
 
 
 @dataclass

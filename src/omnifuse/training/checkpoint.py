@@ -18,15 +18,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from omnifuse.errors import OmnifuseError
+from omnifuse.errors import CheckpointError
 
 LAST = "last.pt"
 BEST = "best.safetensors"
 MIN_FREE_BYTES = 50 * 1024**2  # checked before training starts, when the model's size is not known yet
-
-
-class CheckpointError(OmnifuseError, OSError):
-    """The output folder cannot hold a checkpoint (not writable, or not enough free space)."""
 
 
 def atomic_write(path: Path, write: Any) -> None:

@@ -30,7 +30,7 @@ from typing import Any, cast
 from rich.console import Console
 
 from omnifuse.config import Config
-from omnifuse.errors import ConfigError, OmnifuseError
+from omnifuse.errors import ConfigError, OmnifuseError, TuneError
 from omnifuse.prepare import RunContext, TableLike
 from omnifuse.registry import unknown_name_message
 from omnifuse.training.interrupt import TrainingInterrupted
@@ -46,10 +46,6 @@ WORKER_SEED_STRIDE = 1000  # worker w samples with seed + 1000 w: parallel worke
 JOIN_GRACE_S = 30.0  # after a failure here, how long the other workers get to end their trial
 INTERRUPTED = ("tune interrupted (Ctrl-C): the study keeps its finished trials and marks the interrupted "
                "ones failed; run the same command again to resume it")
-
-
-class TuneError(OmnifuseError):
-    """A study could not run or produced nothing usable; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
