@@ -274,9 +274,14 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+BUG_LINE = ("omnifuse stopped on an unexpected error: this is a bug in omnifuse, not a problem it found in "
+            "your input or config; please report it with the traceback above and the command you ran")
+
+
 def main() -> None:
     """Entry point: runs the app; omnifuse's own errors print one clear message and exit with 2 (130 for
-    Ctrl-C during training, after the message saying how to resume)."""
+    Ctrl-C during training, after the message saying how to resume); any other exception is a bug: its
+    traceback, a line saying so, exit status 1."""
     from omnifuse.errors import OmnifuseError
     from omnifuse.training.interrupt import TrainingInterrupted
 
@@ -292,6 +297,12 @@ def main() -> None:
             console.print("[bold red]error:[/bold red] ", end="")
             console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except Exception:  # not an input problem omnifuse knows of: a bug; show where, and say so
+        import traceback
+
+        traceback.print_exc()
+        print(BUG_LINE, file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,36 @@
+"""The CLI entry point: user errors give one message and status 2; anything else is reported as a bug."""
+
+from __future__ import annotations
+
+import pytest
+
+from omnifuse import cli
+from omnifuse.errors import DataError
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, error: Exception) -> int:
+    def app() -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    return int(exit_info.value.code or 0)
+
+
+def test_a_user_error_is_one_line_without_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code = _run(monkeypatch, DataError("column 'x' is missing; add it"))
+    out = capsys.readouterr()
+    assert code == 2 and "column 'x' is missing; add it" in out.out + out.err
+    assert "Traceback" not in out.out + out.err and "bug" not in out.out + out.err
+
+
+def test_an_unexpected_error_shows_its_traceback_and_says_it_is_a_bug(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code = _run(monkeypatch, RuntimeError("index out of range in the fusion"))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback (most recent call last)" in err
+    assert "RuntimeError: index out of range in the fusion" in err
+    assert err.rstrip().endswith(cli.BUG_LINE) and "this is a bug in omnifuse" in cli.BUG_LINE
