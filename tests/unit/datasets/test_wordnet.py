@@ -127,6 +127,7 @@ def test_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
 NO_WORDNET = "Debian wordnet-base is not installed (make setup, or apt-get install wordnet-base)"
 
 
+@pytest.mark.slow  # reads and cleans all 82k noun synsets: about 30 s on a busy 2-core CPU
 @pytest.mark.skipif(not (wordnet.DEFAULT_SOURCE / "data.noun").is_file(), reason=NO_WORDNET)
 def test_real_wordnet_table(tmp_path: Path) -> None:
     out = build_wordnet(tmp_path / "wn", n_train=200, n_valid=50, n_test=50, progress=False)
