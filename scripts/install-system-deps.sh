@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages omnifuse's demo and tests use, when missing: espeak-ng (speech for the
-# AV-Digits demo), dataset-fashion-mnist (the Fashion demo) and chromium (the web page's browser test).
+# AV-Digits demo), dataset-fashion-mnist (the Fashion demo), wordnet-base (the WordNet gloss table) and
+# chromium (the web page's browser test).
 # Quick and silent when all are there.
 set -euo pipefail
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+[ -f /usr/share/wordnet/data.noun ] || missing+=(wordnet-base)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -64,8 +64,10 @@ def test_build_config_types_encoders_and_notes(tmp_path: Path) -> None:
     }
     assert config.columns["photo"].encoder == ComponentConfig("small_cnn", {"size": 8, "channels": 1})
     assert config.columns["clip"].encoder == ComponentConfig("mfcc_stats")
-    minilm = ComponentConfig("hf_text", {"model": "packaged:all-MiniLM-L6-v2"})
+    minilm = ComponentConfig("hf_text", {"model": "packaged:all-MiniLM-L6-v2"}, freeze_epochs=-1)
     assert config.columns["review"].encoder == minilm
+    assert any(n.startswith("columns.review.encoder: hf_text") and "frozen: its features are computed once"
+               in n and "freeze_epochs: 0 and lr_mult: 0.05" in n for n in notes)
     assert config.columns["price"].encoder is None and config.columns["id"].encoder is None
     assert config.columns["clip"].allow_missing and not config.columns["photo"].allow_missing
     assert notes[0] == f"table: {tmp_path / 'table.csv'} (12 rows, 8 columns)"
