@@ -71,7 +71,7 @@ def test_ddp_two_cpu_processes_match_single_process(tmp_path: Path) -> None:
     predictor = omnifuse.load(tmp_path / "ddp")
     np.testing.assert_allclose(predictor.predict_proba(rows).to_numpy(),
                                omnifuse.load(tmp_path / "single").predict_proba(rows).to_numpy(), atol=1e-5)
-    assert (tmp_path / "ddp/checkpoints/last.pt").exists() and (tmp_path / "ddp/report.md").exists()
+    assert (tmp_path / "ddp/checkpoints/last.safetensors").exists() and (tmp_path / "ddp/report.md").exists()
 
 
 @pytest.mark.slow  # about 40 s: two DDP launches

@@ -17,6 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from omnifuse.training.checkpoint import LAST, load_checkpoint
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX-only")
 
 CONFIG = """
@@ -63,7 +65,7 @@ def _inode(path: Path) -> int | None:
 
 
 def _kill_after_a_new_checkpoint(proc: subprocess.Popen[bytes], last: Path, delay: float) -> bool:
-    """Waits until this run has replaced last.pt at least once, then SIGKILLs it after ``delay`` s.
+    """Waits until this run has replaced last.safetensors at least once, then SIGKILLs it after ``delay`` s.
 
     Returns whether the process was still running when killed.
     """
@@ -110,7 +112,8 @@ def _assert_same_tensors(full: dict[str, torch.Tensor], resumed: dict[str, torch
 
 
 def _last_model(out: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    state = load_checkpoint(out / "checkpoints")
+    assert state is not None
     assert state["epoch"] == 5  # the sixth (final) epoch, 0-based
     return state["model"]  # type: ignore[no-any-return]
 
@@ -125,8 +128,8 @@ def test_sigkill_at_random_points_then_resume_matches_uninterrupted(table_dir: P
     killed = 0
     for attempt in range(KILLS):
         proc = _start(_command(table_dir, config, part, resume=attempt > 0), tmp_path)
-        killed += _kill_after_a_new_checkpoint(proc, part / "checkpoints" / "last.pt", rng.uniform(0, 0.15))
-        assert (part / "checkpoints" / "last.pt").exists()
+        killed += _kill_after_a_new_checkpoint(proc, part / "checkpoints" / LAST, rng.uniform(0, 0.15))
+        assert (part / "checkpoints" / LAST).exists()
     assert killed >= 1, "every run finished before its kill; the test exercised nothing"
     _finish(_start(_command(table_dir, config, part, resume=True), tmp_path))
 

@@ -196,7 +196,7 @@ def test_restore_best_false_keeps_the_final_epochs_weights(
     for restore in (True, False):
         config = Config.from_yaml(table_dir / "config.yaml")
         config.training.restore_best = restore
-        config.training.ema_decay = 0.0  # the raw weights, so that they can be compared with last.pt's
+        config.training.ema_decay = 0.0  # the raw weights, to compare with the last checkpoint's
         out = tmp_path / f"restore_{restore}"
         weights[restore] = omnifuse.train(config, train=table_dir / "train.csv", out=out,
                                           progress=False).model.state_dict()

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 import omnifuse
 from omnifuse.config import Config
+from omnifuse.training.checkpoint import load_checkpoint
 from omnifuse.training.loop import Trainer
 
 
@@ -30,7 +31,8 @@ def _config() -> Config:
 
 
 def _last_weights(out: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    state = load_checkpoint(out / "checkpoints")
+    assert state is not None
     assert state["epoch"] == 3
     return state["model"]  # type: ignore[no-any-return]
 

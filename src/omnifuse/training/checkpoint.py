@@ -14,13 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from omnifuse.errors import CheckpointError
+from omnifuse.training.state_file import load_state, save_state
 
-LAST = "last.pt"
+LAST = "last.safetensors"
+LEGACY_LAST = "last.pt"  # written by omnifuse before 0.x: a torch pickle archive, no longer read
 BEST = "best.safetensors"
 MIN_FREE_BYTES = 50 * 1024**2  # checked before training starts, when the model's size is not known yet
 
@@ -39,27 +41,42 @@ def atomic_write(path: Path, write: Any) -> None:
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> Path:
-    """Writes the training state (tensors and plain values only) to ``folder/last.pt``.
+    """Writes the training state (tensors and plain values only) to ``folder/last.safetensors``: the
+    tensors as safetensors, the rest as JSON in its metadata (see ``state_file``); no pickle.
 
     Raises:
-        CheckpointError: the disk is full (or over quota); the previous last.pt is left intact.
+        CheckpointError: the disk is full (or over quota); the previous checkpoint is left intact.
     """
     path = folder / LAST
     with _disk_full_explained(path):
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        atomic_write(path, lambda tmp: save_state(tmp, state))
     return path
 
 
 def load_checkpoint(folder: Path) -> dict[str, Any] | None:
-    """Reads ``folder/last.pt`` with ``weights_only=True`` (no arbitrary pickles); None if absent.
+    """Reads ``folder/last.safetensors``; None if absent.
 
     Stray temporary files of interrupted writes are deleted first; they are never loaded.
+
+    Raises:
+        CheckpointError: only an old pickle checkpoint (``last.pt``) is there, or the file is corrupt.
     """
     remove_stale_tmp(folder)
     path = folder / LAST
     if not path.exists():
+        if (folder / LEGACY_LAST).exists():
+            raise CheckpointError(
+                f"{folder / LEGACY_LAST} was written by an older omnifuse (a torch pickle archive, which "
+                "this version does not read); start the run again without --resume, or finish it with the "
+                "omnifuse version that started it"
+            )
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
+    try:
+        return load_state(path)
+    except (ValueError, OSError, SafetensorError) as exc:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not readable ({exc}); start the run again without --resume"
+        ) from None
 
 
 def save_weights(path: Path, state: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -75,10 +92,11 @@ def load_weights(path: Path) -> dict[str, Tensor]:
 
 
 def remove_stale_tmp(folder: Path) -> list[Path]:
-    """Deletes ``.last.pt.*.tmp`` / ``.best.safetensors.*.tmp`` left by a killed run; returns them."""
+    """Deletes the ``.last.safetensors.*.tmp`` / ``.best.safetensors.*.tmp`` (and old ``.last.pt.*.tmp``)
+    files a killed run left; returns them."""
     if not folder.is_dir():
         return []
-    stale = [p for name in (LAST, BEST) for p in folder.glob(f".{name}.*.tmp")]
+    stale = [p for name in (LAST, BEST, LEGACY_LAST) for p in folder.glob(f".{name}.*.tmp")]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

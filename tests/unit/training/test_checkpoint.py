@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import pickle
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
+from omnifuse.errors import CheckpointError
 from omnifuse.training.checkpoint import (
     BEST,
     LAST,
+    LEGACY_LAST,
     atomic_write,
     load_checkpoint,
     load_weights,
@@ -85,19 +89,52 @@ def test_load_checkpoint_absent_is_none(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path) is None
 
 
-def test_load_checkpoint_refuses_arbitrary_objects(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    torch.save({"epoch": 1, "evil": Payload()}, tmp_path / LAST)
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+def test_a_pickle_is_never_loaded_as_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.save({"epoch": 1, "evil": Payload()}, tmp_path / LEGACY_LAST)  # an old (or forged) last.pt
+    with pytest.raises(CheckpointError, match=r"last.pt was written by an older omnifuse \(a torch pickle "
+                       r"archive, which this version does not read\); start the run again without --resume"):
+        load_checkpoint(tmp_path)
+    torch.save({"epoch": 1, "evil": Payload()}, tmp_path / LAST)  # a pickle under the new name
+    with pytest.raises(CheckpointError, match=r"last.safetensors' is not readable .*without --resume"):
         load_checkpoint(tmp_path)
     assert "pwned" not in capsys.readouterr().out  # the payload never ran
 
 
-def test_load_checkpoint_refuses_custom_class_instance(tmp_path: Path) -> None:
-    torch.save({"obj": Path("/x")}, tmp_path / LAST)  # a class outside the weights-only allow-list
-    with pytest.raises(pickle.UnpicklingError):
-        load_checkpoint(tmp_path)
+def test_optimizer_and_scheduler_state_round_trip_exactly(tmp_path: Path) -> None:
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1, betas=(0.8, 0.9))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    for _ in range(3):
+        model(torch.ones(4, 3)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "history": [{"loss": np.float32(0.25), "epoch": np.int64(2)}]}
+    save_checkpoint(tmp_path, state)
+    loaded = load_checkpoint(tmp_path)
+    assert loaded is not None and loaded["history"] == [{"loss": 0.25, "epoch": 2}]
+    assert set(loaded["optimizer"]["state"]) == {0, 1}  # int keys come back as ints
+    fresh = torch.optim.AdamW(model.parameters(), lr=0.1)
+    fresh.load_state_dict(loaded["optimizer"])
+    for key in ("exp_avg", "exp_avg_sq", "step"):
+        assert torch.equal(fresh.state_dict()["state"][0][key], optimizer.state_dict()["state"][0][key])
+    betas = [[list(g["betas"]) for g in o.param_groups] for o in (fresh, optimizer)]
+    assert betas[0] == betas[1]
+    assert loaded["scheduler"] == scheduler.state_dict()
+
+
+def test_a_checkpoint_is_a_safetensors_file_with_its_state_as_json(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, {"epoch": 2, "model": {"w": torch.zeros(2)}})
+    with safe_open(str(tmp_path / LAST), framework="pt") as handle:
+        assert list(handle.keys()) == ["/model/w"]
+        assert json.loads(handle.metadata()["omnifuse_state"]) == {
+            "epoch": 2, "model": {"w": {"__tensor__": "/model/w"}}}
+
+
+def test_state_that_is_not_plain_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"training state at /early/when holds a PosixPath"):
+        save_checkpoint(tmp_path, {"early": {"when": Path("/x")}})
+    assert not (tmp_path / LAST).exists()
 
 
 def test_weights_round_trip_with_metadata(tmp_path: Path) -> None:
@@ -114,8 +151,6 @@ def test_weights_round_trip_with_metadata(tmp_path: Path) -> None:
     for key, value in state.items():
         assert torch.equal(loaded[key], value)
         assert loaded[key].device.type == "cpu"
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         assert handle.metadata() == {"k": "v"}
     assert [p.name for p in tmp_path.iterdir()] == [BEST]

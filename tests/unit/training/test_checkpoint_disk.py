@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import omnifuse
 from omnifuse.config import Config
-from omnifuse.training import checkpoint
+from omnifuse.training import checkpoint, state_file
 from omnifuse.training.checkpoint import (
     LAST,
     CheckpointError,
@@ -46,7 +45,8 @@ def _train(out: Path, **kwargs: Any) -> None:
 
 def test_stray_tmp_files_are_ignored_and_removed(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, {"epoch": 4})
-    (tmp_path / ".last.pt.k2j3.tmp").write_bytes(b"half a checkpoint")
+    (tmp_path / f".{LAST}.k2j3.tmp").write_bytes(b"half a checkpoint")
+    (tmp_path / ".last.pt.old1.tmp").write_bytes(b"half an old checkpoint")
     (tmp_path / ".best.safetensors.x9.tmp").write_bytes(b"\x00\x01")
     state = load_checkpoint(tmp_path)
     assert state is not None and state["epoch"] == 4
@@ -54,24 +54,24 @@ def test_stray_tmp_files_are_ignored_and_removed(tmp_path: Path) -> None:
 
 
 def test_stray_tmp_without_checkpoint_is_not_loaded(tmp_path: Path) -> None:
-    (tmp_path / ".last.pt.abc.tmp").write_bytes(b"garbage")
+    (tmp_path / f".{LAST}.abc.tmp").write_bytes(b"garbage")
     assert load_checkpoint(tmp_path) is None
     assert list(tmp_path.iterdir()) == []
 
 
 def _fail_second_checkpoint(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """torch.save writes half a file and then fails with ENOSPC on the second last.pt."""
-    original, calls = torch.save, [0]
+    """The checkpoint writer writes half a file and then fails with ENOSPC on the second checkpoint."""
+    original, calls = state_file.save_file, [0]
 
-    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        if Path(f).name.startswith(f".{LAST}."):
+    def save(tensors: Any, filename: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(filename).name.startswith(f".{LAST}."):
             calls[0] += 1
             if calls[0] == 2:
-                Path(f).write_bytes(b"partial")
+                Path(filename).write_bytes(b"partial")
                 raise OSError(errno.ENOSPC, "No space left on device")
-        original(obj, f, *args, **kwargs)
+        original(tensors, filename, *args, **kwargs)
 
-    monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(state_file, "save_file", save)
     return calls
 
 
@@ -92,20 +92,20 @@ def test_disk_full_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: py
 
 
 def test_disk_full_without_an_earlier_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(obj: Any, f: Any) -> None:
+    def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(state_file, "save_file", full)
     with pytest.raises(CheckpointError, match="no earlier checkpoint exists"):
         save_checkpoint(tmp_path, {"epoch": 0})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_other_os_errors_pass_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(obj: Any, f: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(torch, "save", broken)
+    monkeypatch.setattr(state_file, "save_file", broken)
     with pytest.raises(OSError, match="I/O error") as info:
         save_checkpoint(tmp_path, {"epoch": 0})
     assert not isinstance(info.value, CheckpointError)

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 import omnifuse
 from omnifuse.config import Config
+from omnifuse.training.checkpoint import LAST, load_checkpoint
 from omnifuse.training.early_stopping import EarlyStopping
 from omnifuse.training.interrupt import GracefulInterrupt, TrainingInterrupted
 from omnifuse.training.loop import Trainer
@@ -83,7 +84,8 @@ def test_first_sigint_stops_after_the_step_and_resume_is_exact(
         _train(tmp_path / "part")
     assert calls[0] == 2 * BATCHES + 2  # stopped right after the step that saw Ctrl-C
     assert signal.getsignal(signal.SIGINT) == previous
-    state = torch.load(tmp_path / "part/checkpoints/last.pt", weights_only=True)
+    state = load_checkpoint(tmp_path / "part/checkpoints")
+    assert state is not None
     assert state["epoch"] == 1  # the epoch-end checkpoint of epoch 2 was not overwritten
     assert not (tmp_path / "part/model.safetensors").exists()
     monkeypatch.undo()
@@ -104,7 +106,7 @@ def test_sigint_in_the_first_epoch_says_a_resume_starts_over(
     _sigint_at(monkeypatch, {1})
     with pytest.raises(TrainingInterrupted, match="no epoch finished yet"):
         _train(tmp_path / "m")
-    assert not (tmp_path / "m/checkpoints/last.pt").exists()
+    assert not (tmp_path / "m/checkpoints" / LAST).exists()
 
 
 def test_second_sigint_aborts_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

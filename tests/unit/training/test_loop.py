@@ -105,7 +105,7 @@ def test_fit_logs_every_epoch_checkpoints_and_restores_the_best(tmp_path: Path) 
     log = pd.read_csv(tmp_path / "train_log.csv")
     assert list(log["epoch"]) == [1, 2, 3]
     assert {"train_loss", "valid_loss", "accuracy", "lr"} <= set(log.columns)
-    assert (tmp_path / "checkpoints" / "last.pt").exists()
+    assert (tmp_path / "checkpoints" / "last.safetensors").exists()
     assert (tmp_path / "checkpoints" / "best.safetensors").exists()
     best = int(log["accuracy"].idxmax())
     assert result.best_epoch == best or log["accuracy"][result.best_epoch] == log["accuracy"].max()
