@@ -22,7 +22,7 @@ from omnifuse.errors import CheckpointError
 from omnifuse.training.state_file import load_state, save_state
 
 LAST = "last.safetensors"
-LEGACY_LAST = "last.pt"  # written by omnifuse before 0.x: a torch pickle archive, no longer read
+LEGACY_LAST = "last.pt"  # written by earlier omnifuse versions: a torch pickle archive, no longer read
 BEST = "best.safetensors"
 MIN_FREE_BYTES = 50 * 1024**2  # checked before training starts, when the model's size is not known yet
 
