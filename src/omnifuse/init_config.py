@@ -35,6 +35,7 @@ MIN_SMALL_SIDE = 8  # small_cnn's three pooling blocks need at least 8 px
 IMAGES_TO_OPEN = 3
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 CONTRASTIVE_EPOCHS = 30  # contrastive pretraining: a fixed schedule (see contrastive_training)
+CONTRASTIVE_TEMPERATURE = 0.2  # contrastive pretraining: fixed, not learnt (build_contrastive_config)
 PRETRAINED_TOWERS = ("hf_text", "hf_image", "hf_audio", "efficientnet_lite0")  # frozen in contrastive configs
 COLUMN_TYPES = "text, image, audio, video, numeric, categorical, ignore"
 TASKS = "binary, multiclass, multilabel, regression, contrastive"
@@ -144,7 +145,10 @@ def build_contrastive_config(table: Table, columns: list[str], label: str | None
         raise DataError(f"--columns {','.join(columns)} gives {len(towers)} tower(s) ({', '.join(towers)}); "
                         "contrastive pretraining needs two or more (numeric/categorical columns share one)")
     notes += _freeze_pretrained_towers(configs)
-    section = ContrastiveConfig(columns=towers, embed_dim=128)
+    # a fixed, warmer temperature: a learnt one cooled to about 0.06 and pushed apart the unlabelled rows
+    # of the query's own class, its false negatives (AV-Digits precision@10 0.37 -> 0.41 at 0.2 fixed)
+    section = ContrastiveConfig(columns=towers, embed_dim=128, temperature=CONTRASTIVE_TEMPERATURE,
+                                learn_temperature=False)
     config = Config(label=LabelConfig(column=label or "", task="contrastive"), columns=configs,
                     contrastive=section, training=contrastive_training())
     return config, notes
@@ -164,14 +168,18 @@ def contrastive_training() -> TrainingConfig:
 
 
 def _freeze_pretrained_towers(configs: dict[str, ColumnConfig]) -> list[str]:
-    """Freezes every pretrained tower (freeze_epochs: -1) so its features are computed once and cached
-    (training.feature_cache), locked-tower style (LiT, https://arxiv.org/abs/2111.07991); returns the notes."""
+    """Freezes every pretrained tower (freeze_epochs: -1); returns the notes.
+
+    Its features are then computed once and cached (training.feature_cache), and only its projection
+    learns, locked-tower style (LiT, https://arxiv.org/abs/2111.07991): on a CPU this turns a BERT
+    fine-tune at every step into one pass over the rows.
+    """
     notes = []
     for name, column in configs.items():
         if column.encoder is not None and column.encoder.name in PRETRAINED_TOWERS:
             column.encoder.freeze_epochs = -1
-            notes.append(f"columns.{name}.encoder.freeze_epochs: -1, the pretrained tower stays frozen and its "
-                         "features are cached (training.feature_cache); only its projection learns")
+            notes.append(f"columns.{name}.encoder.freeze_epochs: -1, the pretrained tower stays frozen and "
+                         "its features are cached (training.feature_cache); only its projection learns")
     return notes
 
 

@@ -1,4 +1,5 @@
-"""init-config --task contrastive: the measured defaults (fixed schedule, frozen pretrained towers)."""
+"""init-config --task contrastive: the measured defaults (fixed schedule and temperature, frozen
+pretrained towers)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from PIL import Image
 from omnifuse import init_config
 from omnifuse.config import Config
 from omnifuse.data.io import read_table
-from omnifuse.init_config import CONTRASTIVE_EPOCHS, build_contrastive_config, render_yaml
+from omnifuse.init_config import (
+    CONTRASTIVE_EPOCHS,
+    CONTRASTIVE_TEMPERATURE,
+    build_contrastive_config,
+    render_yaml,
+)
 
 
 def _table(tmp_path: Path, rows: int = 12) -> Path:
@@ -32,14 +38,17 @@ def _table(tmp_path: Path, rows: int = 12) -> Path:
     return tmp_path / "table.csv"
 
 
-def test_contrastive_defaults_are_a_fixed_schedule_that_keeps_the_final_weights(tmp_path: Path) -> None:
+def test_contrastive_defaults_fix_the_schedule_and_the_temperature(tmp_path: Path) -> None:
     config, _ = build_contrastive_config(read_table(_table(tmp_path)), ["photo", "clip"], None)
     training = config.training
     assert training.epochs == CONTRASTIVE_EPOCHS and training.patience == CONTRASTIVE_EPOCHS
     assert training.restore_best is False and training.batch_size == 64
     # knobs of classifiers only: written as off, so the YAML does not suggest they act
     assert (training.modality_dropout, training.label_smoothing, training.aux_loss) == (0.0, 0.0, 0.0)
-    assert config.contrastive is not None and config.contrastive.columns == ["clip", "photo"]
+    section = config.contrastive
+    assert section is not None and section.columns == ["clip", "photo"]
+    assert (section.temperature, section.learn_temperature) == (CONTRASTIVE_TEMPERATURE, False)
+    assert CONTRASTIVE_TEMPERATURE == 0.2
     assert {n: c.augment for n, c in config.columns.items()} == {"photo": "auto", "clip": "auto"}
     written = Config.from_dict(yaml.safe_load(render_yaml(config, [])))
     assert written == config  # what the YAML says is what trains
