@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 import omnifuse
@@ -256,3 +258,25 @@ def test_pretrain_refuses_a_classification_config(table_dir: Path, tmp_path: Pat
         finally:
             sys.argv = argv
     assert exit_info.value.code == 2
+
+
+def test_contrastive_training_augments_its_from_scratch_towers(
+    table_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """augment: auto reaches contrastive towers: training batches of the image tower are changed."""
+    from omnifuse.training import loop
+
+    seen: list[tuple[list[str], bool]] = []
+    original = loop.augment_batch
+
+    def spy(inputs: dict[str, dict[str, torch.Tensor]], pipelines: Any, generator: torch.Generator) -> Any:
+        out = original(inputs, pipelines, generator)
+        seen.append((sorted(pipelines), not torch.equal(out["photo"]["pixels"], inputs["photo"]["pixels"])))
+        return out
+
+    monkeypatch.setattr(loop, "augment_batch", spy)
+    config = Config.from_dict(yaml.safe_load(PRETRAIN_YAML) | {"training": {"epochs": 1, "batch_size": 16}})
+    assert config.columns["photo"].augment == "auto"
+    omnifuse.train(config, train=table_dir / "train.csv", out=tmp_path / "m", progress=False)
+    assert seen and all(names == ["photo"] for names, _ in seen)  # bow text has no augmentation
+    assert any(changed for _, changed in seen)
