@@ -211,13 +211,6 @@ class Config:
         assert column.encoder is not None, "encoders are filled in by problems()"
         return column.encoder
 
-    def resolved_monitor(self) -> str:
-        """The validation metric early stopping watches."""
-        if self.training.monitor != "auto":
-            return self.training.monitor
-        defaults = {"regression": "rmse", "multilabel": "macro_f1", "contrastive": "recall@1"}
-        return defaults.get(self.label.task, "accuracy")
-
     # -- validation --------------------------------------------------------------------------
     def problems(self) -> list[str]:
         """Every problem with the values (types were checked while parsing); fills default encoders."""

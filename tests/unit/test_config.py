@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from omnifuse.build import make_task_for
 from omnifuse.config import ComponentConfig, Config, replace
 from omnifuse.errors import ConfigError
 
@@ -274,9 +275,9 @@ def test_input_names_without_tabular_columns() -> None:
         ("multiclass", "macro_f1", "macro_f1"),
     ],
 )
-def test_resolved_monitor(task: str, monitor: str, expected: str) -> None:
+def test_the_task_resolves_the_monitored_metric(task: str, monitor: str, expected: str) -> None:
     cfg = Config.from_dict(_raw(label={"column": "y", "task": task}, training={"monitor": monitor}))
-    assert cfg.resolved_monitor() == expected
+    assert make_task_for(cfg).monitor(cfg.training.monitor)[0] == expected
 
 
 def test_replace_copies_top_level_sections() -> None:

@@ -162,7 +162,8 @@ def train_members(members: list[Member], data: PreparedData, ctx: RunContext,
         if done.result.history:
             per_epoch = statistics.median(float(h["seconds"]) for h in done.result.history)
         score = "n/a" if done.result.best_score is None else f"{done.result.best_score:.4f}"
-        ctx.console.print(f"{where}: validation {member.config.resolved_monitor()} {score}, "
+        monitor = data.task.monitor(member.config.training.monitor)[0]
+        ctx.console.print(f"{where}: validation {monitor} {score}, "
                           f"{done.seconds:.1f} s ({escape(done.result.stop_reason)})")
         gc.collect()
     return trained, ""

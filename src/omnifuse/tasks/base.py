@@ -83,6 +83,14 @@ class Task(ABC):
     def default_monitor(self) -> tuple[str, str]:
         """(validation metric, "max" | "min") that early stopping watches by default."""
 
+    def monitor(self, setting: str = "auto") -> tuple[str, str]:
+        """(metric, "max" | "min") that early stopping, tuning and ensembles watch for ``training.monitor``:
+        the task's default for ``auto``, else the named metric with its direction (decided here only)."""
+        metric, mode = self.default_monitor()
+        if setting in ("auto", metric):
+            return metric, mode
+        return setting, metric_mode(setting)
+
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.state_dict() == other.state_dict()  # type: ignore[union-attr]
 
@@ -90,6 +98,11 @@ class Task(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.state_dict()!r})"
+
+
+def metric_mode(metric: str) -> str:
+    """"min" for a metric where lower is better (losses, errors, hamming loss), else "max"."""
+    return "min" if any(word in metric for word in ("loss", "rmse", "mae", "hamming")) else "max"
 
 
 def is_missing(value: Any) -> bool:

@@ -94,9 +94,7 @@ class Trainer:
         # unfreezing restores exactly these (LoRA base weights, fixed feature encoders stay frozen)
         self.trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         self.checkpoint_dir, self.console, self.show_progress = checkpoint_dir, console, show_progress
-        monitor, mode = task.default_monitor()
-        monitor = cfg.monitor if cfg.monitor != "auto" else monitor
-        mode = mode if monitor == task.default_monitor()[0] else _mode_of(monitor)
+        monitor, mode = task.monitor(cfg.monitor)
         self.early = EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience)
         self.fabric = fabric if fabric is not None else make_fabric(cfg)
         self.rank, self.world = self.fabric.global_rank, self.fabric.world_size
@@ -464,10 +462,6 @@ def _reseed_loader(loader: Any, seed: int) -> None:
         generator = getattr(getattr(loader, "_dataloader", None), "generator", None)
     if isinstance(generator, torch.Generator):
         generator.manual_seed(seed)
-
-
-def _mode_of(metric: str) -> str:
-    return "min" if any(w in metric for w in ("loss", "rmse", "mae", "hamming")) else "max"
 
 
 def _fmt(value: float | None) -> str:

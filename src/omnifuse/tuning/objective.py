@@ -33,7 +33,7 @@ from omnifuse.encoders.scaling import merge_adapters
 from omnifuse.errors import ConfigError, DataError, OmnifuseError
 from omnifuse.prepare import PreparedData, RunContext, TableLike
 from omnifuse.training.interrupt import TrainingInterrupted
-from omnifuse.training.loop import LOG_FILE, FitResult, _mode_of
+from omnifuse.training.loop import LOG_FILE, FitResult
 from omnifuse.tuning.space import Param, component_at, get_value, locate
 from omnifuse.validation import component_keys
 
@@ -80,10 +80,7 @@ class TrialSetup:
 def monitor_of(cfg: Config) -> tuple[str, str]:
     """The validation metric a study optimises and its direction (``maximize`` / ``minimize``), as the
     Trainer's early stopping reads them: accuracy is maximised, rmse minimised, ..."""
-    metric, mode = make_task_for(cfg).default_monitor()
-    monitor = cfg.resolved_monitor()
-    if monitor != metric:
-        mode = _mode_of(monitor)
+    monitor, mode = make_task_for(cfg).monitor(cfg.training.monitor)
     return monitor, "maximize" if mode == "max" else "minimize"
 
 

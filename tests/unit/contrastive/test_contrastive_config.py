@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from omnifuse.build import make_task_for
 from omnifuse.config import Config
 from omnifuse.contrastive.model import unpack
 from omnifuse.errors import ConfigError, DataError
@@ -31,7 +32,7 @@ def test_contrastive_config_round_trips_without_a_label() -> None:
     flat = config.to_dict()
     assert "column" not in flat["label"] and flat["contrastive"]["loss"] == "clip"
     assert Config.from_dict(flat) == config
-    assert config.resolved_monitor() == "recall@1"
+    assert make_task_for(config).monitor(config.training.monitor) == ("recall@1", "max")
 
 
 def test_other_configs_do_not_gain_a_contrastive_key() -> None:
