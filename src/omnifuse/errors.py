@@ -16,6 +16,12 @@ class ConfigError(OmnifuseError, ValueError):
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{body}")
 
 
+class OptionError(OmnifuseError, ValueError):
+    """A component (fusion, head, layer) was built with an option it cannot take. Configs are range-checked
+    when they are loaded, so this reaches users who build components from Python, or a combination of
+    options only the builder can judge."""
+
+
 class BadValueError(OmnifuseError, ValueError):
     """One cell could not be turned into model input. Raised by preprocessors, without the row.
 

@@ -10,6 +10,7 @@ import typing
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 T = TypeVar("T")
+RANGE = "omnifuse_range"  # dataclass field metadata key: the field's allowed values (see ``bounded``)
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -35,11 +36,74 @@ def from_dict(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
     kwargs: dict[str, Any] = {}
     for name, field in fields.items():
         if name in data:
+            before = len(problems)
             kwargs[name] = convert(hints[name], data[name], _join(path, name), problems)
+            if RANGE in field.metadata and len(problems) == before:  # a range is checked on a typed value
+                problems += field.metadata[RANGE].problems(kwargs[name], _join(path, name), _default(field))
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             problems.append(f"{_join(path, name)}: required key is missing")
             kwargs[name] = None
     return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed numbers: ``low <= v``, and ``v <= high`` or ``v < below``; lists are checked item by item."""
+
+    low: float | None = None
+    high: float | None = None
+    below: float | None = None
+    hint: str = ""  # what the values mean or a good value, e.g. "0 disables it"
+
+    def problems(self, value: Any, path: str, default: Any = None) -> list[str]:
+        """One message per value out of range (none for a value that is not a number), with the fix."""
+        if isinstance(value, (list, tuple)):
+            return [p for i, v in enumerate(value) for p in self.problems(v, f"{path}[{i}]", default)]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return []
+        inside = (self.low is None or value >= self.low) and (self.high is None or value <= self.high) and (
+            self.below is None or value < self.below)
+        if inside:
+            return []
+        hint = f" ({self.hint})" if self.hint else ""
+        fix = "" if default is None else f"; set e.g. the default, {default!r}"
+        return [f"{path}: {value!r} is out of range: it must be {self.describe()}{hint}{fix}"]
+
+    def describe(self) -> str:
+        """The range in words, e.g. ``in [0, 1)`` or ``>= 1``."""
+        top = ""
+        if self.high is not None or self.below is not None:
+            top = f"{self.high:g}]" if self.high is not None else f"{self.below:g})"
+        if self.low is not None and top:
+            return f"in [{self.low:g}, {top}"
+        if self.low is not None:
+            return f">= {self.low:g}"
+        return f"<= {self.high:g}" if self.high is not None else f"< {self.below:g}"
+
+
+def bounded(default: Any, *, low: float | None = None, high: float | None = None, below: float | None = None,
+            hint: str = "") -> Any:
+    """A dataclass field whose value ``from_dict`` checks against a range, e.g. ``dim: int = bounded(128,
+    low=1)``; a list default (``widths``) is copied per instance and checked item by item."""
+    check = Range(low, high, below, hint)
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata={RANGE: check})
+    return dataclasses.field(default=default, metadata={RANGE: check})
+
+
+def positive(default: int | list[int] | tuple[int, ...], hint: str = "") -> Any:
+    """An integer field (or a list of them, each) that must be at least 1."""
+    return bounded(default, low=1, hint=hint)
+
+
+def non_negative(default: int) -> Any:
+    """An integer field that must be at least 0 (0 usually turns the part off)."""
+    return bounded(default, low=0)
+
+
+def fraction(default: float, hint: str = "0 turns it off") -> Any:
+    """A probability-like field in [0, 1), e.g. a dropout rate."""
+    return bounded(default, low=0, below=1, hint=hint)
 
 
 def convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
@@ -116,6 +180,15 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+def _default(field: dataclasses.Field[Any]) -> Any:
+    """A field's default value (None when it has none)."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
 
 
 def _join(path: str, key: str) -> str:

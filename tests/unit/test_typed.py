@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import pytest
 
-from omnifuse.typed import convert, from_dict, to_dict
+from omnifuse.typed import bounded, convert, fraction, from_dict, non_negative, positive, to_dict
 
 
 @dataclass
@@ -172,3 +172,36 @@ def test_to_dict_nested_and_tuples_become_lists() -> None:
     out, problems = _parse(plain)
     assert problems == []
     assert to_dict(out) == plain
+
+
+@dataclass
+class Ranged:
+    dim: int = positive(128)
+    dropout: float = fraction(0.1)
+    widths: list[int] = positive([32, 64])
+    proj: int = non_negative(0)
+    scale: float = bounded(1.0, low=0.5, high=2.0, hint="a multiplier")
+    side: int | None = bounded(None, low=1)
+
+
+def test_ranges_are_checked_with_the_path_the_value_the_range_and_the_default() -> None:
+    problems: list[str] = []
+    data = {"dim": 0, "dropout": 1.0, "widths": [8, -1], "proj": -2, "scale": 3, "side": None}
+    from_dict(Ranged, data, "fusion", problems)
+    assert problems == [
+        "fusion.dim: 0 is out of range: it must be >= 1; set e.g. the default, 128",
+        "fusion.dropout: 1.0 is out of range: it must be in [0, 1) (0 turns it off); set e.g. the default, "
+        "0.1",
+        "fusion.widths[1]: -1 is out of range: it must be >= 1; set e.g. the default, [32, 64]",
+        "fusion.proj: -2 is out of range: it must be >= 0; set e.g. the default, 0",
+        "fusion.scale: 3.0 is out of range: it must be in [0.5, 2] (a multiplier); set e.g. the default, 1.0",
+    ]
+
+
+def test_values_in_range_and_wrong_types_give_one_message_each() -> None:
+    problems: list[str] = []
+    parsed = from_dict(Ranged, {"dim": 1, "dropout": 0.0, "scale": 2, "side": 3}, "x", problems)
+    assert problems == [] and (parsed.dim, parsed.scale, parsed.side, parsed.widths) == (1, 2.0, 3, [32, 64])
+    assert Ranged().widths is not Ranged().widths  # a list default is copied per instance
+    from_dict(Ranged, {"dim": "wide"}, "x", problems)
+    assert problems == ["x.dim: expected int, got str 'wide'"]  # the type problem only, no range message

@@ -186,3 +186,18 @@ def test_leaks_and_constant_inputs_are_warnings_in_the_report_and_its_file(tmp_p
     assert run_validate(config, table, tmp_path / "v", console) == 0  # the exit status is unchanged
     validate_table(config, _table(tmp_path), out=tmp_path / "v")
     assert not (tmp_path / "v" / "column_warnings.csv").exists()  # a clean table: no stale warnings
+
+
+def test_an_out_of_range_option_is_caught_before_any_row_is_read(tmp_path: Path) -> None:
+    import omnifuse
+
+    raw = {**CONFIG, "fusion": {"name": "attention", "dim": 0}}
+    console = Console(record=True, width=300)
+    missing = tmp_path / "never_read.csv"  # does not exist: the config is refused first
+    assert run_validate(_config(tmp_path, raw), missing, None, console) == 2
+    text = console.export_text()
+    assert "fusion.dim: 0 is out of range: it must be >= 1; set e.g. the default, 128" in text
+    assert "never_read" not in text
+    with pytest.raises(ConfigError, match=r"fusion.dim: 0 is out of range: it must be >= 1"):
+        omnifuse.train(_config(tmp_path, raw), train=missing, out=tmp_path / "m", progress=False)
+    assert not (tmp_path / "m").exists()

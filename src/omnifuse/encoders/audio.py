@@ -28,18 +28,19 @@ from omnifuse.encoders.base import (
     pick_device_dtype,
 )
 from omnifuse.encoders.scaling import enable_gradient_checkpointing
+from omnifuse.typed import bounded, fraction, positive
 
 
 @dataclass
 class LogMelOptions:
     """The log-mel preprocessing options shared by ``mel_cnn`` and ``mel_lstm``."""
 
-    sample_rate: int = 16000  # audio is resampled to this rate (Hz)
-    n_mels: int = 64  # mel bins (HTK mel scale, 0 Hz to Nyquist)
-    win_ms: float = 25.0  # STFT window length in milliseconds
-    hop_ms: float = 10.0  # hop between frames in milliseconds (100 frames per second)
+    sample_rate: int = positive(16000)  # audio is resampled to this rate (Hz)
+    n_mels: int = positive(64)  # mel bins (HTK mel scale, 0 Hz to Nyquist)
+    win_ms: float = bounded(25.0, low=0.001)  # STFT window length in milliseconds
+    hop_ms: float = bounded(10.0, low=0.001)  # hop between frames in milliseconds (100 frames per second)
     n_fft: int | None = None  # FFT size; None: next power of 2 >= the window
-    max_seconds: float = 10.0  # clips are cropped to their first max_seconds
+    max_seconds: float = bounded(10.0, low=0.001)  # clips are cropped to their first max_seconds
     normalize: bool = True  # per-utterance mean/variance normalisation of the log-mel values
 
 
@@ -47,21 +48,21 @@ class LogMelOptions:
 class MelCNNOptions(LogMelOptions):
     """Options of ``mel_cnn``."""
 
-    channels: int = 32  # channels of the first conv block (doubled in the later blocks)
-    num_blocks: int = 3  # conv blocks, each halving time and frequency
-    output_dim: int = 128  # width of the frame tokens and of the pooled vector
+    channels: int = positive(32)  # channels of the first conv block (doubled in the later blocks)
+    num_blocks: int = positive(3)  # conv blocks, each halving time and frequency
+    output_dim: int = positive(128)  # width of the frame tokens and of the pooled vector
     pooling: Literal["mean", "max"] = "max"  # masked pooling over time; max picks out short words in noise
-    dropout: float = 0.1  # dropout on the frame tokens
+    dropout: float = fraction(0.1)  # dropout on the frame tokens
 
 
 @dataclass
 class MelLSTMOptions(LogMelOptions):
     """Options of ``mel_lstm``."""
 
-    stack_frames: int = 4  # consecutive frames concatenated into one LSTM step (shorter sequences)
-    hidden_dim: int = 128  # LSTM hidden size per direction; the output width is 2 * hidden_dim
-    num_layers: int = 1  # stacked BiLSTM layers
-    dropout: float = 0.1  # dropout between LSTM layers and on the outputs
+    stack_frames: int = positive(4)  # consecutive frames concatenated into one LSTM step (shorter sequences)
+    hidden_dim: int = positive(128)  # LSTM hidden size per direction; the output width is 2 * hidden_dim
+    num_layers: int = positive(1)  # stacked BiLSTM layers
+    dropout: float = fraction(0.1)  # dropout between LSTM layers and on the outputs
 
 
 @dataclass
@@ -70,7 +71,7 @@ class HFAudioOptions:
 
     model: str = "facebook/wav2vec2-base"  # hub name or local folder: wav2vec2, HuBERT or Whisper
     pooling: Literal["mean", "cls"] = "mean"  # masked mean over frames, or the first frame
-    max_seconds: float = 10.0  # clips are cropped to their first max_seconds (Whisper: at most 30)
+    max_seconds: float = bounded(10.0, low=0.001)  # clips are cropped to their first seconds (Whisper: <= 30)
     freeze_feature_encoder: bool = True  # wav2vec2/HuBERT: keep the CNN feature encoder fixed
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
 

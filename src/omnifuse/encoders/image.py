@@ -7,7 +7,7 @@ normalises it itself with the mean/std held in the preprocessor's state, so cach
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ from omnifuse.data.preprocess.image import DEFAULT_MAX_PIXELS, HFImagePreprocess
 from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec, InputSpec
 from omnifuse.encoders.scaling import enable_gradient_checkpointing
 from omnifuse.errors import ConfigError
+from omnifuse.typed import bounded, fraction, positive
 
 # The TF-Lite reference preprocesses EfficientNet-Lite with (x - 127) / 128 (MEAN_RGB = STDDEV_RGB-ish
 # [127.0] * 3 / [128.0] * 3), not the ImageNet mean/std of the B0-B7 models; on scikit-learn's sample
@@ -67,12 +68,12 @@ def _image_preprocessor(preprocessor: Preprocessor) -> ImagePreprocessor:
 class SmallCNNOptions:
     """Options of ``small_cnn``."""
 
-    size: int = 32  # images are squashed to size x size pixels (28 suits MNIST-like data)
-    channels: int = 3  # 3: RGB; 1: grayscale (digits, X-rays): 3x smaller cached rows
-    widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # conv channels per block; last = dim
-    dropout: float = 0.1  # dropout on the pooled vector
+    size: int = positive(32)  # images are squashed to size x size pixels (28 suits MNIST-like data)
+    channels: int = positive(3)  # 3: RGB; 1: grayscale (digits, X-rays): 3x smaller cached rows
+    widths: list[int] = positive([32, 64, 128])  # conv channels per block; last = dim
+    dropout: float = fraction(0.1)  # dropout on the pooled vector
     residual: bool = False  # ResNet-style blocks: two 3x3 convs with a (1x1-projected) skip connection
-    max_pixels: int = DEFAULT_MAX_PIXELS  # images above width*height pixels are refused (decompression bomb)
+    max_pixels: int = positive(DEFAULT_MAX_PIXELS)  # larger images (width*height) are refused
 
 
 class ResidualBlock(nn.Module):
@@ -166,11 +167,11 @@ def _build_small_cnn(options: SmallCNNOptions, preprocessor: Preprocessor, asset
 class EfficientNetLite0Options:
     """Options of ``efficientnet_lite0``."""
 
-    size: int = 224  # images are squashed to size x size pixels (ImageNet training used 224)
+    size: int = positive(224)  # images are squashed to size x size pixels (ImageNet training used 224)
     pretrained: bool = True  # load the packaged ImageNet weights (needs omnifuse[pretrained])
-    channels: int = 3  # 1: decode as grayscale (smaller cached rows), repeated to RGB in the encoder
-    dropout: float = 0.2  # dropout on the pooled 1280-d vector
-    max_pixels: int = DEFAULT_MAX_PIXELS  # images above width*height pixels are refused (decompression bomb)
+    channels: int = positive(3)  # 1: decode as grayscale (smaller cached rows), repeated to RGB inside
+    dropout: float = fraction(0.2)  # dropout on the pooled 1280-d vector
+    max_pixels: int = positive(DEFAULT_MAX_PIXELS)  # larger images (width*height) are refused
 
 
 class EfficientNetLite0(Encoder):
@@ -253,9 +254,9 @@ class HFImageOptions:
     """Options of ``hf_image``."""
 
     model: str = "facebook/dinov2-small"  # hub name or local folder: ViT, ResNet, ConvNeXt, CLIP, DINOv2, ...
-    size: int | None = None  # input side; None: preprocessor_config.json, else config image_size, else 224
+    size: int | None = bounded(None, low=1)  # side; None: preprocessor_config.json, config, or 224
     pooling: Literal["auto", "mean", "cls"] = "auto"  # auto: the model's pooler_output if any, else the mean
-    max_pixels: int = DEFAULT_MAX_PIXELS  # images above width*height pixels are refused (decompression bomb)
+    max_pixels: int = positive(DEFAULT_MAX_PIXELS)  # larger images (width*height) are refused
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
 
 

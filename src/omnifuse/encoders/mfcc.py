@@ -19,19 +19,20 @@ from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.audio import LogMelOptions, make_logmel
 from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec
 from omnifuse.errors import ConfigError
+from omnifuse.typed import bounded, fraction, positive
 
 
 @dataclass
 class MFCCStatsOptions(LogMelOptions):
     """Options of ``mfcc_stats`` (the log-mel options with a longer window and fewer bands, as MFCCs use)."""
 
-    n_mels: int = 40  # mel bins (HTK mel scale, 0 Hz to Nyquist)
-    win_ms: float = 64.0  # STFT window length in milliseconds (64 ms beat 25 ms on AV-Digits)
-    n_mfcc: int = 20  # cepstral coefficients kept (of n_mels)
-    segments: int = 10  # equal stretches of each clip whose mean coefficients are kept
-    hidden_dim: int = 256  # width of the MLP's hidden layer
-    output_dim: int = 128  # width of the pooled vector and the segment tokens
-    dropout: float = 0.2  # dropout in the MLP
+    n_mels: int = positive(40)  # mel bins (HTK mel scale, 0 Hz to Nyquist)
+    win_ms: float = bounded(64.0, low=0.001)  # STFT window in milliseconds (64 ms beat 25 ms on AV-Digits)
+    n_mfcc: int = positive(20)  # cepstral coefficients kept (of n_mels)
+    segments: int = positive(10)  # equal stretches of each clip whose mean coefficients are kept
+    hidden_dim: int = positive(256)  # width of the MLP's hidden layer
+    output_dim: int = positive(128)  # width of the pooled vector and the segment tokens
+    dropout: float = fraction(0.2)  # dropout in the MLP
 
 
 def dct_matrix(n_mels: int, n_mfcc: int) -> Tensor:

@@ -11,15 +11,16 @@ from torch import Tensor, nn
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.tabular import TabularPreprocessor
 from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec, InputSpec
+from omnifuse.typed import fraction, positive
 
 
 @dataclass
 class TabularMLPOptions:
     """Options of the ``tabular_mlp`` encoder."""
 
-    embed_dim: int = 16  # size of each column's embedding
-    hidden_dim: int = 64  # MLP width = output_dim; column tokens are projected to it
-    dropout: float = 0.1  # inside the MLP
+    embed_dim: int = positive(16)  # size of each column's embedding
+    hidden_dim: int = positive(64)  # MLP width = output_dim; column tokens are projected to it
+    dropout: float = fraction(0.1)  # inside the MLP
 
 
 class NumericTokens(nn.Module):

@@ -16,6 +16,7 @@ from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.text import HFTextPreprocessor, VocabTextPreprocessor, resolve_hf_model
 from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec, InputSpec, masked_mean
 from omnifuse.encoders.scaling import add_lora, enable_gradient_checkpointing, merge_lora
+from omnifuse.typed import fraction, non_negative, positive
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -30,11 +31,11 @@ class HFTextOptions:
 
     model: str = "packaged:all-MiniLM-L6-v2"  # hub name, local folder, or packaged:all-MiniLM-L6-v2
     pooling: Literal["mean", "cls"] = "mean"  # pooled vector: masked mean of the tokens, or the first token
-    max_length: int = 128  # tokens per text (special tokens included); longer texts are truncated
+    max_length: int = positive(128)  # tokens per text (special tokens included); longer texts are truncated
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
-    lora_r: int = 0  # LoRA rank; 0: off (the whole model trains). > 0: only the adapters train (needs peft)
-    lora_alpha: int = 16  # LoRA scaling numerator (updates are scaled by lora_alpha / lora_r)
-    lora_dropout: float = 0.0  # dropout on the LoRA adapter input
+    lora_r: int = non_negative(0)  # LoRA rank; 0: off (all trains); > 0: only the adapters train (peft)
+    lora_alpha: int = positive(16)  # LoRA scaling numerator (updates are scaled by lora_alpha / lora_r)
+    lora_dropout: float = fraction(0.0)  # dropout on the LoRA adapter input
     lora_targets: tuple[str, ...] = ()  # modules to adapt; empty: peft's default (query, value for BERT)
 
 
@@ -155,13 +156,13 @@ def _vocab_size(preprocessor: Preprocessor) -> int:
 class BiLSTMOptions:
     """Options of the ``bilstm`` encoder."""
 
-    embed_dim: int = 128  # word embedding size
-    hidden_dim: int = 128  # LSTM state size per direction; output_dim = 2 * hidden_dim
-    num_layers: int = 1  # stacked LSTM layers
-    dropout: float = 0.1  # on the embeddings and between LSTM layers
-    max_vocab: int = 20000  # most frequent training words kept; the rest are <unk>
-    min_freq: int = 1  # words seen fewer times in training are <unk>
-    max_length: int = 256  # words per text; longer texts are truncated
+    embed_dim: int = positive(128)  # word embedding size
+    hidden_dim: int = positive(128)  # LSTM state size per direction; output_dim = 2 * hidden_dim
+    num_layers: int = positive(1)  # stacked LSTM layers
+    dropout: float = fraction(0.1)  # on the embeddings and between LSTM layers
+    max_vocab: int = positive(20000)  # most frequent training words kept; the rest are <unk>
+    min_freq: int = positive(1)  # words seen fewer times in training are <unk>
+    max_length: int = positive(256)  # words per text; longer texts are truncated
 
 
 class BiLSTMEncoder(Encoder):
@@ -211,13 +212,13 @@ def build_bilstm(options: BiLSTMOptions, preprocessor: Preprocessor, assets: Pat
 class TextCNNOptions:
     """Options of the ``textcnn`` encoder."""
 
-    embed_dim: int = 128  # word embedding size
-    num_filters: int = 100  # filters per kernel size; output_dim = num_filters * len(kernel_sizes)
-    kernel_sizes: tuple[int, ...] = (3, 4, 5)  # convolution widths in words
-    dropout: float = 0.5  # on the pooled features (Kim 2014 uses 0.5)
-    max_vocab: int = 20000  # most frequent training words kept; the rest are <unk>
-    min_freq: int = 1  # words seen fewer times in training are <unk>
-    max_length: int = 256  # words per text; longer texts are truncated
+    embed_dim: int = positive(128)  # word embedding size
+    num_filters: int = positive(100)  # filters per kernel size; output_dim = num_filters * len(kernel_sizes)
+    kernel_sizes: tuple[int, ...] = positive((3, 4, 5))  # convolution widths in words
+    dropout: float = fraction(0.5)  # on the pooled features (Kim 2014 uses 0.5)
+    max_vocab: int = positive(20000)  # most frequent training words kept; the rest are <unk>
+    min_freq: int = positive(1)  # words seen fewer times in training are <unk>
+    max_length: int = positive(256)  # words per text; longer texts are truncated
 
 
 class TextCNNEncoder(Encoder):
@@ -282,11 +283,11 @@ def build_textcnn(options: TextCNNOptions, preprocessor: Preprocessor, assets: P
 class BOWOptions:
     """Options of the ``bow`` encoder."""
 
-    embed_dim: int = 128  # word embedding size = output_dim
-    dropout: float = 0.1  # on the averaged embedding
-    max_vocab: int = 20000  # most frequent training words kept; the rest are <unk>
-    min_freq: int = 1  # words seen fewer times in training are <unk>
-    max_length: int = 256  # words per text; longer texts are truncated
+    embed_dim: int = positive(128)  # word embedding size = output_dim
+    dropout: float = fraction(0.1)  # on the averaged embedding
+    max_vocab: int = positive(20000)  # most frequent training words kept; the rest are <unk>
+    min_freq: int = positive(1)  # words seen fewer times in training are <unk>
+    max_length: int = positive(256)  # words per text; longer texts are truncated
 
 
 class BOWEncoder(Encoder):

@@ -8,17 +8,19 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_dropout, check_positive, fusion_inputs, masked_softmax
+from omnifuse.typed import fraction, positive
 
 
 @dataclass
 class AttentionOptions:
     """Options of the ``attention`` fusion."""
 
-    dim: int = 128  # common width each input is projected to (the output width)
-    attn_dim: int = 64  # hidden width of the scoring network w^T tanh(W h + b)
-    dropout: float = 0.0  # dropout on the fused vector
+    dim: int = positive(128)  # common width each input is projected to (the output width)
+    attn_dim: int = positive(64)  # hidden width of the scoring network w^T tanh(W h + b)
+    dropout: float = fraction(0.0)  # dropout on the fused vector
 
 
 class AttentionFusion(Fusion):
@@ -62,10 +64,10 @@ def build_attention(options: AttentionOptions, input_dims: dict[str, int]) -> At
     """Builds an AttentionFusion after checking the options.
 
     Raises:
-        ValueError: no inputs, a non-positive ``dim`` / ``attn_dim`` or a bad dropout.
+        OptionError: no inputs, a non-positive ``dim`` / ``attn_dim`` or a bad dropout.
     """
     if not input_dims:
-        raise ValueError("fusion 'attention' needs at least one input; configure at least one column")
+        raise OptionError("fusion 'attention' needs at least one input; configure at least one column")
     check_positive(options.dim, "fusion.dim")
     check_positive(options.attn_dim, "fusion.attn_dim")
     check_dropout(options.dropout, "fusion.dropout")

@@ -8,8 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_dropout, check_positive, fusion_inputs
+from omnifuse.typed import fraction, positive
 
 SQRT_EPS = 1e-6  # keeps the signed square root's gradient finite at 0 (at most 1 / sqrt(eps))
 NORM_EPS = 1e-12  # keeps the L2 normalisation of an all-zero vector finite
@@ -19,9 +21,9 @@ NORM_EPS = 1e-12  # keeps the L2 normalisation of an all-zero vector finite
 class BilinearOptions:
     """Options of the ``bilinear`` fusion (exactly two inputs)."""
 
-    dim: int = 128  # output width o
-    factor: int = 4  # factor k: both inputs are projected to k * dim, then sum-pooled over windows of k
-    dropout: float = 0.1  # dropout on the elementwise product, before pooling
+    dim: int = positive(128)  # output width o
+    factor: int = positive(4)  # k: both inputs are projected to k * dim, then sum-pooled over windows of k
+    dropout: float = fraction(0.1)  # dropout on the elementwise product, before pooling
 
 
 def signed_sqrt(x: Tensor) -> Tensor:
@@ -92,10 +94,10 @@ def build_bilinear(options: BilinearOptions, input_dims: dict[str, int]) -> Bili
     """Builds a BilinearFusion after checking the options.
 
     Raises:
-        ValueError: not exactly two inputs, a non-positive ``dim`` / ``factor`` or a bad dropout.
+        OptionError: not exactly two inputs, a non-positive ``dim`` / ``factor`` or a bad dropout.
     """
     if len(input_dims) != 2:
-        raise ValueError(
+        raise OptionError(
             f"fusion 'bilinear' takes exactly 2 inputs, got {len(input_dims)}: {sorted(input_dims)}; "
             "choose two columns, or use fusion 'tensor' or 'low_rank_tensor' for more"
         )

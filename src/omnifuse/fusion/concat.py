@@ -8,17 +8,19 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_dropout, fusion_inputs, make_activation
+from omnifuse.typed import fraction, non_negative
 
 
 @dataclass
 class ConcatOptions:
     """Options of the ``concat`` fusion."""
 
-    proj_dim: int = 0  # width of a Linear projection of the concatenation; 0: no projection
+    proj_dim: int = non_negative(0)  # width of a Linear projection of the concatenation; 0: none
     activation: str = "gelu"  # activation after the projection (gelu, relu, silu, tanh, identity)
-    dropout: float = 0.0  # dropout after the projection's activation (only with proj_dim > 0)
+    dropout: float = fraction(0.0)  # dropout after the projection's activation (only with proj_dim > 0)
 
 
 class ConcatFusion(Fusion):
@@ -59,12 +61,12 @@ def build_concat(options: ConcatOptions, input_dims: dict[str, int]) -> ConcatFu
     """Builds a ConcatFusion after checking the options.
 
     Raises:
-        ValueError: no inputs, a negative ``proj_dim``, a bad dropout or an unknown activation.
+        OptionError: no inputs, a negative ``proj_dim``, a bad dropout or an unknown activation.
     """
     if not input_dims:
-        raise ValueError("fusion 'concat' needs at least one input; configure at least one column")
+        raise OptionError("fusion 'concat' needs at least one input; configure at least one column")
     if options.proj_dim < 0:
-        raise ValueError(f"fusion.proj_dim must be >= 0, got {options.proj_dim!r}; use 0 for no projection")
+        raise OptionError(f"fusion.proj_dim must be >= 0, got {options.proj_dim!r}; use 0 for no projection")
     check_dropout(options.dropout, "fusion.dropout")
     make_activation(options.activation)
     return ConcatFusion(input_dims, options.proj_dim, options.activation, options.dropout)

@@ -10,18 +10,19 @@ from torch import Tensor, nn
 from omnifuse.encoders.base import EncoderOutput
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.fusion.transformer import check_token_fusion_options, token_sequences
+from omnifuse.typed import fraction, positive
 
 
 @dataclass
 class CrossAttentionOptions:
     """Options of the ``cross_attention`` fusion."""
 
-    dim: int = 128  # width every token is projected to (the output width)
-    layers: int = 1  # rounds of co-attention (every input attends to the others once per round)
-    heads: int = 4  # attention heads; must divide `dim`
-    ff_mult: int = 2  # feed-forward width = ff_mult * dim
-    dropout: float = 0.1  # dropout on the attention weights and the residual branches
-    max_tokens: int = 64  # per input: its pooled vector plus its first max_tokens tokens (later ones dropped)
+    dim: int = positive(128)  # width every token is projected to (the output width)
+    layers: int = positive(1)  # rounds of co-attention (every input attends to the others once per round)
+    heads: int = positive(4)  # attention heads; must divide `dim`
+    ff_mult: int = positive(2)  # feed-forward width = ff_mult * dim
+    dropout: float = fraction(0.1)  # dropout on the attention weights and the residual branches
+    max_tokens: int = positive(64)  # per input: its pooled vector and its first max_tokens tokens
 
 
 class CoAttentionBlock(nn.Module):
@@ -151,8 +152,8 @@ def build_cross_attention(options: CrossAttentionOptions, input_dims: dict[str, 
     """Builds a CrossAttentionFusion after checking the options.
 
     Raises:
-        ValueError: no inputs, a non-positive ``dim`` / ``layers`` / ``heads`` / ``ff_mult`` / ``max_tokens``,
-            ``heads`` not dividing ``dim`` or a bad dropout.
+        OptionError: no inputs, a non-positive ``dim`` / ``layers`` / ``heads`` / ``ff_mult`` /
+            ``max_tokens``, ``heads`` not dividing ``dim`` or a bad dropout.
     """
     check_token_fusion_options("cross_attention", options, input_dims)
     return CrossAttentionFusion(

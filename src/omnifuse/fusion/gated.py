@@ -8,8 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_dropout, check_positive, fusion_inputs, masked_softmax
+from omnifuse.typed import fraction, positive
 
 GATES = ("softmax", "sigmoid")
 
@@ -18,9 +20,9 @@ GATES = ("softmax", "sigmoid")
 class GatedOptions:
     """Options of the ``gated`` fusion."""
 
-    dim: int = 128  # width of each input's tanh projection h_i (the output width)
+    dim: int = positive(128)  # width of each input's tanh projection h_i (the output width)
     gate: str = "softmax"  # how gate scores become weights: softmax, or sigmoid renormalised (both per row)
-    dropout: float = 0.0  # dropout on the fused vector
+    dropout: float = fraction(0.0)  # dropout on the fused vector
 
 
 def sigmoid_gate(scores: Tensor, present: Tensor) -> Tensor:
@@ -88,13 +90,13 @@ def build_gated(options: GatedOptions, input_dims: dict[str, int]) -> GatedFusio
     """Builds a GatedFusion after checking the options.
 
     Raises:
-        ValueError: no inputs, a non-positive ``dim``, an unknown ``gate`` or a bad dropout.
+        OptionError: no inputs, a non-positive ``dim``, an unknown ``gate`` or a bad dropout.
     """
     if not input_dims:
-        raise ValueError("fusion 'gated' needs at least one input; configure at least one column")
+        raise OptionError("fusion 'gated' needs at least one input; configure at least one column")
     check_positive(options.dim, "fusion.dim")
     if options.gate not in GATES:
-        raise ValueError(f"fusion.gate must be one of {', '.join(GATES)}, got {options.gate!r}")
+        raise OptionError(f"fusion.gate must be one of {', '.join(GATES)}, got {options.gate!r}")
     check_dropout(options.dropout, "fusion.dropout")
     return GatedFusion(input_dims, options.dim, options.gate, options.dropout)
 

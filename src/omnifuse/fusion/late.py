@@ -9,8 +9,10 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import MLP, check_dropout, check_positive, fusion_inputs, masked_softmax
+from omnifuse.typed import fraction, non_negative, positive
 
 COMBINES = ("weighted", "mean")
 
@@ -19,10 +21,10 @@ COMBINES = ("weighted", "mean")
 class LateOptions:
     """Options of the ``late`` fusion."""
 
-    dim: int = 64  # width of each input's vote (the output width)
-    hidden_dim: int = 64  # hidden width of each input's vote MLP; 0: the vote is one linear layer
+    dim: int = positive(64)  # width of each input's vote (the output width)
+    hidden_dim: int = non_negative(64)  # hidden width of each input's vote MLP; 0: one linear layer
     combine: Literal["weighted", "mean"] = "weighted"  # learned softmax weights, or plain mean
-    dropout: float = 0.1  # dropout after the vote MLP's hidden layer (unused when hidden_dim is 0)
+    dropout: float = fraction(0.1)  # dropout after the vote MLP's hidden layer (unused when hidden_dim is 0)
 
 
 class LateFusion(Fusion):
@@ -81,18 +83,18 @@ def build_late(options: LateOptions, input_dims: dict[str, int]) -> LateFusion:
     """Builds a LateFusion after checking the options.
 
     Raises:
-        ValueError: no inputs, a non-positive ``dim``, a negative ``hidden_dim``, an unknown ``combine``
+        OptionError: no inputs, a non-positive ``dim``, a negative ``hidden_dim``, an unknown ``combine``
             or a bad dropout.
     """
     if not input_dims:
-        raise ValueError("fusion 'late' needs at least one input; configure at least one column")
+        raise OptionError("fusion 'late' needs at least one input; configure at least one column")
     check_positive(options.dim, "fusion.dim")
     if options.hidden_dim < 0:
-        raise ValueError(
+        raise OptionError(
             f"fusion.hidden_dim must be >= 0, got {options.hidden_dim!r}; use 0 for linear votes or e.g. 64"
         )
     if options.combine not in COMBINES:
-        raise ValueError(f"fusion.combine must be one of {', '.join(COMBINES)}, got {options.combine!r}")
+        raise OptionError(f"fusion.combine must be one of {', '.join(COMBINES)}, got {options.combine!r}")
     check_dropout(options.dropout, "fusion.dropout")
     return LateFusion(input_dims, options.dim, options.hidden_dim, options.combine, options.dropout)
 

@@ -9,27 +9,29 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_dropout, check_positive, fusion_inputs
+from omnifuse.typed import fraction, non_negative, positive
 
 
 @dataclass
 class TensorOptions:
     """Options of the ``tensor`` fusion."""
 
-    dim_per_input: int = 16  # width each input is projected to before the outer product
-    proj_dim: int = 0  # width of a Linear projection of the flattened product; 0: no projection
-    dropout: float = 0.0  # dropout on the flattened product
-    max_size: int = 100_000  # largest allowed product size prod(dim_per_input + 1); a guard against blow-up
+    dim_per_input: int = positive(16)  # width each input is projected to before the outer product
+    proj_dim: int = non_negative(0)  # width of a Linear projection of the flat product; 0: none
+    dropout: float = fraction(0.0)  # dropout on the flattened product
+    max_size: int = positive(100000)  # largest product size prod(dim_per_input + 1): a guard against blow-up
 
 
 @dataclass
 class LowRankTensorOptions:
     """Options of the ``low_rank_tensor`` fusion."""
 
-    rank: int = 4  # number of rank-1 terms R in the factorised fusion weight
-    dim: int = 128  # output width
-    dim_per_input: int = 0  # width each input is projected to first; 0: use the encoder's width directly
+    rank: int = positive(4)  # number of rank-1 terms R in the factorised fusion weight
+    dim: int = positive(128)  # output width
+    dim_per_input: int = non_negative(0)  # width each input is projected to first; 0: the encoder's width
 
 
 def append_one(hidden: Tensor) -> Tensor:
@@ -93,14 +95,14 @@ class TensorFusion(Fusion):
 
 
 def check_tensor_size(dim_per_input: int, num_inputs: int, max_size: int) -> None:
-    """Raises ValueError when ``(dim_per_input + 1) ** num_inputs`` exceeds ``max_size``."""
+    """Raises OptionError when ``(dim_per_input + 1) ** num_inputs`` exceeds ``max_size``."""
     size = (dim_per_input + 1) ** num_inputs
     if size <= max_size:
         return
     fitting = math.floor(max_size ** (1 / num_inputs)) - 1
     while (fitting + 2) ** num_inputs <= max_size:  # guards against float rounding down
         fitting += 1
-    raise ValueError(
+    raise OptionError(
         f"fusion 'tensor' with {num_inputs} inputs and dim_per_input={dim_per_input} makes an outer product "
         f"of ({dim_per_input} + 1)^{num_inputs} = {size} values, above fusion.max_size={max_size}; "
         f"lower fusion.dim_per_input (at most {fitting} fits), raise fusion.max_size, "
@@ -112,15 +114,15 @@ def build_tensor(options: TensorOptions, input_dims: dict[str, int]) -> TensorFu
     """Builds a TensorFusion after checking the options.
 
     Raises:
-        ValueError: no inputs, a non-positive ``dim_per_input`` / ``max_size``, a negative ``proj_dim``,
+        OptionError: no inputs, a non-positive ``dim_per_input`` / ``max_size``, a negative ``proj_dim``,
             a bad dropout, or a product larger than ``max_size``.
     """
     if not input_dims:
-        raise ValueError("fusion 'tensor' needs at least one input; configure at least one column")
+        raise OptionError("fusion 'tensor' needs at least one input; configure at least one column")
     check_positive(options.dim_per_input, "fusion.dim_per_input")
     check_positive(options.max_size, "fusion.max_size")
     if options.proj_dim < 0:
-        raise ValueError(f"fusion.proj_dim must be >= 0, got {options.proj_dim!r}; use 0 for no projection")
+        raise OptionError(f"fusion.proj_dim must be >= 0, got {options.proj_dim!r}; use 0 for no projection")
     check_dropout(options.dropout, "fusion.dropout")
     check_tensor_size(options.dim_per_input, len(input_dims), options.max_size)
     return TensorFusion(input_dims, options.dim_per_input, options.proj_dim, options.dropout)
@@ -174,14 +176,14 @@ def build_low_rank_tensor(options: LowRankTensorOptions, input_dims: dict[str, i
     """Builds a LowRankTensorFusion after checking the options.
 
     Raises:
-        ValueError: no inputs, a non-positive ``rank`` / ``dim`` or a negative ``dim_per_input``.
+        OptionError: no inputs, a non-positive ``rank`` / ``dim`` or a negative ``dim_per_input``.
     """
     if not input_dims:
-        raise ValueError("fusion 'low_rank_tensor' needs at least one input; configure at least one column")
+        raise OptionError("fusion 'low_rank_tensor' needs at least one input; configure at least one column")
     check_positive(options.rank, "fusion.rank")
     check_positive(options.dim, "fusion.dim")
     if options.dim_per_input < 0:
-        raise ValueError(
+        raise OptionError(
             f"fusion.dim_per_input must be >= 0, got {options.dim_per_input!r}; use 0 for the encoder width"
         )
     return LowRankTensorFusion(input_dims, options.rank, options.dim, options.dim_per_input)

@@ -10,20 +10,22 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_dropout, check_positive, fusion_inputs
+from omnifuse.typed import fraction, positive
 
 
 @dataclass
 class TransformerOptions:
     """Options of the ``transformer`` fusion."""
 
-    dim: int = 128  # width of the transformer (every token is projected to it) and of the output
-    layers: int = 1  # number of transformer encoder layers (pre-norm, GELU)
-    heads: int = 4  # attention heads; must divide `dim`
-    ff_mult: int = 2  # feed-forward width = ff_mult * dim
-    dropout: float = 0.1  # dropout in attention and feed-forward blocks
-    max_tokens: int = 64  # per input: its pooled vector plus its first max_tokens tokens (later ones dropped)
+    dim: int = positive(128)  # width of the transformer (every token is projected to it) and of the output
+    layers: int = positive(1)  # number of transformer encoder layers (pre-norm, GELU)
+    heads: int = positive(4)  # attention heads; must divide `dim`
+    ff_mult: int = positive(2)  # feed-forward width = ff_mult * dim
+    dropout: float = fraction(0.1)  # dropout in attention and feed-forward blocks
+    max_tokens: int = positive(64)  # per input: its pooled vector and its first max_tokens tokens
     positions: bool = True  # add learned position embeddings (index 0: the pooled vector, 1..: the tokens)
 
 
@@ -48,7 +50,7 @@ def token_sequences(
     Returns:
         ([(B, 1 + T_n, D_n) per name], [(B, 1 + T_n) bool real-and-present per name], (B, M) presence).
     Raises:
-        ValueError: ``features`` or ``presence`` does not hold exactly the inputs in ``names``.
+        OptionError: ``features`` or ``presence`` does not hold exactly the inputs in ``names``.
     """
     pooled, present = fusion_inputs(names, features, presence)
     sequences, valid = [], []
@@ -71,10 +73,10 @@ def token_sequences(
 
 
 def check_heads(dim: int, heads: int) -> None:
-    """Raises ValueError unless ``heads`` is positive and divides ``dim``."""
+    """Raises OptionError unless ``heads`` is positive and divides ``dim``."""
     check_positive(heads, "fusion.heads")
     if dim % heads:
-        raise ValueError(
+        raise OptionError(
             f"fusion.dim ({dim}) must be divisible by fusion.heads ({heads}); "
             "change one, e.g. dim: 128 with heads: 4"
         )
@@ -178,11 +180,11 @@ def check_token_fusion_options(name: str, options: Any, input_dims: dict[str, in
     """The checks shared by the token-level fusions (``transformer``, ``cross_attention``).
 
     Raises:
-        ValueError: no inputs, a non-positive ``dim`` / ``layers`` / ``ff_mult`` / ``max_tokens``,
+        OptionError: no inputs, a non-positive ``dim`` / ``layers`` / ``ff_mult`` / ``max_tokens``,
             ``heads`` not dividing ``dim`` or a bad dropout.
     """
     if not input_dims:
-        raise ValueError(f"fusion {name!r} needs at least one input; configure at least one column")
+        raise OptionError(f"fusion {name!r} needs at least one input; configure at least one column")
     for value, where in (
         (options.dim, "fusion.dim"),
         (options.layers, "fusion.layers"),
@@ -198,8 +200,8 @@ def build_transformer(options: TransformerOptions, input_dims: dict[str, int]) -
     """Builds a TransformerFusion after checking the options.
 
     Raises:
-        ValueError: no inputs, a non-positive ``dim`` / ``layers`` / ``heads`` / ``ff_mult`` / ``max_tokens``,
-            ``heads`` not dividing ``dim`` or a bad dropout.
+        OptionError: no inputs, a non-positive ``dim`` / ``layers`` / ``heads`` / ``ff_mult`` /
+            ``max_tokens``, ``heads`` not dividing ``dim`` or a bad dropout.
     """
     check_token_fusion_options("transformer", options, input_dims)
     return TransformerFusion(

@@ -8,15 +8,17 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_positive, fusion_inputs, masked_softmax
+from omnifuse.typed import positive
 
 
 @dataclass
 class WeightedSumOptions:
     """Options of the ``weighted_sum`` fusion."""
 
-    dim: int = 128  # common width each input's pooled vector is projected to (the output width)
+    dim: int = positive(128)  # common width each input's pooled vector is projected to (the output width)
 
 
 class WeightedSumFusion(Fusion):
@@ -51,10 +53,10 @@ def build_weighted_sum(options: WeightedSumOptions, input_dims: dict[str, int]) 
     """Builds a WeightedSumFusion after checking the options.
 
     Raises:
-        ValueError: no inputs or a non-positive ``dim``.
+        OptionError: no inputs or a non-positive ``dim``.
     """
     if not input_dims:
-        raise ValueError("fusion 'weighted_sum' needs at least one input; configure at least one column")
+        raise OptionError("fusion 'weighted_sum' needs at least one input; configure at least one column")
     check_positive(options.dim, "fusion.dim")
     return WeightedSumFusion(input_dims, options.dim)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
+from omnifuse.errors import OptionError
 from omnifuse.layers.mlp import MLP, check_dropout, check_positive
 from omnifuse.registry import Registry
 
@@ -43,12 +44,12 @@ def head_mlp(in_dim: int, out_dim: int, hidden_dim: int, dropout: float) -> nn.S
     The layout of the classifier head of RoBERTa in Hugging Face transformers.
 
     Raises:
-        ValueError: a width is not positive, ``hidden_dim`` is negative or dropout is outside [0, 1).
+        OptionError: a width is not positive, ``hidden_dim`` is negative or dropout is outside [0, 1).
     """
     check_positive(in_dim, "head in_dim")
     check_positive(out_dim, "head out_dim")
     if hidden_dim < 0:
-        raise ValueError(f"head.hidden_dim must be >= 0, got {hidden_dim!r}; use 0 for a single linear layer")
+        raise OptionError(f"head.hidden_dim must be >= 0, got {hidden_dim!r}; use 0 for one linear layer")
     check_dropout(dropout, "head.dropout")
     hidden = [hidden_dim] if hidden_dim > 0 else []
     return nn.Sequential(nn.Dropout(dropout), MLP(in_dim, hidden, out_dim, dropout=dropout))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from omnifuse.errors import OptionError
 from omnifuse.heads.base import HEADS, Head
 
 
@@ -9,10 +10,10 @@ def build_binary(in_dim: int, out_dim: int, hidden_dim: int, dropout: float) -> 
     """Two softmax logits (negative, positive).
 
     Raises:
-        ValueError: ``out_dim`` is not 2.
+        OptionError: ``out_dim`` is not 2.
     """
     if out_dim != 2:
-        raise ValueError(
+        raise OptionError(
             f"a binary head has 2 logits, got out_dim={out_dim}; use task 'multiclass' for "
             "more than two classes"
         )
@@ -23,10 +24,10 @@ def build_multiclass(in_dim: int, out_dim: int, hidden_dim: int, dropout: float)
     """One softmax logit per class.
 
     Raises:
-        ValueError: fewer than 2 classes.
+        OptionError: fewer than 2 classes.
     """
     if out_dim < 2:
-        raise ValueError(
+        raise OptionError(
             f"a multiclass head needs at least 2 classes, got out_dim={out_dim}; check the label column"
         )
     return Head(in_dim, out_dim, hidden_dim, dropout)

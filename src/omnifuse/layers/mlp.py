@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.errors import OptionError
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
@@ -22,24 +23,24 @@ def make_activation(name: str) -> nn.Module:
     """A fresh activation module by name (see ``ACTIVATIONS``).
 
     Raises:
-        ValueError: the name is unknown; the message lists the choices.
+        OptionError: the name is unknown; the message lists the choices.
     """
     if name not in ACTIVATIONS:
         choices = ", ".join(sorted(ACTIVATIONS))
-        raise ValueError(f"unknown activation {name!r}; use one of: {choices}")
+        raise OptionError(f"unknown activation {name!r}; use one of: {choices}")
     return ACTIVATIONS[name]()
 
 
 def check_dropout(dropout: float, where: str) -> None:
-    """Raises ValueError unless ``0 <= dropout < 1``; ``where`` names the option (e.g. "fusion.dropout")."""
+    """Raises OptionError unless ``0 <= dropout < 1``; ``where`` names the option (e.g. "fusion.dropout")."""
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{where} must be in [0, 1), got {dropout!r}; set it to e.g. 0.1 (0: none)")
+        raise OptionError(f"{where} must be in [0, 1), got {dropout!r}; set it to e.g. 0.1 (0: none)")
 
 
 def check_positive(value: int, where: str) -> None:
-    """Raises ValueError unless ``value >= 1``; ``where`` names the option (e.g. "fusion.dim")."""
+    """Raises OptionError unless ``value >= 1``; ``where`` names the option (e.g. "fusion.dim")."""
     if value < 1:
-        raise ValueError(f"{where} must be a positive integer, got {value!r}; set it to e.g. 128")
+        raise OptionError(f"{where} must be a positive integer, got {value!r}; set it to e.g. 128")
 
 
 class MLP(nn.Module):
@@ -57,7 +58,7 @@ class MLP(nn.Module):
     Returns:
         (..., out_dim)
     Raises:
-        ValueError: a width is not positive, dropout is outside [0, 1) or the activation is unknown.
+        OptionError: a width is not positive, dropout is outside [0, 1) or the activation is unknown.
     """
 
     def __init__(
@@ -131,11 +132,11 @@ def fusion_inputs(
     Returns:
         ([(B, D_name) per name], (B, M) bool presence in the order of ``names``).
     Raises:
-        ValueError: ``features`` or ``presence`` does not hold exactly the inputs in ``names``.
+        OptionError: ``features`` or ``presence`` does not hold exactly the inputs in ``names``.
     """
     for what, given in (("features", features), ("presence", presence)):
         if sorted(given) != sorted(names):
-            raise ValueError(
+            raise OptionError(
                 f"fusion was built for inputs {sorted(names)} but {what} has {sorted(given)}; "
                 "pass one entry per input the fusion was built with"
             )
