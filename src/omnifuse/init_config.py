@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import yaml
 
+from omnifuse import catalog  # noqa: F401  (fills the encoder registry the written defaults come from)
 from omnifuse.config import (
     BaselineConfig,
     ColumnConfig,
@@ -28,6 +29,7 @@ from omnifuse.config import (
 from omnifuse.data.io import Table, is_missing, resolve_path
 from omnifuse.data.leaks import find_column_problems
 from omnifuse.data.schema import ColumnGuess, LabelGuess, infer_column_type, infer_schema, sample_values
+from omnifuse.encoders.base import ENCODERS
 from omnifuse.errors import DataError
 
 SMALL_IMAGE_SIDE = 64  # images at most this many pixels on their long side get the small CNN
@@ -158,10 +160,31 @@ def _column_config(guess: ColumnGuess, series: Any, base_dir: Path) -> tuple[Col
         note += f"; {empty}/{len(series)} cells are empty, so allow_missing: true"
     notes = [f"columns.{guess.name}: {note}"]
     encoder, encoder_note = _choose_encoder(kind, values, base_dir)
+    if encoder is not None:
+        encoder, encoder_note = with_spec_schedule(encoder, encoder_note)
     if encoder_note:
         notes.append(f"columns.{guess.name}.encoder: {encoder_note}")
     column = ColumnConfig(type=cast(ColumnType, kind), encoder=encoder, allow_missing=allow_missing)
     return column, notes
+
+
+def with_spec_schedule(encoder: ComponentConfig, note: str) -> tuple[ComponentConfig, str]:
+    """``encoder`` with the ``freeze_epochs`` and ``lr_mult`` its registry entry (EncoderSpec) recommends.
+
+    Args:
+        encoder: the chosen encoder (name and options).
+        note: why it was chosen; a frozen pretrained encoder's note says how to fine-tune it.
+
+    Returns:
+        The encoder with the spec's schedule and the note.
+    """
+    spec = ENCODERS.get(encoder.name)
+    encoder = dataclasses.replace(encoder, freeze_epochs=spec.freeze_epochs, lr_mult=spec.lr_mult)
+    if spec.freeze_epochs == -1:
+        note += (f"; frozen (freeze_epochs: -1): a probe on its cached features beats fine-tuning it on a small "
+                 f"table; to fine-tune set freeze_epochs: N >= 1 (head first, then the encoder at lr_mult "
+                 f"{spec.lr_mult:g})")
+    return encoder, note
 
 
 def _installed(module: str) -> bool:
