@@ -181,9 +181,9 @@ def with_spec_schedule(encoder: ComponentConfig, note: str) -> tuple[ComponentCo
     spec = ENCODERS.get(encoder.name)
     encoder = dataclasses.replace(encoder, freeze_epochs=spec.freeze_epochs, lr_mult=spec.lr_mult)
     if spec.freeze_epochs == -1:
-        note += (f"; frozen (freeze_epochs: -1): a probe on its cached features beats fine-tuning it on a small "
-                 f"table; to fine-tune set freeze_epochs: N >= 1 (head first, then the encoder at lr_mult "
-                 f"{spec.lr_mult:g})")
+        note += ("; frozen (freeze_epochs: -1): a probe on its cached features beats fine-tuning it on a "
+                 "small table; to fine-tune set freeze_epochs: N >= 1 (head first, then the encoder at "
+                 f"lr_mult {spec.lr_mult:g})")
     return encoder, note
 
 

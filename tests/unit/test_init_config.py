@@ -62,7 +62,8 @@ def test_build_config_types_encoders_and_notes(tmp_path: Path) -> None:
     }
     assert config.columns["photo"].encoder == ComponentConfig("small_cnn", {"size": 8, "channels": 1})
     assert config.columns["clip"].encoder == ComponentConfig("mfcc_stats")
-    minilm = ComponentConfig("hf_text", {"model": "packaged:all-MiniLM-L6-v2"}, lr_mult=0.05, freeze_epochs=-1)
+    minilm = ComponentConfig("hf_text", {"model": "packaged:all-MiniLM-L6-v2"}, lr_mult=0.05,
+                             freeze_epochs=-1)
     assert config.columns["review"].encoder == minilm
     assert config.columns["price"].encoder is None and config.columns["id"].encoder is None
     assert config.columns["clip"].allow_missing and not config.columns["photo"].allow_missing
@@ -90,7 +91,8 @@ def test_large_images_get_efficientnet_or_small_cnn(tmp_path: Path, monkeypatch:
     table = read_table(_table(tmp_path, image_size=(100, 70), mode="RGB"))
     monkeypatch.setattr(init_config, "_installed", lambda module: True)
     config, notes = build_config(table, "label")
-    assert config.columns["photo"].encoder == ComponentConfig("efficientnet_lite0", lr_mult=0.05, freeze_epochs=-1)
+    frozen = ComponentConfig("efficientnet_lite0", lr_mult=0.05, freeze_epochs=-1)
+    assert config.columns["photo"].encoder == frozen
     assert any("larger than 64 px (100x70 RGB" in n for n in notes)
     monkeypatch.setattr(init_config, "_installed", lambda module: False)
     config, notes = build_config(table, "label")
@@ -199,7 +201,7 @@ def test_leaks_ids_and_constants_are_written_as_ignore_with_the_reason(
 def test_pretrained_encoders_are_written_frozen_with_a_small_lr_mult(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A probe on frozen features, then a gentle fine-tune once unfrozen; from-scratch encoders train fully."""
+    """A probe on frozen features, a gentle fine-tune once unfrozen; from-scratch encoders train fully."""
     monkeypatch.setattr(init_config, "_installed", lambda module: True)
     config, notes = build_config(read_table(_table(tmp_path, image_size=(100, 70), mode="RGB")), "label")
     schedules = {n: (c.encoder.freeze_epochs, c.encoder.lr_mult)
@@ -211,7 +213,8 @@ def test_pretrained_encoders_are_written_frozen_with_a_small_lr_mult(
     review = text.split("  review:")[1].split("allow_missing")[0]
     assert "      lr_mult: 0.05\n" in review and "      freeze_epochs: -1\n" in review
     assert "# lr_mult" not in review  # written as values, not as commented defaults
-    assert Config.from_dict(yaml.safe_load(text)).columns["review"].encoder == config.columns["review"].encoder
+    reread = Config.from_dict(yaml.safe_load(text))
+    assert reread.columns["review"].encoder == config.columns["review"].encoder
 
 
 def test_with_spec_schedule_follows_the_registry_entry() -> None:

@@ -11,7 +11,8 @@ PACKAGED_PRETRAINED = ("hf_text", "efficientnet_lite0")  # what init-config pick
 def test_packaged_pretrained_encoders_start_frozen_with_a_small_lr_mult() -> None:
     for name in PACKAGED_PRETRAINED:
         spec = ENCODERS.get(name)
-        assert (spec.freeze_epochs, spec.lr_mult) == (PRETRAINED_FREEZE_EPOCHS, PRETRAINED_LR_MULT) == (-1, 0.05)
+        assert (spec.freeze_epochs, spec.lr_mult) == (PRETRAINED_FREEZE_EPOCHS, PRETRAINED_LR_MULT)
+        assert (PRETRAINED_FREEZE_EPOCHS, PRETRAINED_LR_MULT) == (-1, 0.05)
         assert not spec.augment  # frozen, cached features are never augmented
 
 
