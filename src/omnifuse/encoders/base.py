@@ -75,6 +75,12 @@ class EncoderSpec:
         augment: the training-time augmentation that ``augment: auto`` gives this encoder's column
             ({transform name: options}; see ``omnifuse.augment``): on for encoders trained from scratch,
             empty for pretrained ones.
+        freeze_epochs: the ``freeze_epochs`` that ``omnifuse init-config`` writes for this encoder: 0 for
+            encoders trained from scratch; -1 (a probe on frozen, cached features) for pretrained ones, whose
+            fine-tuning at the shared learning rate lost to logistic regression on their own frozen
+            features (README, "Defaults and why").
+        lr_mult: the ``lr_mult`` that init-config writes: 1.0 from scratch; small for pretrained weights, so
+            that unfreezing them (``freeze_epochs`` >= 0) fine-tunes them gently instead of wiping them.
     """
 
     modality: str
@@ -83,9 +89,16 @@ class EncoderSpec:
     build: Callable[[Any, Preprocessor, Path | None], Encoder]
     summary: str
     augment: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    freeze_epochs: int = 0
+    lr_mult: float = 1.0
 
 
 ENCODERS: Registry[EncoderSpec] = Registry("encoder")
+
+# What init-config writes for the packaged pretrained encoders: a probe on frozen features (cached, seconds
+# per epoch on a CPU) and, once a user unfreezes them, lr 0.002 x 0.05 = 1e-4 (README, "Defaults and why").
+PRETRAINED_FREEZE_EPOCHS = -1
+PRETRAINED_LR_MULT = 0.05
 
 
 def masked_mean(tokens: Tensor, mask: Tensor | None) -> Tensor:

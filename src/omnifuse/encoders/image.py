@@ -16,7 +16,15 @@ from torch import Tensor, nn
 
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.image import DEFAULT_MAX_PIXELS, HFImagePreprocessor, ImagePreprocessor
-from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec, InputSpec
+from omnifuse.encoders.base import (
+    ENCODERS,
+    PRETRAINED_FREEZE_EPOCHS,
+    PRETRAINED_LR_MULT,
+    Encoder,
+    EncoderOutput,
+    EncoderSpec,
+    InputSpec,
+)
 from omnifuse.encoders.scaling import enable_gradient_checkpointing
 from omnifuse.errors import ConfigError
 from omnifuse.typed import bounded, fraction, positive
@@ -368,6 +376,8 @@ ENCODERS.add(
         make_preprocessor=_make_efficientnet_preprocessor,
         build=_build_efficientnet,
         summary="ImageNet EfficientNet-Lite0 from the packaged weights (1280-d, needs omnifuse[pretrained])",
+        freeze_epochs=PRETRAINED_FREEZE_EPOCHS,
+        lr_mult=PRETRAINED_LR_MULT,
     ),
 )
 ENCODERS.add(

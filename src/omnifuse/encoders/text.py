@@ -14,7 +14,16 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.text import HFTextPreprocessor, VocabTextPreprocessor, resolve_hf_model
-from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec, InputSpec, masked_mean
+from omnifuse.encoders.base import (
+    ENCODERS,
+    PRETRAINED_FREEZE_EPOCHS,
+    PRETRAINED_LR_MULT,
+    Encoder,
+    EncoderOutput,
+    EncoderSpec,
+    InputSpec,
+    masked_mean,
+)
 from omnifuse.encoders.scaling import add_lora, enable_gradient_checkpointing, merge_lora
 from omnifuse.typed import fraction, non_negative, positive
 
@@ -331,6 +340,8 @@ ENCODERS.add(
         make_preprocessor=make_hf_preprocessor,
         build=build_hf_text,
         summary="any Hugging Face text encoder by hub name or folder (default: packaged all-MiniLM-L6-v2)",
+        freeze_epochs=PRETRAINED_FREEZE_EPOCHS,
+        lr_mult=PRETRAINED_LR_MULT,
     ),
 )
 ENCODERS.add(
