@@ -63,7 +63,7 @@ def make_task_for(config: Config) -> Task:
         from omnifuse.tasks.contrastive import ContrastiveTask
 
         section = config.contrastive
-        assert section is not None, "filled in by Config.problems()"
+        assert section is not None, "filled in at load (validation.fill_defaults)"
         return ContrastiveTask(section.columns, section.embed_dim, section.loss, section.queue_size,
                                mask_duplicates=section.mask_duplicates)
     from omnifuse.tasks import make_task
@@ -83,7 +83,7 @@ def build_contrastive_model(
     from omnifuse.contrastive.model import ContrastiveModel, ProjectionFusion
 
     section = config.contrastive
-    assert section is not None, "filled in by Config.problems()"
+    assert section is not None, "filled in at load (validation.fill_defaults)"
     towers = build_encoders(config, preprocessors, assets)
     siglip = section.loss == "siglip"
     scale = losses.SIGLIP_INIT_LOGIT_SCALE if siglip else math.log(1.0 / section.temperature)

@@ -162,7 +162,10 @@ class Config:
             )
         problems: list[str] = []
         config = from_dict(cls, _unflatten(raw), "", problems)
+        from omnifuse.validation import fill_defaults
+
         try:
+            fill_defaults(config)
             problems += config.problems()
         except (TypeError, AttributeError):
             pass  # a value of the wrong type, already reported, stops the value checks
@@ -208,12 +211,12 @@ class Config:
         if name == TABULAR_INPUT:
             return self.tabular
         column = self.columns[name]
-        assert column.encoder is not None, "encoders are filled in by problems()"
+        assert column.encoder is not None, "encoders are filled in at load (validation.fill_defaults)"
         return column.encoder
 
     # -- validation --------------------------------------------------------------------------
     def problems(self) -> list[str]:
-        """Every problem with the values (types were checked while parsing); fills default encoders."""
+        """Every problem with the values (types were checked while parsing); the config is only read."""
         from omnifuse.validation import config_problems
 
         return config_problems(self)

@@ -21,8 +21,22 @@ from omnifuse.registry import unknown_name_message
 from omnifuse.typed import from_dict
 
 
+def fill_defaults(config: Config) -> None:
+    """Fills in what a config may leave out and depends on other sections: the default encoder of media
+    columns that name none, and for contrastive pretraining the section and its towers (every input).
+    Called once at load, before ``config_problems``, which only reads."""
+    for column in config.columns.values():
+        if column.type in MEDIA_TYPES and column.type in DEFAULT_ENCODERS and column.encoder is None:
+            column.encoder = ComponentConfig(name=DEFAULT_ENCODERS[column.type])
+    if config.label.task == "contrastive":
+        if config.contrastive is None:
+            config.contrastive = ContrastiveConfig()
+        if not config.contrastive.columns:
+            config.contrastive.columns = list(config.input_names())
+
+
 def config_problems(config: Config) -> list[str]:
-    """Every problem of ``config``; fills in the default encoder of media columns that name none."""
+    """Every problem of ``config`` (read only: ``fill_defaults`` ran first)."""
     from omnifuse import catalog  # noqa: F401  (fills the registries)
 
     problems: list[str] = []
@@ -124,9 +138,7 @@ def _column_problems(config: Config) -> list[str]:
             )
         if column.type == "video":
             problems.append(f"{path}: video columns are not supported yet; set type: ignore for now")
-        elif column.type in MEDIA_TYPES:
-            if column.encoder is None:
-                column.encoder = ComponentConfig(name=DEFAULT_ENCODERS[column.type])
+        elif column.type in MEDIA_TYPES and column.encoder is not None:
             problems += _component_problems(f"{path}.encoder", column.encoder, "encoder", column.type)
         elif column.type in TABULAR_TYPES and column.encoder is not None:
             problems.append(
@@ -171,10 +183,8 @@ def _contrastive_problems(config: Config) -> list[str]:
                     f"{config.label.task}); remove the section or set label.task: contrastive"]
         return []
     if config.contrastive is None:
-        config.contrastive = ContrastiveConfig()
+        return ["contrastive: the section is missing (an internal error: fill_defaults fills it)"]
     section, inputs = config.contrastive, config.input_names()
-    if not section.columns:
-        section.columns = list(inputs)
     problems = [f"contrastive.columns: {c!r} {_not_a_tower(config, c)}"
                 for c in section.columns if c not in inputs]
     if len(set(section.columns)) < 2:

@@ -277,3 +277,16 @@ def test_fusion_with_a_fixed_number_of_inputs() -> None:
         Config.from_dict(raw)
     raw["columns"]["c"] = {"type": "ignore"}
     assert Config.from_dict(raw).fusion.name == "bilinear"
+
+
+def test_problems_only_read_the_config_and_defaults_are_filled_at_load() -> None:
+    from omnifuse.config import ColumnConfig, Config, LabelConfig
+
+    loaded = Config.from_dict({"label": {"task": "contrastive"},
+                               "columns": {"a": {"type": "image"}, "b": {"type": "audio"}}})
+    assert loaded.columns["a"].encoder is not None and loaded.columns["a"].encoder.name == "small_cnn"
+    assert loaded.contrastive is not None and loaded.contrastive.columns == ["a", "b"]
+    built = Config(label=LabelConfig(column="y", task="binary"), columns={"a": ColumnConfig(type="image")})
+    before = built.to_dict()
+    built.problems()
+    assert built.to_dict() == before and built.columns["a"].encoder is None  # nothing filled in by a check
