@@ -8,8 +8,9 @@ left alone, whether it was written out or not); whatever the user set is kept, a
 - ``medium``: the config as written (the default).
 - ``best``: pretrained encoders where they are installed and suit the column (text -> ``hf_text`` with the
   packaged MiniLM; images larger than 64 px -> ``efficientnet_lite0``; tiny images and audio keep their
-  from-scratch encoders), ``BEST_EPOCHS`` epochs with patience ``BEST_PATIENCE``, and several members
-  (fusions x seeds) that ``omnifuse.ensemble.best`` trains and ensembles greedily on the validation rows.
+  from-scratch encoders), frozen as their registry entries recommend; ``BEST_EPOCHS`` epochs with patience
+  ``BEST_PATIENCE``, and several members (fusions x seeds) that ``omnifuse.ensemble.best`` trains and
+  ensembles greedily on the validation rows.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ BEST_PATIENCE = 12
 BEST_FUSIONS = ("late", "concat", "attention")  # best: the fusions of the members, when fusion is left alone
 BEST_MEMBERS = 6  # best: members to train (fusions x seeds), fewer when the time limit runs out
 PRETRAINED = ("hf_text", "efficientnet_lite0")  # the encoders best switches to, when installed
-PRETRAINED_LR_MULT = 0.1  # learning-rate multiplier of an encoder best switched to pretrained weights
 
 
 @dataclass
@@ -174,7 +174,7 @@ def _training_changes(training: TrainingConfig, wanted: dict[str, Any],
 def _pretrained_columns(config: Config, table: Table | None) -> tuple[dict[str, ColumnConfig], list[str]]:
     """The columns with a pretrained encoder where the column's encoder was left at its default and one
     suits it (the choice ``omnifuse init-config`` makes); the notes say which."""
-    from omnifuse.init_config import _choose_encoder
+    from omnifuse.init_config import _choose_encoder, with_spec_schedule
 
     columns = dict(config.columns)
     notes = []
@@ -193,8 +193,7 @@ def _pretrained_columns(config: Config, table: Table | None) -> tuple[dict[str, 
         choice, why = _choose_encoder(column.type, values, table.base_dir if table else Path.cwd())
         if choice is None or choice.name not in PRETRAINED:
             continue
-        encoder = dataclasses.replace(choice, lr_mult=PRETRAINED_LR_MULT)
+        encoder, why = with_spec_schedule(choice, why)  # frozen, cached features: as init-config writes it
         columns[name] = dataclasses.replace(column, encoder=encoder)
-        notes.append(f"columns.{name}.encoder: {default.name} -> {choice.name} "
-                     f"(lr_mult {PRETRAINED_LR_MULT:g}): {why}")
+        notes.append(f"columns.{name}.encoder: {default.name} -> {choice.name}: {why}")
     return columns, notes

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from omnifuse import init_config, presets
+from omnifuse import init_config
 from omnifuse.config import ComponentConfig, Config
 from omnifuse.data.io import read_table
+from omnifuse.encoders.base import ENCODERS
 from omnifuse.errors import ConfigError
 from omnifuse.presets import BEST_EPOCHS, BEST_MEMBERS, FAST_EPOCHS, FAST_PATIENCE, resolve_preset
 
@@ -102,7 +103,9 @@ def test_best_switches_default_encoders_to_installed_pretrained_ones(
     assert text is not None and text.name == "hf_text"
     assert text.options["model"] == init_config.PACKAGED_MINILM
     assert image is not None and image.name == "efficientnet_lite0"
-    assert text.lr_mult == image.lr_mult == presets.PRETRAINED_LR_MULT
+    assert (text.freeze_epochs, image.freeze_epochs) == (-1, -1)  # frozen probes, as init-config writes them
+    assert text.lr_mult == ENCODERS.get("hf_text").lr_mult
+    assert image.lr_mult == ENCODERS.get("efficientnet_lite0").lr_mult
     assert all(m.config.columns == plan.config.columns for m in plan.members)
     assert any(n.startswith("columns.photo.encoder: small_cnn -> efficientnet_lite0") for n in plan.notes)
 
