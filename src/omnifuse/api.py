@@ -17,6 +17,7 @@ from omnifuse import artifacts
 from omnifuse.augment import Pipeline, build_pipelines
 from omnifuse.build import build_model
 from omnifuse.config import Config
+from omnifuse.contrastive.init_from import init_encoder
 from omnifuse.data.collate import Example, collate
 from omnifuse.data.dataset import ExampleDataset
 from omnifuse.data.io import read_table
@@ -132,7 +133,8 @@ def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bo
     """Builds the model of ``cfg`` (its inputs may be a subset of what ``data`` holds) and trains it;
     checkpoints and the training log go to ``ctx.out``. ``fabric``: a launched one (``make_fabric``),
     made from ``cfg.training`` when None. ``epoch_callback``: see ``make_trainer``."""
-    model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task)
+    model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task,
+                        init_weights=init_encoder)
     # Frozen pretrained encoders run once (or are read from the disk cache), not at every step.
     cached = None if data.train_stream is not None else training_cache(cfg, data.preprocessors, data.examples,
                                                                        ctx.console)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from omnifuse.heads.base import HEADS
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 from omnifuse.typed import from_dict
+
+# Starts an encoder from pretrained weights: (encoder, its component config, its column) -> None.
+InitWeights = Callable[[Encoder, ComponentConfig, str], None]
 
 
 def parse_options(options_cls: type, component: ComponentConfig, path: str) -> Any:
@@ -40,9 +44,12 @@ def make_preprocessors(config: Config) -> dict[str, Preprocessor]:
 
 
 def build_encoders(
-    config: Config, preprocessors: dict[str, Preprocessor], assets: Path | None
+    config: Config, preprocessors: dict[str, Preprocessor], assets: Path | None,
+    init_weights: InitWeights | None = None,
 ) -> dict[str, Encoder]:
-    """Encoders for every input; ``assets`` is the model folder's assets dir when loading a saved model."""
+    """Encoders for every input; ``assets`` is the model folder's assets dir when loading a saved model.
+    ``init_weights(encoder, component, column)`` starts an encoder whose config names ``init_from`` from
+    those weights (training passes ``contrastive.init_from.init_encoder``; a saved model has its own)."""
     encoders: dict[str, Encoder] = {}
     for spec in input_specs(config):
         component = config.encoder_of(spec.name)
@@ -50,10 +57,8 @@ def build_encoders(
         options = parse_options(entry.options, component, f"{spec.name}.encoder")
         folder = None if assets is None else assets / spec.name / "encoder"
         encoders[spec.name] = entry.build(options, preprocessors[spec.name], folder)
-        if assets is None and component.init_from is not None:  # a saved model has its own weights
-            from omnifuse.contrastive.init_from import init_encoder
-
-            init_encoder(encoders[spec.name], component, spec.name)
+        if init_weights is not None and assets is None and component.init_from is not None:
+            init_weights(encoders[spec.name], component, spec.name)
     return encoders
 
 
@@ -63,7 +68,7 @@ def make_task_for(config: Config) -> Task:
         from omnifuse.tasks.contrastive import ContrastiveTask
 
         section = config.contrastive
-        assert section is not None, "filled in at load (validation.fill_defaults)"
+        assert section is not None, "filled in at load (config.fill_defaults)"
         return ContrastiveTask(section.columns, section.embed_dim, section.loss, section.queue_size,
                                mask_duplicates=section.mask_duplicates)
     from omnifuse.tasks import make_task
@@ -76,15 +81,16 @@ def make_task_for(config: Config) -> Task:
 
 
 def build_contrastive_model(
-    config: Config, preprocessors: dict[str, Preprocessor], assets: Path | None = None
+    config: Config, preprocessors: dict[str, Preprocessor], assets: Path | None = None,
+    init_weights: InitWeights | None = None,
 ) -> MultimodalModel:
     """A ContrastiveModel: one tower per contrastive column and the projection to the shared space."""
     from omnifuse.contrastive import losses
     from omnifuse.contrastive.model import ContrastiveModel, ProjectionFusion
 
     section = config.contrastive
-    assert section is not None, "filled in at load (validation.fill_defaults)"
-    towers = build_encoders(config, preprocessors, assets)
+    assert section is not None, "filled in at load (config.fill_defaults)"
+    towers = build_encoders(config, preprocessors, assets, init_weights)
     siglip = section.loss == "siglip"
     scale = losses.SIGLIP_INIT_LOGIT_SCALE if siglip else math.log(1.0 / section.temperature)
     projection = ProjectionFusion(
@@ -96,12 +102,14 @@ def build_contrastive_model(
 
 
 def build_model(
-    config: Config, preprocessors: dict[str, Preprocessor], task: Task, assets: Path | None = None
+    config: Config, preprocessors: dict[str, Preprocessor], task: Task, assets: Path | None = None,
+    init_weights: InitWeights | None = None,
 ) -> MultimodalModel:
-    """The whole model for ``config``; preprocessors must be fitted (vocabulary sizes come from them)."""
+    """The whole model for ``config``; preprocessors must be fitted (vocabulary sizes come from them).
+    ``init_weights``: see ``build_encoders``."""
     if config.label.task == "contrastive":
-        return build_contrastive_model(config, preprocessors, assets)
-    encoders = build_encoders(config, preprocessors, assets)
+        return build_contrastive_model(config, preprocessors, assets, init_weights)
+    encoders = build_encoders(config, preprocessors, assets, init_weights)
     fusion_entry = FUSIONS.get(config.fusion.name)
     fusion_options = parse_options(fusion_entry.options, config.fusion, "fusion")
     fusion = fusion_entry.build(fusion_options, {n: e.output_dim for n, e in sorted(encoders.items())})

@@ -34,6 +34,7 @@ from rich.markup import escape
 from omnifuse.api import fit_prepared, make_trainer, prepare_data
 from omnifuse.build import build_encoders, build_model, parse_options
 from omnifuse.config import TABULAR_INPUT, ColumnConfig, ComponentConfig, Config
+from omnifuse.contrastive.init_from import init_encoder
 from omnifuse.data.collate import Batch, Example, collate
 from omnifuse.errors import DataError, UnknownNameError
 from omnifuse.evaluation.comparison_report import (
@@ -202,7 +203,8 @@ def fit_cached(
     cfg: Config, data: PreparedData, cache: FeatureCache, ctx: RunContext
 ) -> tuple[MultimodalModel, FitResult]:
     """``api.fit_prepared`` on the cached rows: the cached encoders are swapped out while training."""
-    model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task)
+    model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task,
+                        init_weights=init_encoder)
     with precomputed_encoders(model, cache.names):
         trainer = make_trainer(cfg, model, data.task, ctx, cached=cache.names)
         train_loader = make_loader(cfg, cache.examples["train"], shuffle=True)

@@ -9,30 +9,18 @@ from typing import Any, Literal
 
 import yaml
 
+from omnifuse.config_base import (  # noqa: F401  (re-exported: omnifuse.config is where users look)
+    DEFAULT_ENCODERS,
+    MEDIA_TYPES,
+    TABULAR_INPUT,
+    TABULAR_TYPES,
+    ColumnType,
+    ComponentConfig,
+)
 from omnifuse.errors import ConfigError
 from omnifuse.typed import from_dict, to_dict
 
-ColumnType = Literal["text", "image", "audio", "video", "numeric", "categorical", "ignore"]
 Task = Literal["binary", "multiclass", "multilabel", "regression", "contrastive"]
-MEDIA_TYPES = ("text", "image", "audio", "video")
-TABULAR_TYPES = ("numeric", "categorical")
-TABULAR_INPUT = "tabular"  # the name under which numeric + categorical columns enter the model
-
-
-@dataclass
-class ComponentConfig:
-    """A part picked by name from a registry (encoder, fusion), with its own options.
-
-    In YAML it is written flat: ``encoder: {name: textcnn, embed_dim: 64, lr_mult: 0.1}``
-    or just ``encoder: textcnn``.
-    """
-
-    name: str
-    options: dict[str, Any] = field(default_factory=dict)
-    lr_mult: float = 1.0  # learning-rate multiplier for this part's parameters
-    freeze_epochs: int = 0  # frozen for the first N epochs; -1 keeps it frozen for the whole run
-    init_from: str | None = None  # a trained omnifuse model folder whose tower weights start this encoder
-    init_column: str | None = None  # the tower (column) of init_from to copy; default: this column's name
 
 
 @dataclass
@@ -128,9 +116,6 @@ class BaselineConfig:
     max_rows: int = 20000  # baselines fit on at most this many training rows (a seeded sample)
 
 
-DEFAULT_ENCODERS: dict[str, str] = {"text": "textcnn", "image": "small_cnn", "audio": "mfcc_stats"}
-
-
 @dataclass
 class Config:
     """The whole configuration of a run."""
@@ -162,8 +147,6 @@ class Config:
             )
         problems: list[str] = []
         config = from_dict(cls, _unflatten(raw), "", problems)
-        from omnifuse.validation import fill_defaults
-
         try:
             fill_defaults(config)
             problems += config.problems()
@@ -211,7 +194,7 @@ class Config:
         if name == TABULAR_INPUT:
             return self.tabular
         column = self.columns[name]
-        assert column.encoder is not None, "encoders are filled in at load (validation.fill_defaults)"
+        assert column.encoder is not None, "encoders are filled in at load (config.fill_defaults)"
         return column.encoder
 
     # -- validation --------------------------------------------------------------------------
@@ -297,3 +280,17 @@ def override_training(config: Config, **values: Any) -> Config:
         return config
     raw = config.to_dict()
     return Config.from_dict({**raw, "training": {**raw["training"], **changes}})
+
+
+def fill_defaults(config: Config) -> None:
+    """Fills in what a config may leave out and depends on other sections: the default encoder of media
+    columns that name none, and for contrastive pretraining the section and its towers (every input).
+    Called once at load (``Config.from_dict``), before the checks, which only read."""
+    for column in config.columns.values():
+        if column.type in MEDIA_TYPES and column.type in DEFAULT_ENCODERS and column.encoder is None:
+            column.encoder = ComponentConfig(name=DEFAULT_ENCODERS[column.type])
+    if config.label.task == "contrastive":
+        if config.contrastive is None:
+            config.contrastive = ContrastiveConfig()
+        if not config.contrastive.columns:
+            config.contrastive.columns = list(config.input_names())

@@ -92,7 +92,7 @@ def _modality(config: Config, name: str) -> str:
 def _contrastive_card(config: Config, task: Task, metrics: dict[str, Any]) -> str:
     """The card of a contrastive (embedding) model."""
     section = config.contrastive
-    assert section is not None, "filled in at load (validation.fill_defaults)"
+    assert section is not None, "filled in at load (config.fill_defaults)"
     state = task.state_dict()
     towers = list(state["columns"])
     lines = [

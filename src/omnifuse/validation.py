@@ -5,38 +5,19 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnifuse.augment import augment_problems
-from omnifuse.config import (
-    DEFAULT_ENCODERS,
-    MEDIA_TYPES,
-    TABULAR_INPUT,
-    TABULAR_TYPES,
-    ComponentConfig,
-    Config,
-    ContrastiveConfig,
-)
+from omnifuse.config_base import MEDIA_TYPES, TABULAR_INPUT, TABULAR_TYPES, ComponentConfig
 from omnifuse.registry import unknown_name_message
 from omnifuse.typed import from_dict
 
-
-def fill_defaults(config: Config) -> None:
-    """Fills in what a config may leave out and depends on other sections: the default encoder of media
-    columns that name none, and for contrastive pretraining the section and its towers (every input).
-    Called once at load, before ``config_problems``, which only reads."""
-    for column in config.columns.values():
-        if column.type in MEDIA_TYPES and column.type in DEFAULT_ENCODERS and column.encoder is None:
-            column.encoder = ComponentConfig(name=DEFAULT_ENCODERS[column.type])
-    if config.label.task == "contrastive":
-        if config.contrastive is None:
-            config.contrastive = ContrastiveConfig()
-        if not config.contrastive.columns:
-            config.contrastive.columns = list(config.input_names())
+if TYPE_CHECKING:
+    from omnifuse.config import Config
 
 
 def config_problems(config: Config) -> list[str]:
-    """Every problem of ``config`` (read only: ``fill_defaults`` ran first)."""
+    """Every problem of ``config`` (read only: ``config.fill_defaults`` ran first)."""
     from omnifuse import catalog  # noqa: F401  (fills the registries)
 
     problems: list[str] = []
@@ -183,7 +164,7 @@ def _contrastive_problems(config: Config) -> list[str]:
                     f"{config.label.task}); remove the section or set label.task: contrastive"]
         return []
     if config.contrastive is None:
-        return ["contrastive: the section is missing (an internal error: fill_defaults fills it)"]
+        return ["contrastive: the section is missing (an internal error: config.fill_defaults fills it)"]
     section, inputs = config.contrastive, config.input_names()
     problems = [f"contrastive.columns: {c!r} {_not_a_tower(config, c)}"
                 for c in section.columns if c not in inputs]

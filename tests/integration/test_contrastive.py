@@ -142,7 +142,7 @@ def test_init_from_copies_the_tower_and_the_result_is_self_contained(
     pretrained: Path, table_dir: Path, tmp_path: Path
 ) -> None:
     from omnifuse.build import build_encoders, make_preprocessors
-    from omnifuse.contrastive.init_from import pretrained_preprocessors
+    from omnifuse.contrastive.init_from import init_encoder, pretrained_preprocessors
 
     copy = tmp_path / "pretrained_copy"
     shutil.copytree(pretrained, copy)
@@ -150,8 +150,10 @@ def test_init_from_copies_the_tower_and_the_result_is_self_contained(
     preprocessors = make_preprocessors(config)
     assert pretrained_preprocessors(config, preprocessors) == {"photo"}
     tower = omnifuse.load(copy).model.encoders["photo"].state_dict()
-    encoder = build_encoders(config, preprocessors, None)["photo"]
+    encoder = build_encoders(config, preprocessors, None, init_encoder)["photo"]
     assert all(torch.equal(v, tower[k]) for k, v in encoder.state_dict().items())
+    fresh = build_encoders(config, preprocessors, None)["photo"]  # no init_weights: random weights
+    assert not all(torch.equal(v, tower[k]) for k, v in fresh.state_dict().items())
     out = tmp_path / "finetuned"
     omnifuse.train(config, train=table_dir / "train.csv", out=out, progress=False)
     shutil.rmtree(copy)  # the fine-tuned folder must not need it
@@ -161,11 +163,11 @@ def test_init_from_copies_the_tower_and_the_result_is_self_contained(
 
 def _build(config: Config) -> None:
     from omnifuse.build import build_encoders, make_preprocessors
-    from omnifuse.contrastive.init_from import pretrained_preprocessors
+    from omnifuse.contrastive.init_from import init_encoder, pretrained_preprocessors
 
     preprocessors = make_preprocessors(config)
     pretrained_preprocessors(config, preprocessors)
-    build_encoders(config, preprocessors, None)
+    build_encoders(config, preprocessors, None, init_encoder)  # as training builds them
 
 
 def test_init_from_mismatches_are_clear(pretrained: Path, tmp_path: Path) -> None:

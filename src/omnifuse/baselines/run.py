@@ -22,6 +22,7 @@ import torch
 from omnifuse.baselines.blocks import TRAIN, Block, SplitRows, build_blocks
 from omnifuse.baselines.models import Fitted, fit_boosting, fit_linear
 from omnifuse.config import Config
+from omnifuse.contrastive.init_from import init_encoder
 from omnifuse.data.collate import Example
 from omnifuse.data.io import Table
 from omnifuse.data.preprocess.base import Preprocessor
@@ -155,8 +156,8 @@ def run_baselines(cfg: Config, task: Task, preprocessors: dict[str, Preprocessor
     targets = {s: encoded_targets(r.examples) for s, r in rows.items()}
     notes: list[str] = [VALID_NOTE] if split == "valid" else []
     with threadpool_limits(limits=1):
-        blocks = build_blocks(cfg, preprocessors, rows, lambda: build_encoders(cfg, preprocessors, None),
-                              device_for(cfg), notes)
+        encoders = lambda: build_encoders(cfg, preprocessors, None, init_encoder)  # noqa: E731
+        blocks = build_blocks(cfg, preprocessors, rows, encoders, device_for(cfg), notes)
         results = fit_all(task, blocks, targets, split, cfg.training.seed, notes)
     best = best_result(results, metric, mode)
     counts = {s: len(r.examples) for s, r in rows.items()} | {"train_total": len(examples[TRAIN])}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning_fabric import Fabric
 
-from omnifuse.config import Config, TrainingConfig
 from omnifuse.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omnifuse.config import Config, TrainingConfig
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")  # fp32, or autocast with fp32 master weights
 STRATEGIES = ("auto", "ddp", "fsdp")
