@@ -39,7 +39,8 @@ def from_dict(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
             before = len(problems)
             kwargs[name] = convert(hints[name], data[name], _join(path, name), problems)
             if RANGE in field.metadata and len(problems) == before:  # a range is checked on a typed value
-                problems += field.metadata[RANGE].problems(kwargs[name], _join(path, name), _default(field))
+                check: Range = field.metadata[RANGE]
+                problems += check.problems(kwargs[name], _join(path, name), field_default(field))
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             problems.append(f"{_join(path, name)}: required key is missing")
             kwargs[name] = None
@@ -182,7 +183,7 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def _default(field: dataclasses.Field[Any]) -> Any:
+def field_default(field: dataclasses.Field[Any]) -> Any:
     """A field's default value (None when it has none)."""
     if field.default is not dataclasses.MISSING:
         return field.default

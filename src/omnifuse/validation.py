@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from omnifuse.augment import augment_problems
 from omnifuse.config_base import MEDIA_TYPES, TABULAR_INPUT, TABULAR_TYPES, ComponentConfig
 from omnifuse.registry import unknown_name_message
-from omnifuse.typed import from_dict
+from omnifuse.typed import field_default, from_dict
 
 if TYPE_CHECKING:
     from omnifuse.config import Config
@@ -58,15 +58,7 @@ def component_keys(kind: str, name: str) -> dict[str, Any] | None:
         return None
     fields = [f for f in dataclasses.fields(ComponentConfig) if f.name != "options"]
     fields += dataclasses.fields(registry.get(name).options)
-    return {f.name: _field_default(f) for f in fields}
-
-
-def _field_default(field: dataclasses.Field[Any]) -> Any:
-    if field.default is not dataclasses.MISSING:
-        return field.default
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return None
+    return {f.name: field_default(f) for f in fields}
 
 
 def _fusion_input_problems(config: Config) -> list[str]:
