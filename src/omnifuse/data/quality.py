@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import difflib
-from collections.abc import Sequence
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 
@@ -53,12 +56,32 @@ def apply_bad_row_policy(bad: Sequence[BadRow], policy: str, out_dir: Path | Non
 
 
 def write_bad_rows(bad: Sequence[BadRow], path: Path, table: str) -> None:
-    """Appends the bad rows of ``table`` to a CSV (header written once)."""
+    """Appends the bad rows of ``table`` to a CSV (header written once). Several processes may append at
+    once (DDP ranks and their loader workers while streaming): each holds an exclusive lock on the file
+    while it checks for the header and writes its rows in one piece."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with path.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(["table", "row", "column", "value", "reason", "fix"])
-        for b in bad:
-            writer.writerow([table, b.row, b.column, b.value, b.reason, b.fix])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    for b in bad:
+        writer.writerow([table, b.row, b.column, b.value, b.reason, b.fix])
+    with path.open("a", newline="", encoding="utf-8") as handle, _locked(handle):
+        if handle.tell() == 0:  # opened for appending: the position is the file's size
+            csv.writer(handle).writerow(["table", "row", "column", "value", "reason", "fix"])
+        handle.write(text.getvalue())
+
+
+@contextmanager
+def _locked(handle: TextIO) -> Iterator[None]:
+    """An exclusive advisory lock on an open file (POSIX ``flock``; elsewhere, no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one writer at a time is the caller's business
+        yield
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    try:
+        handle.seek(0, io.SEEK_END)  # another process may have appended while this one waited
+        yield
+        handle.flush()
+    finally:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

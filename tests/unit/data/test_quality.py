@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pandas as pd
@@ -120,3 +121,32 @@ def test_write_bad_rows_quotes_commas_and_newlines(tmp_path: Path) -> None:
     frame = pd.read_csv(path)
     assert frame.loc[0, "value"] == "a, b\nc"
     assert list(frame.columns) == ["table", "row", "column", "value", "reason", "fix"]
+
+
+LONG = "x" * 3000  # rows of several KB: one call's rows take several write() calls
+
+
+def _append_many(path: str, writer: int, start: Barrier) -> None:
+    start.wait()  # every writer begins at once
+    for call in range(20):
+        rows = [BadRow(writer * 1000 + call * 5 + i, "note", f"v{i}, {LONG}", "empty", "fix it")
+                for i in range(5)]
+        write_bad_rows(rows, Path(path), "t.csv")
+
+
+def test_several_processes_append_whole_rows_and_one_header(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / BAD_ROWS_FILE
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(4)
+    writers = [context.Process(target=_append_many, args=(str(path), w, start)) for w in range(4)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    frame = pd.read_csv(path)
+    assert list(frame.columns) == ["table", "row", "column", "value", "reason", "fix"]  # one header, first
+    assert len(frame) == 4 * 20 * 5 and frame["row"].is_unique  # every row once, none torn
+    assert set(frame["value"]) == {f"v{i}, {LONG}" for i in range(5)}
