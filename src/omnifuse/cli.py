@@ -276,12 +276,15 @@ def _fail(message: str) -> None:
 
 BUG_LINE = ("omnifuse stopped on an unexpected error: this is a bug in omnifuse, not a problem it found in "
             "your input or config; please report it with the traceback above and the command you ran")
+PEER_LINE = ("error: another training process (DDP rank) stopped, so this one stopped too; the reason is "
+             "printed above by that rank (look for 'rank N: error:')")
 
 
 def main() -> None:
     """Entry point: runs the app; omnifuse's own errors print one clear message and exit with 2 (130 for
     Ctrl-C during training, after the message saying how to resume); any other exception is a bug: its
-    traceback, a line saying so, exit status 1."""
+    traceback, a line saying so, exit status 1. Under DDP a rank other than 0 names itself in its message,
+    and a rank whose peer stopped says so instead of showing the transport's traceback."""
     from omnifuse.errors import OmnifuseError
     from omnifuse.training.interrupt import TrainingInterrupted
 
@@ -291,18 +294,38 @@ def main() -> None:
         console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(130)
     except OmnifuseError as exc:
-        from omnifuse.training.distributed import is_rank_zero
-
-        if is_rank_zero():  # DDP: every rank raises the same error; one message is enough
-            console.print("[bold red]error:[/bold red] ", end="")
-            console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        _print_user_error(exc)
         sys.exit(2)
-    except Exception:  # not an input problem omnifuse knows of: a bug; show where, and say so
+    except Exception as exc:  # not an input problem omnifuse knows of: a bug; show where, and say so
+        if _peer_stopped(exc):
+            print(PEER_LINE, file=sys.stderr)
+            sys.exit(1)
         import traceback
 
         traceback.print_exc()
         print(BUG_LINE, file=sys.stderr)
         sys.exit(1)
+
+
+def _print_user_error(exc: Exception) -> None:
+    """The error in one line; on a DDP rank other than 0 prefixed with the rank, since an error raised on
+    one rank only (a bad row in its shard of a streamed table) is printed by that rank alone."""
+    from omnifuse.training.distributed import global_rank
+
+    rank = global_rank()
+    console.print(f"rank {rank}: " if rank else "", end="", markup=False)
+    console.print("[bold red]error:[/bold red] ", end="")
+    console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+
+
+def _peer_stopped(exc: Exception) -> bool:
+    """Whether ``exc`` is a collective failing because another DDP rank's process ended."""
+    from omnifuse.training.distributed import world_size
+
+    text = str(exc)
+    return world_size() > 1 and isinstance(exc, RuntimeError) and (
+        "Connection closed by peer" in text or "Connection reset by peer" in text
+        or type(exc).__name__ == "DistBackendError")
 
 
 if __name__ == "__main__":

@@ -86,3 +86,36 @@ def test_ddp_resume_continues_the_run(tmp_path: Path) -> None:
                            env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Resumed from epoch 2" in again.stderr
+
+
+STREAMED = """
+label: {column: label, task: multiclass}
+columns:
+  review: {type: text, encoder: {name: bow, embed_dim: 8}}
+  score: {type: numeric}
+data: {streaming: true, stream_batch_rows: 16, stream_sample_rows: 40, stream_valid_rows: 30,
+       on_bad_row: error}
+training: {epochs: 2, batch_size: 8, accelerator: cpu}
+"""
+
+
+def test_a_bad_row_on_one_rank_stops_both_with_that_ranks_message(tmp_path: Path) -> None:
+    from omnifuse.cli import BUG_LINE, PEER_LINE
+
+    rng = np.random.default_rng(0)
+    rows = [{"review": " ".join(rng.choice(WORDS[i % 3], 3)), "score": str(float(i % 3)),
+             "label": ["pos", "neg", "mid"][i % 3]} for i in range(200)]
+    rows[150]["score"] = "oops"  # in streamed batch 9 (rows 144-159): rank 1's shard, read by rank 1 only
+    pd.DataFrame(rows).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "c.yaml").write_text(STREAMED)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "omnifuse.cli", "train", "-c", str(tmp_path / "c.yaml"), "--train",
+         str(tmp_path / "train.parquet"), "-o", str(tmp_path / "m"), "-q", "--devices", "2",
+         "--strategy", "ddp", "--accelerator", "cpu"],
+        capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path,
+    )
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0
+    assert "rank 1: error: column 'score' row 150: numeric column 'score': 'oops' is not a number" in text
+    assert " ".join(PEER_LINE.split()) in text and BUG_LINE not in text and "Traceback" not in text

@@ -34,3 +34,21 @@ def test_an_unexpected_error_shows_its_traceback_and_says_it_is_a_bug(
     assert "Traceback (most recent call last)" in err
     assert "RuntimeError: index out of range in the fusion" in err
     assert err.rstrip().endswith(cli.BUG_LINE) and "this is a bug in omnifuse" in cli.BUG_LINE
+
+
+def test_under_ddp_a_rank_names_itself_and_a_stopped_peer_is_not_called_a_bug(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from omnifuse.training import distributed
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "global_rank", lambda: 1)
+    code = _run(monkeypatch, DataError("column 'score' row 150: 'oops' is not a number"))
+    out = capsys.readouterr()
+    assert code == 2 and "rank 1: error: column 'score' row 150" in " ".join((out.out + out.err).split())
+    monkeypatch.setattr(distributed, "global_rank", lambda: 0)
+    code = _run(monkeypatch, RuntimeError("[gloo/pair.cc:553] Connection closed by peer [127.0.0.1]:62178"))
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip() == cli.PEER_LINE  # no transport traceback, no "bug" line
+    monkeypatch.setattr(distributed, "world_size", lambda: 1)  # the same text without DDP: a bug
+    assert _run(monkeypatch, RuntimeError("Connection closed by peer")) == 1
+    assert capsys.readouterr().err.rstrip().endswith(cli.BUG_LINE)
