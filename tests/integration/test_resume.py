@@ -38,7 +38,7 @@ def _last_weights(out: Path) -> dict[str, torch.Tensor]:
 
 
 class Interrupted(RuntimeError):
-    pass
+    """Raised by the test to stop a run mid-way, as a crash would."""
 
 
 def test_resume_reaches_the_same_weights(

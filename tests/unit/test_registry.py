@@ -30,7 +30,7 @@ def test_register_decorator_returns_entry_unchanged() -> None:
 
     @reg.register("mine")
     class Mine:
-        pass
+        """An entry to register."""
 
     assert reg.get("mine") is Mine
     assert Mine.__name__ == "Mine"
