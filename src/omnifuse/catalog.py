@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import omnifuse.encoders.audio
 import omnifuse.encoders.image
+import omnifuse.encoders.lexical
 import omnifuse.encoders.mfcc
 import omnifuse.encoders.tabular
 import omnifuse.encoders.text

@@ -33,6 +33,9 @@ class ColumnConfig:
     # training-time augmentation of this column: auto (on for encoders trained from scratch), none, or
     # {transform name: {its options}}, e.g. {affine: {degrees: 10}, erase: {}}; see `omnifuse list`
     augment: str | dict[str, dict[str, Any]] = "auto"
+    # one table column feeding two encoders (e.g. a frozen hf_text and a lexical tfidf): an entry whose
+    # source names another table column reads that column's values with its own encoder
+    source: str = ""  # the table column this entry reads; empty: the column named like the entry
 
 
 @dataclass
@@ -183,6 +186,19 @@ class Config:
     def tabular_columns(self) -> dict[str, ColumnConfig]:
         """Numeric and categorical columns, sorted by name."""
         return {n: c for n, c in sorted(self.columns.items()) if c.type in TABULAR_TYPES}
+
+    def table_columns(self) -> dict[str, ColumnConfig]:
+        """The table columns the inputs read, in config order, each with the entry that reads it: every used
+        column, and the ``source`` of an entry that reads another column (once, by its first reader)."""
+        found: dict[str, ColumnConfig] = {}
+        for name, column in self.columns.items():
+            if column.type != "ignore":
+                found.setdefault(column.source or name, column)
+        return found
+
+    def source_of(self, name: str) -> str:
+        """The table column that column entry ``name`` reads (its ``source``, else its own name)."""
+        return self.columns[name].source or name
 
     def input_names(self) -> list[str]:
         """Names of the model inputs: one per media column, plus 'tabular' if there are tabular columns."""

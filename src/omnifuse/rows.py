@@ -42,7 +42,7 @@ def check_records(records: list[dict[str, Any]], config: Config) -> None:
     """Raises DataError naming an input column the rows lack (with a did-you-mean)."""
     if not records:
         raise DataError("no rows to predict; pass at least one row")
-    wanted = [n for n, c in config.columns.items() if c.type != "ignore"]
+    wanted = list(config.table_columns())
     for position, record in enumerate(records):
         if any(name not in record for name in wanted):
             where = "" if len(records) == 1 else f" (row {position})"

@@ -72,7 +72,7 @@ def prepare_streaming(cfg: Config, train: Any, valid: Any, test: Any, ctx: RunCo
     root = None if base_dir is None else Path(base_dir).resolve()
     folder = root or path.parent.resolve()
     check_columns(pd.DataFrame(columns=file.schema_arrow.names), cfg, str(train), need_label=True)
-    columns = [n for n, c in cfg.columns.items() if c.type != "ignore"] + [cfg.label.column]
+    columns = [*cfg.table_columns(), cfg.label.column]
     held = 0 if valid is not None else d.stream_valid_rows
     total = int(file.metadata.num_rows)
     if total <= held:

@@ -13,7 +13,7 @@ from omnifuse.registry import unknown_name_message
 from omnifuse.typed import field_default, from_dict
 
 if TYPE_CHECKING:
-    from omnifuse.config import Config
+    from omnifuse.config import ColumnConfig, Config
 
 
 def config_problems(config: Config) -> list[str]:
@@ -109,6 +109,8 @@ def _column_problems(config: Config) -> list[str]:
                 f"{path}: the name 'tabular' is reserved for the numeric/categorical columns' "
                 "shared input; rename this column in the table and the config"
             )
+        if column.source:
+            problems += _source_problems(config, name, column)
         if column.type == "video":
             problems.append(f"{path}: video columns are not supported yet; set type: ignore for now")
         elif column.type in MEDIA_TYPES and column.encoder is not None:
@@ -119,6 +121,23 @@ def _column_problems(config: Config) -> list[str]:
                 "remove this key and configure the top-level 'tabular' section instead"
             )
     return problems
+
+
+def _source_problems(config: Config, name: str, column: ColumnConfig) -> list[str]:
+    """``columns.<name>.source`` names a table column: not this entry, not one that itself reads another
+    column, and of the same type when the config uses it too."""
+    path, source = f"columns.{name}.source", column.source
+    found = config.columns.get(source)
+    if column.type not in MEDIA_TYPES:
+        return [f"{path}: only text, image and audio columns can read another column; remove source"]
+    if source == name:
+        return [f"{path}: {name!r} names itself; remove source (an entry reads its own column by default)"]
+    if found is not None and found.source:
+        return [f"{path}: {source!r} itself reads column {found.source!r}; set source: {found.source}"]
+    if found is not None and found.type not in ("ignore", column.type):
+        return [f"{path}: {source!r} is a {found.type} column and {name!r} a {column.type} one; "
+                f"set type: {found.type} or read another column"]
+    return []
 
 
 def _component_problems(path: str, comp: ComponentConfig, kind: str, modality: str | None) -> list[str]:

@@ -60,7 +60,7 @@ def test_build_config_types_encoders_and_notes(tmp_path: Path) -> None:
     assert (config.label.column, config.label.task) == ("label", "multiclass")
     assert {n: c.type for n, c in config.columns.items()} == {
         "id": "ignore", "photo": "image", "clip": "audio", "review": "text", "film": "ignore",
-        "price": "numeric", "color": "categorical",
+        "price": "numeric", "color": "categorical", "review_words": "text",
     }
     assert config.columns["photo"].encoder == ComponentConfig("small_cnn", {"size": 8, "channels": 1})
     assert config.columns["clip"].encoder == ComponentConfig("mfcc_stats")
@@ -82,13 +82,38 @@ def test_build_config_types_encoders_and_notes(tmp_path: Path) -> None:
     assert small in notes
 
 
-def test_text_falls_back_to_textcnn_without_the_packaged_model(
+def test_text_falls_back_to_tfidf_without_the_packaged_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(init_config, "_installed", lambda module: False)
     config, notes = build_config(read_table(_table(tmp_path)), "label")
-    assert config.columns["review"].encoder == ComponentConfig("textcnn")
-    assert any(n.startswith("columns.review.encoder: textcnn") for n in notes)
+    assert config.columns["review"].encoder == ComponentConfig("tfidf", lr_mult=2.5)
+    assert "review_words" not in config.columns  # the companion goes with a frozen sentence encoder only
+    assert any(n.startswith("columns.review.encoder: tfidf") for n in notes)
+
+
+def test_a_frozen_sentence_encoder_gets_a_tfidf_companion_on_the_same_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(init_config, "_installed", lambda module: True)
+    config, notes = build_config(read_table(_table(tmp_path)), "label")
+    words = config.columns["review_words"]
+    expected = ("text", "review", ComponentConfig("tfidf", lr_mult=2.5))
+    assert (words.type, words.source, words.encoder) == expected
+    assert words.allow_missing == config.columns["review"].allow_missing
+    assert "review_words" not in config.table_columns()
+    assert any(n.startswith("columns.review_words: the text of 'review' read a second time") for n in notes)
+    text = render_yaml(config, notes)
+    assert "  review_words:" in text and "    source: review  #" in text
+    assert Config.from_dict(yaml.safe_load(text)).columns["review_words"].source == "review"
+
+
+def test_the_companion_name_avoids_taken_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(init_config, "_installed", lambda module: True)
+    table = read_table(_table(tmp_path))
+    table.frame["review_words"] = "x"
+    config, _ = build_config(table, "label")
+    assert config.columns["review_words2"].source == "review"
 
 
 def test_large_images_get_efficientnet_or_small_cnn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,7 +237,8 @@ def test_pretrained_encoders_are_written_frozen_with_a_small_lr_mult(
     config, notes = build_config(read_table(_table(tmp_path, image_size=(100, 70), mode="RGB")), "label")
     schedules = {n: (c.encoder.freeze_epochs, c.encoder.lr_mult)
                  for n, c in config.columns.items() if c.encoder is not None}
-    assert schedules == {"photo": (-1, 0.05), "review": (-1, 0.05), "clip": (0, 1.0)}
+    assert schedules == {"photo": (-1, 0.05), "review": (-1, 0.05), "clip": (0, 1.0),
+                         "review_words": (0, 2.5)}
     note = next(n for n in notes if n.startswith("columns.review.encoder: hf_text"))
     assert "frozen (freeze_epochs: -1)" in note and "lr_mult 0.05" in note
     text = render_yaml(config, notes)

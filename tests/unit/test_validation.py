@@ -49,7 +49,7 @@ def test_unknown_encoder_lists_encoders_of_that_modality() -> None:
     with pytest.raises(
         ConfigError,
         match=r"columns\.review\.encoder: unknown encoder 'textcn'\. "
-        r"Did you mean 'textcnn'\? Available: bilstm, bow, hf_text, textcnn$",
+        r"Did you mean 'textcnn'\? Available: bilstm, bow, hf_text, textcnn, tfidf$",
     ):
         Config.from_dict(raw)
 
@@ -290,3 +290,36 @@ def test_problems_only_read_the_config_and_defaults_are_filled_at_load() -> None
     before = built.to_dict()
     built.problems()
     assert built.to_dict() == before and built.columns["a"].encoder is None  # nothing filled in by a check
+
+
+def test_a_column_can_read_another_column_as_source() -> None:
+    columns = {"review": {"type": "text"}, "review_words": {"type": "text", "source": "review",
+                                                            "encoder": {"name": "tfidf"}}}
+    cfg = Config.from_dict(_raw(columns=columns))
+    assert cfg.source_of("review_words") == "review"
+    assert list(cfg.table_columns()) == ["review"]
+    assert cfg.input_names() == ["review", "review_words"]
+
+
+def test_source_of_an_ignored_column_is_read_from_the_table() -> None:
+    columns = {"review": {"type": "ignore"}, "words": {"type": "text", "source": "review"}}
+    cfg = Config.from_dict(_raw(columns=columns))
+    assert list(cfg.table_columns()) == ["review"] and cfg.table_columns()["review"].type == "text"
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"review": {"type": "text", "source": "review"}}, "names itself; remove source"),
+        ({"review": {"type": "text"}, "a": {"type": "text", "source": "b"},
+          "b": {"type": "text", "source": "review"}},
+         "'b' itself reads column 'review'; set source: review"),
+        ({"review": {"type": "text"}, "pic": {"type": "image", "source": "review"}},
+         "'review' is a text column and 'pic' a image one"),
+        ({"review": {"type": "text"}, "n": {"type": "numeric", "source": "review"}},
+         "only text, image and audio columns can read another column"),
+    ],
+)
+def test_bad_sources_are_reported_at_load(columns: dict[str, Any], message: str) -> None:
+    problems = _problems(_raw(columns=columns))
+    assert any(message in p for p in problems), problems

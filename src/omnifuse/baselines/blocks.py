@@ -28,7 +28,7 @@ from omnifuse.baselines.features.tabular import TabularFeatures
 from omnifuse.baselines.features.text import TextFeatures
 from omnifuse.config import Config
 from omnifuse.data.collate import Example
-from omnifuse.data.dataset import FILE_MODALITIES, input_specs
+from omnifuse.data.dataset import FILE_MODALITIES, cell_column, input_specs
 from omnifuse.data.io import check_inside, resolve_path
 from omnifuse.data.preprocess.audio import LogMelPreprocessor, WaveformPreprocessor
 from omnifuse.data.preprocess.base import Preprocessor
@@ -106,7 +106,7 @@ def cell_values(rows: SplitRows, spec: InputSpec, allow_outside: bool) -> list[A
     against the path policy exactly as the model's preprocessing did."""
     values: list[Any] = []
     for example, record in zip(rows.examples, rows.records, strict=True):
-        value = record[spec.name]
+        value = record[cell_column(spec)]
         if not example.presence[spec.name]:
             values.append(None)
         elif spec.modality in FILE_MODALITIES and not isinstance(value, (bytes, bytearray)):
@@ -196,6 +196,14 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _read_by_another(spec: InputSpec, specs: list[InputSpec]) -> bool:
+    """Whether an earlier input reads the same table column (its classical features would be a copy)."""
+    earlier = specs[: specs.index(spec)]
+    return spec.modality != "tabular" and any(
+        s.modality == spec.modality and cell_column(s) == cell_column(spec) for s in earlier
+    )
+
+
 def build_blocks(cfg: Config, preprocessors: dict[str, Preprocessor], rows: dict[str, SplitRows],
                  encoders: Callable[[], dict[str, Encoder]], device: torch.device,
                  notes: list[str]) -> list[Block]:
@@ -207,9 +215,11 @@ def build_blocks(cfg: Config, preprocessors: dict[str, Preprocessor], rows: dict
     """
     blocks: list[Block] = []
     built: dict[str, Encoder] | None = None
-    for spec in input_specs(cfg):
+    specs = input_specs(cfg)
+    for spec in specs:
         try:
-            blocks.append(classical_block(cfg, spec, preprocessors[spec.name], rows))
+            if not _read_by_another(spec, specs):
+                blocks.append(classical_block(cfg, spec, preprocessors[spec.name], rows))
         except ValueError as exc:  # BadValueError is one too
             notes.append(f"{spec.name}: classical features skipped ({exc})")
         component = cfg.encoder_of(spec.name)

@@ -49,11 +49,16 @@ def input_specs(config: Config) -> list[InputSpec]:
     """The model inputs of ``config``, sorted by name."""
     from omnifuse.config import TABULAR_INPUT
 
-    specs = [InputSpec(n, c.type, {n: c.type}) for n, c in config.media_columns().items()]
+    specs = [InputSpec(n, c.type, {c.source or n: c.type}) for n, c in config.media_columns().items()]
     tabular = {n: c.type for n, c in config.tabular_columns().items()}
     if tabular:
         specs.append(InputSpec(TABULAR_INPUT, "tabular", tabular))
     return sorted(specs, key=lambda s: s.name)
+
+
+def cell_column(spec: InputSpec) -> str:
+    """The table column a media input reads: its own name, or its ``source`` column."""
+    return next(iter(spec.columns))
 
 
 def fit_values(spec: InputSpec, frame: pd.DataFrame, base_dir: Path) -> list[Any]:
@@ -62,7 +67,7 @@ def fit_values(spec: InputSpec, frame: pd.DataFrame, base_dir: Path) -> list[Any
         return [
             dict(zip(spec.columns, vals, strict=True)) for vals in frame[list(spec.columns)].itertuples(False)
         ]
-    values = [v for v in frame[spec.name] if not is_missing(v)]
+    values = [v for v in frame[cell_column(spec)] if not is_missing(v)]
     if spec.modality in FILE_MODALITIES:
         return [resolve_path(str(v), base_dir) for v in values]
     return [str(v) for v in values]
@@ -114,11 +119,11 @@ def make_example(
             else:
                 allow = config.columns[spec.name].allow_missing
                 inputs[spec.name], presence[spec.name] = _media_cell(
-                    spec, pre, row[spec.name], base_dir, allow, outside
+                    spec, pre, row[cell_column(spec)], base_dir, allow, outside
                 )
         except BadValueError as exc:
-            column = exc.column or spec.name
-            value = exc.value if exc.column else row.get(spec.name, "")
+            column = exc.column or cell_column(spec)
+            value = exc.value if exc.column else row.get(cell_column(spec), "")
             return None, BadRow(index, column, _short(value), exc.reason, exc.fix)
     return Example(index=index, inputs=inputs, presence=presence), None
 

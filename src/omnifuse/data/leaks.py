@@ -95,7 +95,7 @@ def find_column_problems(
 
 def find_config_problems(config: Config, frame: pd.DataFrame) -> list[Finding]:
     """``find_column_problems`` for the configured input columns (``type: ignore`` ones left out)."""
-    columns = {n: c.type for n, c in config.columns.items() if c.type != "ignore"}
+    columns = {n: c.type for n, c in config.table_columns().items()}
     return find_column_problems(frame, columns, config.label.column or None, config.label.task)
 
 

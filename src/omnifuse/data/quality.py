@@ -21,7 +21,7 @@ BAD_ROWS_FILE = "bad_rows.csv"
 
 def check_columns(frame: pd.DataFrame, config: Config, source: str, need_label: bool) -> None:
     """Raises DataError naming every configured column the table lacks."""
-    wanted = [n for n, c in config.columns.items() if c.type != "ignore"]
+    wanted = list(config.table_columns())
     if need_label and config.label.column:  # contrastive configs may have no label column
         wanted.append(config.label.column)
     missing = [name for name in wanted if name not in frame.columns]

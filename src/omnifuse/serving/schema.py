@@ -122,7 +122,7 @@ def build_models(config: Config, categories: dict[str, list[str]], classes: list
         classes: class names ([] for regression).
     """
     fields: dict[str, Any] = {}
-    for i, (name, column) in enumerate(config.columns.items()):
+    for i, (name, column) in enumerate(config.table_columns().items()):
         if column.type == "ignore":
             continue
         annotation, extra = _cell(column.type, categories.get(name, []))
@@ -173,11 +173,11 @@ def _explain_response(classes: list[str]) -> type[BaseModel]:
 
 def _form_schema(config: Config) -> dict[str, Any]:
     properties: dict[str, Any] = {}
-    for name, column in config.columns.items():
+    for name, column in config.table_columns().items():
         if column.type in MEDIA_TYPES:
             properties[name] = {"type": "string", "format": "binary",
                                 "description": f"the {column.type} file (upload)"}
         elif column.type != "ignore":
             properties[name] = {"type": "string", "description": f"{column.type} value"}
-    required = [n for n, c in config.columns.items() if c.type != "ignore" and not c.allow_missing]
+    required = [n for n, c in config.table_columns().items() if not c.allow_missing]
     return {"type": "object", "properties": properties, "required": required}

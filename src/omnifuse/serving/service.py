@@ -102,9 +102,7 @@ def model_info(predictor: Predictor, search: bool) -> dict[str, Any]:
     config = predictor.config
     categories = categories_of(predictor)
     columns = []
-    for name, column in config.columns.items():
-        if column.type == "ignore":
-            continue
+    for name, column in config.table_columns().items():
         info: dict[str, Any] = {"name": name, "type": column.type, "allow_missing": column.allow_missing}
         if column.type == "categorical":
             info["categories"] = categories.get(name, [])
