@@ -31,9 +31,11 @@ def test_init_config_infers_types_and_writes_commented_yaml(table_dir: Path, tmp
         "photo": "image",
         "sound": "audio",
         "note": "text",
+        "note_words": "text",  # the same column read a second time by tfidf
         "weight": "numeric",
         "colour": "categorical",
     }
+    assert raw["columns"]["note_words"]["source"] == "note"
     assert raw["label"]["task"] == "multiclass"
 
 

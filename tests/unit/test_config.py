@@ -123,7 +123,7 @@ def test_unknown_key_in_column_did_you_mean() -> None:
     problems = _problems(_raw(columns={"review": {"type": "text", "alow_missing": True}}))
     assert problems == [
         "columns.review.alow_missing: unknown key. Did you mean 'allow_missing'? "
-        "Known keys: type, encoder, allow_missing, augment"
+        "Known keys: type, encoder, allow_missing, augment, source"
     ]
 
 

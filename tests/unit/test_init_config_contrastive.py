@@ -68,5 +68,5 @@ def test_pretrained_towers_are_frozen_so_their_features_are_cached(
     monkeypatch.setattr(init_config, "_installed", lambda module: False)
     config, notes = build_contrastive_config(table, ["photo", "note"], None)
     note = config.columns["note"].encoder
-    assert note is not None and note.name == "textcnn" and note.freeze_epochs == 0  # trains from scratch
+    assert note is not None and note.name == "tfidf" and note.freeze_epochs == 0  # trains from scratch
     assert not any("freeze_epochs" in n for n in notes)
