@@ -95,7 +95,7 @@ def build_config(table: Table, label: str) -> tuple[Config, list[str]]:
         notes += column_notes
     for name, column in list(columns.items()):
         if column.encoder is not None and column.encoder.name == "hf_text":
-            lexical, lexical_notes = _lexical_companion(name, column, set(columns) | set(series))
+            lexical, lexical_notes = lexical_companion(name, column, set(columns) | set(series))
             columns[lexical_notes[0]], notes = lexical, notes + lexical_notes[1:]
     label_config = LabelConfig(
         column=label, task=cast(Task, label_guess.task), delimiter=label_guess.delimiter
@@ -208,7 +208,7 @@ def _column_config(guess: ColumnGuess, series: Any, base_dir: Path) -> tuple[Col
     return column, notes
 
 
-def _lexical_companion(name: str, column: ColumnConfig, taken: set[str]) -> tuple[ColumnConfig, list[str]]:
+def lexical_companion(name: str, column: ColumnConfig, taken: set[str]) -> tuple[ColumnConfig, list[str]]:
     """A ``tfidf`` entry reading the same text column as a frozen ``hf_text`` one.
 
     Returns:

@@ -7,8 +7,9 @@ left alone, whether it was written out or not); whatever the user set is kept, a
   baselines stay on.
 - ``medium``: the config as written (the default).
 - ``best``: pretrained encoders where they are installed and suit the column (text -> ``hf_text`` with the
-  packaged MiniLM; images larger than 64 px -> ``efficientnet_lite0``; tiny images and audio keep their
-  from-scratch encoders), frozen as their registry entries recommend; ``BEST_EPOCHS`` epochs with patience
+  packaged MiniLM, plus a ``<column>_words`` ``tfidf`` entry reading the same column, as init-config writes;
+  images larger than 64 px -> ``efficientnet_lite0``; tiny images and audio keep their from-scratch
+  encoders), frozen as their registry entries recommend; ``BEST_EPOCHS`` epochs with patience
   ``BEST_PATIENCE``, and several members (fusions x seeds) that ``omnifuse.ensemble.best`` trains and
   ensembles greedily on the validation rows.
 """
@@ -173,27 +174,45 @@ def _training_changes(training: TrainingConfig, wanted: dict[str, Any],
 
 def _pretrained_columns(config: Config, table: Table | None) -> tuple[dict[str, ColumnConfig], list[str]]:
     """The columns with a pretrained encoder where the column's encoder was left at its default and one
-    suits it (the choice ``omnifuse init-config`` makes); the notes say which."""
-    from omnifuse.init_config import _choose_encoder, with_spec_schedule
+    suits it (the choice ``omnifuse init-config`` makes), each ``hf_text`` one with its ``tfidf`` companion
+    unless the config reads that column twice already; the notes say which."""
+    from omnifuse.init_config import lexical_companion
 
     columns = dict(config.columns)
     notes = []
+    read_twice = {c.source for c in config.columns.values() if c.source}  # the user paired these already
     for name, column in config.columns.items():
-        default = ComponentConfig(name=DEFAULT_ENCODERS.get(column.type, ""))
-        if column.type not in ("text", "image"):
+        encoder, note = _pretrained_choice(config, name, table)
+        notes += [note] if note else []
+        if encoder is None:
             continue
-        if column.encoder not in (None, default):
-            if column.encoder is not None and column.encoder.name not in PRETRAINED:
-                notes.append(f"kept columns.{name}.encoder: {column.encoder.name} (set in the config)")
-            continue
-        if column.type == "image" and table is None:
-            continue  # the image sizes decide, and there is no table to open them from
-        cells: Any = table.frame[name] if table is not None and name in table.frame.columns else []
-        values = [str(v).strip() for v in cells if not is_missing(v)]
-        choice, why = _choose_encoder(column.type, values, table.base_dir if table else Path.cwd())
-        if choice is None or choice.name not in PRETRAINED:
-            continue
-        encoder, why = with_spec_schedule(choice, why)  # frozen, cached features: as init-config writes it
         columns[name] = dataclasses.replace(column, encoder=encoder)
-        notes.append(f"columns.{name}.encoder: {default.name} -> {choice.name}: {why}")
+        if encoder.name == "hf_text" and not column.source and name not in read_twice:
+            taken = set(columns) | (set(map(str, table.frame.columns)) if table is not None else set())
+            lexical, lexical_notes = lexical_companion(name, column, taken)
+            columns[lexical_notes[0]], notes = lexical, notes + lexical_notes[1:]
     return columns, notes
+
+
+def _pretrained_choice(config: Config, name: str, table: Table | None) -> tuple[ComponentConfig | None, str]:
+    """The pretrained encoder (with its spec's schedule) for column entry ``name``, or None; and the note."""
+    from omnifuse.init_config import _choose_encoder, with_spec_schedule
+
+    column = config.columns[name]
+    default = ComponentConfig(name=DEFAULT_ENCODERS.get(column.type, ""))
+    if column.type not in ("text", "image"):
+        return None, ""
+    if column.encoder not in (None, default):
+        if column.encoder is not None and column.encoder.name not in PRETRAINED:
+            return None, f"kept columns.{name}.encoder: {column.encoder.name} (set in the config)"
+        return None, ""
+    if column.type == "image" and table is None:
+        return None, ""  # the image sizes decide, and there is no table to open them from
+    source = config.source_of(name)
+    cells: Any = table.frame[source] if table is not None and source in table.frame.columns else []
+    values = [str(v).strip() for v in cells if not is_missing(v)]
+    choice, why = _choose_encoder(column.type, values, table.base_dir if table else Path.cwd())
+    if choice is None or choice.name not in PRETRAINED:
+        return None, ""
+    encoder, why = with_spec_schedule(choice, why)  # frozen, cached features: as init-config writes it
+    return encoder, f"columns.{name}.encoder: {default.name} -> {choice.name}: {why}"

@@ -108,6 +108,22 @@ def test_best_switches_default_encoders_to_installed_pretrained_ones(
     assert image.lr_mult == ENCODERS.get("efficientnet_lite0").lr_mult
     assert all(m.config.columns == plan.config.columns for m in plan.members)
     assert any(n.startswith("columns.photo.encoder: small_cnn -> efficientnet_lite0") for n in plan.notes)
+    words = plan.config.columns["review_words"]  # the lexical companion, as init-config writes it
+    assert (words.source, words.encoder) == ("review", ComponentConfig("tfidf", lr_mult=2.5))
+    assert plan.config.input_names() == ["photo", "review", "review_words", "tabular"]
+    assert any(n.startswith("columns.review_words: the text of 'review' read a second") for n in plan.notes)
+
+
+def test_best_adds_no_companion_where_the_config_reads_the_column_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(init_config, "_installed", lambda module: True)
+    mine = {"type": "text", "encoder": "bow", "source": "review"}
+    paired = _config(columns={**BASE["columns"], "mine": mine})
+    plan = resolve_preset(paired, "best", _table(tmp_path, 96))
+    review = plan.config.columns["review"].encoder
+    assert review is not None and review.name == "hf_text"
+    assert set(plan.config.columns) == {"review", "photo", "age", "mine"}
 
 
 def test_best_keeps_scratch_encoders_for_tiny_images_missing_packages_and_user_choices(
