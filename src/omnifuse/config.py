@@ -277,6 +277,9 @@ def _flatten(plain: dict[str, Any]) -> dict[str, Any]:
         else {k: v for k, v in col.items() if k != "encoder"}
         for name, col in out["columns"].items()
     }
+    for col in out["columns"].values():
+        if not col.get("source"):
+            col.pop("source", None)  # the entry reads its own column: nothing to write
     return out
 
 

@@ -51,6 +51,8 @@ FASHION = DemoSpec(
     columns={
         "image": {"type": "image", "encoder": {"name": "efficientnet_lite0", "size": 64, **_PRETRAINED}},
         "description": {"type": "text", "encoder": {"name": "hf_text", "max_length": 32, **_PRETRAINED}},
+        "description_words": {"type": "text", "source": "description",  # init-config's lexical companion
+                              "encoder": {"name": "tfidf"}},
     },
     training={},
     test_note="test split: Fashion-MNIST's own test pictures with fresh descriptions",
@@ -61,8 +63,11 @@ DEMOS = {"av_digits": AV_DIGITS, "fashion": FASHION}
 
 
 def demo_config(spec: DemoSpec, inputs: list[str]) -> Config:
-    """The config of a model that reads only ``inputs`` (the other columns are ignored)."""
-    columns = {name: (col if name in inputs else {"type": "ignore"}) for name, col in spec.columns.items()}
+    """The config of a model that reads only the table columns ``inputs`` and the entries whose ``source``
+    is one of them; the other columns are ignored, the other derived entries left out."""
+    read = {name: col.get("source", name) in inputs for name, col in spec.columns.items()}
+    columns = {name: (col if read[name] else {"type": "ignore"})
+               for name, col in spec.columns.items() if read[name] or "source" not in col}
     return Config.from_dict(
         {
             "label": {"column": spec.label, "task": "multiclass"},
@@ -102,7 +107,7 @@ def run_demo(
         spec = dataclasses.replace(spec, training={**spec.training, "epochs": 2})
     folder = out / "data" / (f"{name}_quick" if quick else name)
     data = build_data(spec, folder, console, progress, quick)
-    inputs = sorted(spec.columns)
+    inputs = sorted(name for name, col in spec.columns.items() if "source" not in col)
     fusion = spec.fusion if isinstance(spec.fusion, str) else spec.fusion["name"]
     runs = {f"{i}-only": [i] for i in inputs} | {f"fused ({fusion})": inputs}
     scores: dict[str, float] = {}

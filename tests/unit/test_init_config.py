@@ -87,7 +87,7 @@ def test_text_falls_back_to_tfidf_without_the_packaged_model(
 ) -> None:
     monkeypatch.setattr(init_config, "_installed", lambda module: False)
     config, notes = build_config(read_table(_table(tmp_path)), "label")
-    assert config.columns["review"].encoder == ComponentConfig("tfidf", lr_mult=2.5)
+    assert config.columns["review"].encoder == ComponentConfig("tfidf")
     assert "review_words" not in config.columns  # the companion goes with a frozen sentence encoder only
     assert any(n.startswith("columns.review.encoder: tfidf") for n in notes)
 
@@ -98,7 +98,7 @@ def test_a_frozen_sentence_encoder_gets_a_tfidf_companion_on_the_same_column(
     monkeypatch.setattr(init_config, "_installed", lambda module: True)
     config, notes = build_config(read_table(_table(tmp_path)), "label")
     words = config.columns["review_words"]
-    expected = ("text", "review", ComponentConfig("tfidf", lr_mult=2.5))
+    expected = ("text", "review", ComponentConfig("tfidf"))
     assert (words.type, words.source, words.encoder) == expected
     assert words.allow_missing == config.columns["review"].allow_missing
     assert "review_words" not in config.table_columns()
@@ -238,7 +238,7 @@ def test_pretrained_encoders_are_written_frozen_with_a_small_lr_mult(
     schedules = {n: (c.encoder.freeze_epochs, c.encoder.lr_mult)
                  for n, c in config.columns.items() if c.encoder is not None}
     assert schedules == {"photo": (-1, 0.05), "review": (-1, 0.05), "clip": (0, 1.0),
-                         "review_words": (0, 2.5)}
+                         "review_words": (0, 1.0)}
     note = next(n for n in notes if n.startswith("columns.review.encoder: hf_text"))
     assert "frozen (freeze_epochs: -1)" in note and "lr_mult 0.05" in note
     text = render_yaml(config, notes)

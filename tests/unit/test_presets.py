@@ -109,7 +109,7 @@ def test_best_switches_default_encoders_to_installed_pretrained_ones(
     assert all(m.config.columns == plan.config.columns for m in plan.members)
     assert any(n.startswith("columns.photo.encoder: small_cnn -> efficientnet_lite0") for n in plan.notes)
     words = plan.config.columns["review_words"]  # the lexical companion, as init-config writes it
-    assert (words.source, words.encoder) == ("review", ComponentConfig("tfidf", lr_mult=2.5))
+    assert (words.source, words.encoder) == ("review", ComponentConfig("tfidf"))
     assert plan.config.input_names() == ["photo", "review", "review_words", "tabular"]
     assert any(n.startswith("columns.review_words: the text of 'review' read a second") for n in plan.notes)
 

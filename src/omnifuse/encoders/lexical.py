@@ -20,7 +20,6 @@ from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec
 from omnifuse.errors import OptionError
 from omnifuse.typed import fraction, non_negative, positive
 
-LR_MULT = 2.5  # one vector per n-gram, each updated only by the rows holding it: a larger step helps
 INIT_STD = 0.01  # n-gram vectors start near 0, as a linear model's weights do (N(0, 1): 0.62 -> 0.68 test)
 
 
@@ -35,6 +34,9 @@ class TfidfOptions:
     max_terms: int = positive(20000)  # terms kept per kind (word, character): those in the most texts
     min_df: int = positive(2)  # a term must occur in at least this many training texts
     dropout: float = fraction(0.1)  # on the pooled vector
+    # training: each term of a row is dropped with this probability, so that no single n-gram of a
+    # training row can carry it: against memorising 2,000 rows (0 -> 0.7: Fashion 0.836 -> 0.853 fused)
+    term_dropout: float = fraction(0.7)
 
 
 class TfidfEncoder(Encoder):
@@ -48,8 +50,10 @@ class TfidfEncoder(Encoder):
         pooled (B, E); no tokens.
     """
 
-    def __init__(self, vocab_size: int, embed_dim: int, dropout: float = 0.1) -> None:
+    def __init__(self, vocab_size: int, embed_dim: int, dropout: float = 0.1,
+                 term_dropout: float = 0.0) -> None:
         super().__init__()
+        self.term_dropout = term_dropout
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         nn.init.normal_(self.embed.weight, std=INIT_STD)  # random N(0, 1) vectors of rare terms were noise
         with torch.no_grad():
@@ -59,6 +63,9 @@ class TfidfEncoder(Encoder):
 
     def forward(self, inputs: dict[str, Tensor]) -> EncoderOutput:
         weights = inputs["weights"].unsqueeze(-1)  # (B, T, 1)
+        if self.training and self.term_dropout > 0:  # the kept terms scaled up, as dropout does
+            kept = torch.rand_like(weights) >= self.term_dropout  # (B, T, 1)
+            weights = weights * kept / (1.0 - self.term_dropout)
         pooled = (self.embed(inputs["input_ids"]) * weights).sum(dim=1)  # (B, E)
         return EncoderOutput(pooled=self.dropout(pooled))
 
@@ -90,7 +97,7 @@ def build_tfidf(options: TfidfOptions, preprocessor: Preprocessor, assets: Path 
         raise TypeError(f"expected a TfidfPreprocessor, got {type(preprocessor).__name__}")
     if not preprocessor.terms:
         raise RuntimeError("fit or load the TfidfPreprocessor before building its encoder")
-    return TfidfEncoder(preprocessor.vocab_size, options.embed_dim, options.dropout)
+    return TfidfEncoder(preprocessor.vocab_size, options.embed_dim, options.dropout, options.term_dropout)
 
 
 ENCODERS.add(
@@ -101,6 +108,5 @@ ENCODERS.add(
         make_preprocessor=make_tfidf_preprocessor,
         build=build_tfidf,
         summary="learned vectors of TF-IDF word and character n-grams (lexical; fast from scratch)",
-        lr_mult=LR_MULT,
     ),
 )
