@@ -49,7 +49,7 @@ def _table(name: str, settings: Settings) -> Path:
     return Path(build_av_digits(CACHE_DIR / f"quality_{name}", progress=False, **params))
 
 
-def _default_config(folder: Path) -> dict[str, Any]:
+def default_config(folder: Path) -> dict[str, Any]:
     """The flat config `omnifuse init-config` writes for the table."""
     from omnifuse.data.io import read_table
     from omnifuse.init_config import build_config
@@ -58,7 +58,7 @@ def _default_config(folder: Path) -> dict[str, Any]:
     return config.to_dict()
 
 
-def _with(flat: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+def with_changes(flat: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(flat)
     for key, value in changes.items():
         node = out
@@ -74,7 +74,7 @@ def _largest_drop(history: list[dict[str, Any]]) -> float:
     return max([0.0, *(a - b for a, b in zip(scores, scores[1:], strict=False))])  # 0: never dropped
 
 
-def _fit(cfg: Any, data: Any, out: Path) -> dict[str, Any]:
+def fit_on_rows(cfg: Any, data: Any, out: Path) -> dict[str, Any]:
     """Trains ``cfg`` on prepared rows; its test accuracy, fit seconds and largest validation drop."""
     import torch
     from lightning_fabric.utilities.seed import seed_everything
@@ -105,7 +105,7 @@ def _models(flat: dict[str, Any], folder: Path, out: Path, quick: bool) -> tuple
     from omnifuse.prepare import RunContext
 
     if quick:
-        flat = _with(flat, {"training.epochs": 4})
+        flat = with_changes(flat, {"training.epochs": 4})
     cfg = Config.from_dict(flat)
     ctx = RunContext(out, Console(quiet=True), False)
     data = prepare_data(cfg, folder / "train.csv", folder / "valid.csv", folder / "test.csv", ctx)
@@ -113,7 +113,7 @@ def _models(flat: dict[str, Any], folder: Path, out: Path, quick: bool) -> tuple
     for which in ("image", "audio", "fused"):
         one = cfg if which == "fused" else restrict_to(cfg, which)
         one = dataclasses.replace(one, baseline=dataclasses.replace(one.baseline, enabled=False))
-        found[which] = _fit(one, data, out / which)
+        found[which] = fit_on_rows(one, data, out / which)
     return found, data
 
 
@@ -146,10 +146,10 @@ def run(settings: Settings) -> list[BenchResult]:
     rows: list[BenchResult] = []
     for name in ["bundled"] if settings.quick else list(TABLES):
         folder = _table(name, settings)
-        flat = _default_config(folder)
+        flat = default_config(folder)
         with tempfile.TemporaryDirectory(prefix="omnifuse_quality_") as tmp:
             new, data = _models(flat, folder, Path(tmp) / "new", settings.quick)
-            old, _ = _models(_with(flat, PREVIOUS), folder, Path(tmp) / "old", settings.quick)
+            old, _ = _models(with_changes(flat, PREVIOUS), folder, Path(tmp) / "old", settings.quick)
             baselines = run_baselines(Config.from_dict(flat), data.task, data.preprocessors, data.tables,
                                       data.examples, "test")
         rows += _rows(name, new, old, baselines)

@@ -33,6 +33,7 @@ import bench_index  # noqa: E402
 import bench_onnx  # noqa: E402
 import bench_predict_latency  # noqa: E402
 import bench_quality  # noqa: E402
+import bench_quality_text  # noqa: E402
 import bench_serving  # noqa: E402
 import bench_streaming  # noqa: E402
 import bench_training_loop  # noqa: E402
@@ -55,6 +56,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         bench_streaming,
         bench_index,
         bench_quality,
+        bench_quality_text,
         bench_tune,
     )
 }
