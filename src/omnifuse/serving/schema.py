@@ -122,9 +122,7 @@ def build_models(config: Config, categories: dict[str, list[str]], classes: list
         classes: class names ([] for regression).
     """
     fields: dict[str, Any] = {}
-    for i, (name, column) in enumerate(config.table_columns().items()):
-        if column.type == "ignore":
-            continue
+    for i, (name, column) in enumerate(config.table_columns().items()):  # ignored columns are not in it
         annotation, extra = _cell(column.type, categories.get(name, []))
         if column.allow_missing or column.type not in MEDIA_TYPES + ("text",):
             annotation = annotation | None
@@ -177,7 +175,7 @@ def _form_schema(config: Config) -> dict[str, Any]:
         if column.type in MEDIA_TYPES:
             properties[name] = {"type": "string", "format": "binary",
                                 "description": f"the {column.type} file (upload)"}
-        elif column.type != "ignore":
+        else:
             properties[name] = {"type": "string", "description": f"{column.type} value"}
     required = [n for n, c in config.table_columns().items() if not c.allow_missing]
     return {"type": "object", "properties": properties, "required": required}

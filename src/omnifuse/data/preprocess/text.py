@@ -29,7 +29,7 @@ def tokenize_words(text: str) -> list[str]:
     return _WORD_RE.findall(text.lower())
 
 
-def _check_text(value: Any) -> str:
+def check_text(value: Any) -> str:
     """Returns ``value`` when it is a string, else raises BadValueError."""
     if not isinstance(value, str):
         raise BadValueError(
@@ -72,7 +72,7 @@ class VocabTextPreprocessor(Preprocessor):
 
     def fit(self, values: Sequence[Any]) -> None:
         """Counts the words of the training texts and keeps the ``max_vocab`` most frequent ones."""
-        counts = Counter(word for value in values for word in tokenize_words(_check_text(value)))
+        counts = Counter(word for value in values for word in tokenize_words(check_text(value)))
         # Ties broken alphabetically so the vocabulary does not depend on row order.
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         words = [word for word, count in ranked if count >= self.min_freq][: self.max_vocab]
@@ -96,7 +96,7 @@ class VocabTextPreprocessor(Preprocessor):
             raise RuntimeError(
                 "VocabTextPreprocessor is not fitted; call fit(training texts) or load_state_dict(state)"
             )
-        words = tokenize_words(_check_text(value))[: self.max_length]
+        words = tokenize_words(check_text(value))[: self.max_length]
         return _ids_and_mask([self._index.get(word, 1) for word in words])
 
     def blank(self) -> dict[str, Tensor]:
@@ -211,7 +211,7 @@ class HFTextPreprocessor(Preprocessor):
         Raises:
             BadValueError: ``value`` is not a string.
         """
-        encoded = self.tokenizer(_check_text(value), truncation=True, max_length=self.max_length)
+        encoded = self.tokenizer(check_text(value), truncation=True, max_length=self.max_length)
         return _ids_and_mask(list(encoded["input_ids"]))
 
     def blank(self) -> dict[str, Tensor]:

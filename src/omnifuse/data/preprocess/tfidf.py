@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.preprocess.base import Preprocessor
-from omnifuse.data.preprocess.text import _check_text
+from omnifuse.data.preprocess.text import check_text
 from omnifuse.errors import DataError, ModelDirError
 
 _TOKEN_RE = re.compile(r"\b\w\w+\b")  # what scikit-learn's TfidfVectorizer calls a word
@@ -82,7 +82,7 @@ class TfidfPreprocessor(Preprocessor):
         Raises:
             DataError: no term of any kind occurs in ``min_df`` training texts.
         """
-        texts = [_check_text(v) for v in values]
+        texts = [check_text(v) for v in values]
         terms: dict[str, list[str]] = {}
         idf: dict[str, list[float]] = {}
         for kind in self._kinds():
@@ -119,7 +119,7 @@ class TfidfPreprocessor(Preprocessor):
         """
         if not self.terms:
             raise RuntimeError("TfidfPreprocessor is not fitted; call fit(training texts) or load_state_dict")
-        text = _check_text(value)
+        text = check_text(value)
         ids: list[int] = []
         weights: list[float] = []
         for kind, index in self._index.items():
@@ -151,9 +151,8 @@ class TfidfPreprocessor(Preprocessor):
         terms = {str(k): [str(t) for t in v] for k, v in state["terms"].items()}
         idf = {str(k): [float(x) for x in v] for k, v in state["idf"].items()}
         if set(terms) != set(idf) or any(len(terms[k]) != len(idf[k]) for k in terms) or not terms:
-            raise ModelDirError("the tfidf preprocessor's terms and weights in preprocessors.json "
-                                "do not match; "
-                                "the file is damaged: retrain, or restore the model folder")
+            raise ModelDirError("the tfidf preprocessor's terms and weights in preprocessors.json do not "
+                                "match; the file is damaged: retrain, or restore the model folder")
         self.word_ngrams = int(state["word_ngrams"])
         self.char_ngrams = (int(state["char_ngrams"][0]), int(state["char_ngrams"][1]))
         self.max_terms, self.min_df = int(state["max_terms"]), int(state["min_df"])
