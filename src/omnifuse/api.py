@@ -46,6 +46,7 @@ from omnifuse.training.feature_cache import precomputed_encoders
 from omnifuse.training.frozen_features import training_cache
 from omnifuse.training.inference import run_model
 from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
+from omnifuse.training.standardize import standardize_for_run
 
 
 def train(
@@ -140,6 +141,7 @@ def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bo
                                                                        ctx.console)
     examples = data.examples if cached is None else cached.examples
     cached_names = [] if cached is None else list(cached.names)
+    standardize_for_run(cfg, model, examples.get("train"), cached_names, ctx.console)
     with precomputed_encoders(model, cached_names):
         trainer = make_trainer(cfg, model, data.task, ctx, fabric, epoch_callback, cached=cached_names)
         train_loader = (make_loader(cfg, examples["train"], shuffle=True) if data.train_stream is None

@@ -28,6 +28,7 @@ from omnifuse.version import __version__, compatible
 CONFIG = "config.yaml"
 PREPROCESSORS = "preprocessors.json"
 WEIGHTS = "model.safetensors"
+STANDARDIZER_PREFIX = "standardizers."  # identity when absent from the weights (older folders)
 AUX_PREFIX = "aux_heads."  # training-only heads (training.aux_loss): never saved
 METRICS = "metrics.json"
 ASSETS = "assets"
@@ -206,7 +207,8 @@ def _load_weights(folder: Path, model: MultimodalModel) -> None:
             f"{path} cannot be read ({exc}); restore it from the original model folder"
         ) from None
     expected = model.state_dict()
-    missing = [k for k in expected if k not in weights]
+    # a folder saved before training.standardize_frozen existed: its inputs were never standardised
+    missing = [k for k in expected if k not in weights and not k.startswith(STANDARDIZER_PREFIX)]
     unexpected = [k for k in weights if k not in expected]
     wrong = [k for k, v in weights.items() if k in expected and expected[k].shape != v.shape]
     if missing or unexpected or wrong:
@@ -216,4 +218,4 @@ def _load_weights(folder: Path, model: MultimodalModel) -> None:
             f"preprocessors.json describe (first differences: {detail}); "
             "the files do not belong together"
         )
-    model.load_state_dict(weights)
+    model.load_state_dict(weights, strict=False)  # every key checked above; standardizers may be absent

@@ -15,6 +15,7 @@ from omnifuse.encoders.base import ENCODERS, Encoder
 from omnifuse.errors import ConfigError
 from omnifuse.fusion.base import FUSIONS
 from omnifuse.heads.base import HEADS
+from omnifuse.layers.standardize import FeatureStandardizer
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 from omnifuse.typed import from_dict
@@ -121,4 +122,13 @@ def build_model(
     if config.training.aux_loss > 0 and len(encoders) > 1 and assets is None:
         aux_heads = {n: HEADS.get(task.name)(e.output_dim, task.output_dim, 0, 0.0)
                      for n, e in encoders.items()}
-    return MultimodalModel(encoders, fusion, head, aux_heads)
+    return MultimodalModel(encoders, fusion, head, aux_heads, standardizers(config, encoders))
+
+
+def standardizers(config: Config, encoders: dict[str, Encoder]) -> dict[str, FeatureStandardizer]:
+    """One (unfitted) FeatureStandardizer per input whose encoder stays frozen for the whole run
+    (``freeze_epochs: -1``), when ``training.standardize_frozen`` is on; fitted by training."""
+    if not config.training.standardize_frozen:
+        return {}
+    return {n: FeatureStandardizer(e.output_dim) for n, e in encoders.items()
+            if config.encoder_of(n).freeze_epochs == -1}

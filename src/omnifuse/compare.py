@@ -59,6 +59,7 @@ from omnifuse.training.feature_cache import precomputed_encoders
 from omnifuse.training.frozen_features import FeatureCache
 from omnifuse.training.inference import run_model
 from omnifuse.training.loop import FitResult
+from omnifuse.training.standardize import standardize_for_run
 
 TEST_BATCH = TIMING_BATCH  # batch size of the test evaluation and of the inference timing
 TIMING_REPEATS = 3  # the inference time is the median of this many passes over the test set
@@ -205,6 +206,7 @@ def fit_cached(
     """``api.fit_prepared`` on the cached rows: the cached encoders are swapped out while training."""
     model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task,
                         init_weights=init_encoder)
+    standardize_for_run(cfg, model, cache.examples["train"], cache.names, ctx.console)
     with precomputed_encoders(model, cache.names):
         trainer = make_trainer(cfg, model, data.task, ctx, cached=cache.names)
         train_loader = make_loader(cfg, cache.examples["train"], shuffle=True)

@@ -108,6 +108,7 @@ class TrainingConfig:
     ema_decay: float = 0.99  # > 0: validate and save an exponential moving average of the weights
     label_smoothing: float = 0.1  # classification: cross-entropy against smoothed targets
     aux_loss: float = 1.0  # > 0: weight of per-input auxiliary heads' losses (each input learns alone too)
+    standardize_frozen: bool = True  # frozen encoders' features standardised per dimension (training rows)
     time_limit: float = 0.0  # seconds of training after which the run stops with its best model; 0: none
 
 
@@ -196,6 +197,10 @@ class Config:
                 found.setdefault(column.source or name, column)
         return found
 
+    def table_types(self) -> dict[str, str]:
+        """The table columns the inputs read (``table_columns``) -> their type, in config order."""
+        return {name: column.type for name, column in self.table_columns().items()}
+
     def source_of(self, name: str) -> str:
         """The table column that column entry ``name`` reads (its ``source``, else its own name)."""
         return self.columns[name].source or name
@@ -245,7 +250,7 @@ def _unflatten(raw: dict[str, Any]) -> dict[str, Any]:
     if isinstance(columns, dict):
         out["columns"] = {
             name: (
-                {**col, "encoder": _component_from_flat(col["encoder"])}
+                {**col, "encoder": _with_recommended(_component_from_flat(col["encoder"]))}
                 if isinstance(col, dict) and col.get("encoder") is not None
                 else col
             )
@@ -254,11 +259,32 @@ def _unflatten(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _component_to_flat(value: dict[str, Any]) -> dict[str, Any]:
+def _recommended(name: Any, options: Any) -> dict[str, Any]:
+    """{"freeze_epochs", "lr_mult"} a column encoder gets when they are left out (its registry entry:
+    e.g. frozen at x0.05 for the packaged pretrained ones), or {} when the name is not registered."""
+    from omnifuse import catalog  # noqa: F401  (fills the registries)
+    from omnifuse.encoders.base import recommended_schedule
+
+    if not (isinstance(name, str) and isinstance(options, dict)):
+        return {}
+    found = recommended_schedule(name, options)
+    return {} if found is None else {"freeze_epochs": found[0], "lr_mult": found[1]}
+
+
+def _with_recommended(component: Any) -> Any:
+    """A column encoder's parsed-from-flat dict with the recommended schedule where the keys are absent."""
+    if not isinstance(component, dict):
+        return component
+    return {**_recommended(component.get("name"), component.get("options", {})), **component}
+
+
+def _component_to_flat(value: dict[str, Any], recommended: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The flat YAML form; ``lr_mult`` and friends only where they differ from what parsing would fill in
+    (``recommended`` for a column encoder, else ComponentConfig's defaults), so that it parses back equal."""
     flat: dict[str, Any] = {"name": value["name"], **value["options"]}
-    defaults = ComponentConfig(name="")
+    defaults = dataclasses.asdict(ComponentConfig(name="")) | (recommended or {})
     for key in ("lr_mult", "freeze_epochs", "init_from", "init_column"):
-        if value[key] != getattr(defaults, key):
+        if value[key] != defaults[key]:
             flat[key] = value[key]
     return flat
 
@@ -272,7 +298,8 @@ def _flatten(plain: dict[str, Any]) -> dict[str, Any]:
     for key in ("tabular", "fusion"):
         out[key] = _component_to_flat(out[key])
     out["columns"] = {
-        name: {**col, "encoder": _component_to_flat(col["encoder"])}
+        name: {**col, "encoder": _component_to_flat(col["encoder"], _recommended(col["encoder"]["name"],
+                                                                             col["encoder"]["options"]))}
         if col.get("encoder")
         else {k: v for k, v in col.items() if k != "encoder"}
         for name, col in out["columns"].items()

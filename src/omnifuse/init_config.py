@@ -29,7 +29,7 @@ from omnifuse.config import (
 from omnifuse.data.io import Table, is_missing, resolve_path
 from omnifuse.data.leaks import find_column_problems
 from omnifuse.data.schema import ColumnGuess, LabelGuess, infer_column_type, infer_schema, sample_values
-from omnifuse.encoders.base import ENCODERS
+from omnifuse.encoders.base import recommended_schedule
 from omnifuse.errors import DataError
 
 SMALL_IMAGE_SIDE = 64  # images at most this many pixels on their long side get the small CNN
@@ -182,7 +182,9 @@ def _freeze_pretrained_towers(configs: dict[str, ColumnConfig]) -> list[str]:
     """
     notes = []
     for name, column in configs.items():
-        if column.encoder is not None and column.encoder.name in PRETRAINED_TOWERS:
+        # a tower init-config already froze (its EncoderSpec) has its note from with_spec_schedule
+        if column.encoder is not None and column.encoder.name in PRETRAINED_TOWERS and \
+                column.encoder.freeze_epochs != -1:
             column.encoder.freeze_epochs = -1
             notes.append(f"columns.{name}.encoder.freeze_epochs: -1, the pretrained tower stays frozen and "
                          "its features are cached (training.feature_cache); only its projection learns")
@@ -236,12 +238,14 @@ def with_spec_schedule(encoder: ComponentConfig, note: str) -> tuple[ComponentCo
     Returns:
         The encoder with the spec's schedule and the note.
     """
-    spec = ENCODERS.get(encoder.name)
-    encoder = dataclasses.replace(encoder, freeze_epochs=spec.freeze_epochs, lr_mult=spec.lr_mult)
-    if spec.freeze_epochs == -1:
+    found = recommended_schedule(encoder.name, encoder.options)
+    assert found is not None, f"init-config picks registered encoders, not {encoder.name!r}"
+    freeze_epochs, lr_mult = found
+    encoder = dataclasses.replace(encoder, freeze_epochs=freeze_epochs, lr_mult=lr_mult)
+    if freeze_epochs == -1:
         note += ("; frozen (freeze_epochs: -1): a probe on its cached features beats fine-tuning it on a "
                  "small table; to fine-tune set freeze_epochs: N >= 1 (head first, then the encoder at "
-                 f"lr_mult {spec.lr_mult:g})")
+                 f"lr_mult {lr_mult:g})")
     return encoder, note
 
 
@@ -328,7 +332,7 @@ def render_yaml(config: Config, notes: list[str]) -> str:
     flat = config.to_dict()
     lines = [_HEADER, *(f"#   {_one_line(n)}" for n in notes), ""]
     lines += _label_lines(flat["label"], notes)
-    lines += _column_lines(flat["columns"], notes)
+    lines += _column_lines(_with_schedules(flat["columns"], config), notes)
     if "contrastive" in flat:
         lines += _section_lines("contrastive", flat["contrastive"], ContrastiveConfig)
     lines += _component_lines(
@@ -355,6 +359,22 @@ def _label_lines(label: dict[str, Any], notes: list[str]) -> list[str]:
         f"  delimiter: {_value(label['delimiter'])}  # {help_['delimiter']}",
         "",
     ]
+
+
+def _with_schedules(columns: dict[str, dict[str, Any]], config: Config) -> dict[str, dict[str, Any]]:
+    """The flat columns with each encoder's ``lr_mult`` and ``freeze_epochs`` written out when they differ
+    from ComponentConfig's defaults (to_dict leaves out the values parsing would fill in, but a reader of
+    the file should see that a pretrained encoder is frozen)."""
+    defaults = ComponentConfig(name="")
+    out = {}
+    for name, column in columns.items():
+        encoder = config.columns[name].encoder
+        if "encoder" in column and encoder is not None:
+            shown = {f: getattr(encoder, f) for f in ("lr_mult", "freeze_epochs")
+                     if getattr(encoder, f) != getattr(defaults, f)}
+            column = {**column, "encoder": {**column["encoder"], **shown}}
+        out[name] = column
+    return out
 
 
 def _column_lines(columns: dict[str, dict[str, Any]], notes: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.fusion.base import Fusion
+from omnifuse.layers.standardize import FeatureStandardizer
 
 
 class MultimodalModel(nn.Module):
@@ -20,11 +21,15 @@ class MultimodalModel(nn.Module):
         aux_heads: {input name: (B, D_input) -> (B, C)}: auxiliary heads on single inputs' pooled vectors,
             trained beside the main head (``training.aux_loss``) so that every input's encoder learns to
             predict on its own, not only whichever input is easiest.
+        standardizers: {input name: FeatureStandardizer}: applied to that input's pooled features and
+            tokens (when they have the pooled width) before the fusion and the auxiliary heads (frozen
+            encoders, ``training.standardize_frozen``).
     """
 
     def __init__(
         self, encoders: dict[str, Encoder], fusion: Fusion, head: nn.Module,
         aux_heads: Mapping[str, nn.Module] | None = None,
+        standardizers: Mapping[str, FeatureStandardizer] | None = None,
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(dict(sorted(encoders.items())))
@@ -32,10 +37,22 @@ class MultimodalModel(nn.Module):
         self.head = head
         self.aux_heads = nn.ModuleDict(dict(sorted((aux_heads or {}).items())))
         self.aux_logits: dict[str, Tensor] = {}  # of the last training forward (see forward)
+        self.standardizers = nn.ModuleDict(dict(sorted((standardizers or {}).items())))
+
+    def encode_input(self, name: str, inputs: dict[str, Tensor]) -> EncoderOutput:
+        """Input ``name``'s encoder output, standardised when the input has a standardizer."""
+        output: EncoderOutput = self.encoders[name](inputs)
+        if name not in self.standardizers:
+            return output
+        standardize = self.standardizers[name]
+        tokens = output.tokens  # (B, T, D'): standardised too when D' is the pooled width D
+        if tokens is not None and tokens.shape[-1] == output.pooled.shape[-1]:
+            tokens = standardize(tokens)
+        return output._replace(pooled=standardize(output.pooled), tokens=tokens)  # pooled (B, D)
 
     def encode(self, inputs: dict[str, dict[str, Tensor]]) -> dict[str, EncoderOutput]:
-        """Runs every encoder on its inputs."""
-        return {name: encoder(inputs[name]) for name, encoder in self.encoders.items()}
+        """Runs every encoder on its inputs (see ``encode_input``)."""
+        return {name: self.encode_input(name, inputs[name]) for name in self.encoders}
 
     def embed(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
         """The fused representation (B, F). Inputs this model has no encoder for are ignored."""

@@ -130,7 +130,7 @@ def summarize(cfg: Config, frame: pd.DataFrame, bad: list[BadRow]) -> list[Colum
     bad_by_column: dict[str, int] = {}
     for b in bad:
         bad_by_column[b.column] = bad_by_column.get(b.column, 0) + 1
-    kinds: dict[str, str] = {n: c.type for n, c in cfg.table_columns().items()}
+    kinds = cfg.table_types()
     if cfg.label.column:  # a contrastive config may have no label
         kinds[cfg.label.column] = f"label ({cfg.label.task})"
     summaries = []

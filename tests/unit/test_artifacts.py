@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 from omnifuse.artifacts import (
     ASSETS,
@@ -370,3 +371,34 @@ def test_write_json(tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == {"a": 1.5, "where": "/x"}
     assert path.read_text().startswith("{\n  ")  # pretty
     assert [p.name for p in path.parent.iterdir()] == ["m.json"]
+
+
+def _frozen_review(folder: Path) -> tuple[Config, MultimodalModel]:
+    """A model whose review encoder is frozen for the whole run, its standardizer fitted, saved."""
+    raw = _config().to_dict()
+    raw["columns"]["review"]["encoder"]["freeze_epochs"] = -1
+    cfg = Config.from_dict(raw)
+    preprocessors, task, model = _parts(cfg)
+    model.standardizers["review"].fit(torch.randn(10, 8) * 3 + 1)
+    save_model(folder, cfg, preprocessors, task, model)
+    return cfg, model
+
+
+def test_frozen_inputs_standardizer_is_saved_and_restored(tmp_path: Path) -> None:
+    _, model = _frozen_review(tmp_path / "model")
+    assert list(model.standardizers) == ["review"]  # the tabular encoder trains: none
+    loaded = load_model(tmp_path / "model").model
+    restored, fitted = loaded.standardizers["review"], model.standardizers["review"]
+    assert torch.equal(restored.mean, fitted.mean) and torch.equal(restored.scale, fitted.scale)
+
+
+def test_a_folder_saved_without_standardizers_loads_them_as_the_identity(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    _frozen_review(folder)
+    with safe_open(str(folder / WEIGHTS), framework="pt") as handle:
+        metadata = handle.metadata()
+        weights = {k: handle.get_tensor(k) for k in handle.keys() if not k.startswith("standardizers.")}
+    save_file(weights, str(folder / WEIGHTS), metadata=metadata)
+    loaded = _load_resigned(folder).model
+    assert torch.equal(loaded.standardizers["review"].scale, torch.ones(8))
+    assert torch.equal(loaded.standardizers["review"].mean, torch.zeros(8))

@@ -154,3 +154,17 @@ def test_text_only_config_has_no_tabular_input() -> None:
     batch = _batch(cfg, preprocessors, task)
     model.eval()
     assert model(batch.inputs, batch.presence).shape == (6, 2)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_frozen_inputs_get_a_standardizer_when_standardize_frozen_is_on(standardize: bool) -> None:
+    cfg = _config(training={"standardize_frozen": standardize})
+    raw = cfg.to_dict()
+    raw["columns"]["review"]["encoder"]["freeze_epochs"] = -1
+    frozen = Config.from_dict(raw)
+    preprocessors = _fitted(frozen)
+    task = make_task("multiclass")
+    task.fit(list(FRAME["y"]))
+    model = build_model(frozen, preprocessors, task)
+    assert list(model.standardizers) == (["review"] if standardize else [])
+    assert not build_model(cfg, preprocessors, task).standardizers  # nothing frozen

@@ -55,6 +55,36 @@ def test_encoder_flat_form_splits_options_from_component_keys() -> None:
     )
 
 
+@pytest.mark.parametrize(("encoder", "freeze_epochs", "lr_mult"), [
+    ("hf_text", -1, 0.05),  # its EncoderSpec: a probe on frozen features, gentle if unfrozen
+    ({"name": "efficientnet_lite0", "size": 64}, -1, 0.05),
+    ({"name": "hf_text", "freeze_epochs": 0}, 0, 0.05),  # what is written is kept
+    ({"name": "hf_text", "lr_mult": 1.0, "freeze_epochs": 0}, 0, 1.0),
+    ({"name": "hf_text", "lora_r": 4}, 0, 0.05),  # the adapters must train
+    ({"name": "efficientnet_lite0", "pretrained": False}, 0, 1.0),  # random weights train from scratch
+    ({"name": "hf_text", "options": {"lora_r": 4}}, 0, 0.05),  # the explicit options form
+    ("textcnn", 0, 1.0),
+])
+def test_left_out_schedule_comes_from_the_encoders_registry_entry(encoder: Any, freeze_epochs: int,
+                                                                 lr_mult: float) -> None:
+    column = {"type": "image" if "efficientnet" in str(encoder) else "text", "encoder": encoder}
+    cfg = Config.from_dict(_raw(columns={"x": column}))
+    built = cfg.columns["x"].encoder
+    assert built is not None and (built.freeze_epochs, built.lr_mult) == (freeze_epochs, lr_mult)
+    written = cfg.to_dict()
+    assert Config.from_dict(written) == cfg  # what to_dict leaves out parses back to the same values
+    if encoder == "hf_text":
+        assert written["columns"]["x"]["encoder"] == {"name": "hf_text"}
+
+
+def test_a_python_built_component_keeps_its_values_through_to_dict() -> None:
+    cfg = Config.from_dict(_raw())
+    cfg.columns["review"].encoder = ComponentConfig(name="hf_text")  # 0 and 1.0: a full fine-tune
+    written = cfg.to_dict()["columns"]["review"]["encoder"]
+    assert written == {"name": "hf_text", "lr_mult": 1.0, "freeze_epochs": 0}
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
 def test_explicit_options_form_is_accepted() -> None:
     enc = {"name": "textcnn", "options": {"embed_dim": 16}}
     cfg = Config.from_dict(_raw(columns={"review": {"type": "text", "encoder": enc}}))

@@ -252,5 +252,5 @@ def test_pretrained_encoders_are_written_frozen_with_a_small_lr_mult(
 def test_with_spec_schedule_follows_the_registry_entry() -> None:
     encoder, note = init_config.with_spec_schedule(ComponentConfig("small_cnn", {"size": 28}), "why")
     assert (encoder.freeze_epochs, encoder.lr_mult, encoder.options, note) == (0, 1.0, {"size": 28}, "why")
-    with pytest.raises(KeyError, match="unknown encoder 'no_such'"):
+    with pytest.raises(AssertionError, match="registered encoders, not 'no_such'"):
         init_config.with_spec_schedule(ComponentConfig("no_such"), "why")

@@ -63,7 +63,8 @@ def test_pretrained_towers_are_frozen_so_their_features_are_cached(
     note, photo = config.columns["note"].encoder, config.columns["photo"].encoder
     assert note is not None and note.name == "hf_text" and note.freeze_epochs == -1
     assert photo is not None and photo.name == "small_cnn" and photo.freeze_epochs == 0  # from scratch
-    assert any(n.startswith("columns.note.encoder.freeze_epochs: -1") for n in notes)
+    frozen = [n for n in notes if n.startswith("columns.note.encoder") and "freeze_epochs: -1" in n]
+    assert len(frozen) == 1 and "frozen (freeze_epochs: -1)" in frozen[0]  # said once, by its EncoderSpec
     assert "freeze_epochs: -1" in render_yaml(config, notes)
     monkeypatch.setattr(init_config, "_installed", lambda module: False)
     config, notes = build_contrastive_config(table, ["photo", "note"], None)

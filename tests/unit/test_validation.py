@@ -297,7 +297,7 @@ def test_a_column_can_read_another_column_as_source() -> None:
                                                             "encoder": {"name": "tfidf"}}}
     cfg = Config.from_dict(_raw(columns=columns))
     assert cfg.source_of("review_words") == "review"
-    assert list(cfg.table_columns()) == ["review"]
+    assert list(cfg.table_columns()) == ["review"] and cfg.table_types() == {"review": "text"}
     assert cfg.input_names() == ["review", "review_words"]
 
 
@@ -305,6 +305,7 @@ def test_source_of_an_ignored_column_is_read_from_the_table() -> None:
     columns = {"review": {"type": "ignore"}, "words": {"type": "text", "source": "review"}}
     cfg = Config.from_dict(_raw(columns=columns))
     assert list(cfg.table_columns()) == ["review"] and cfg.table_columns()["review"].type == "text"
+    assert cfg.table_types() == {"review": "text"}
 
 
 @pytest.mark.parametrize(

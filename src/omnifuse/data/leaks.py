@@ -95,8 +95,7 @@ def find_column_problems(
 
 def find_config_problems(config: Config, frame: pd.DataFrame) -> list[Finding]:
     """``find_column_problems`` for the configured input columns (``type: ignore`` ones left out)."""
-    columns = {n: c.type for n, c in config.table_columns().items()}
-    return find_column_problems(frame, columns, config.label.column or None, config.label.task)
+    return find_column_problems(frame, config.table_types(), config.label.column or None, config.label.task)
 
 
 def _target(series: pd.Series, task: str) -> np.ndarray:

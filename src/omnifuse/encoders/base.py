@@ -101,6 +101,23 @@ PRETRAINED_FREEZE_EPOCHS = -1
 PRETRAINED_LR_MULT = 0.05
 
 
+def recommended_schedule(name: str, options: Mapping[str, Any]) -> tuple[int, float] | None:
+    """The ``freeze_epochs`` and ``lr_mult`` a column encoder gets when its config leaves them out.
+
+    Its registry entry's values, except where its options say it trains: random weights
+    (``pretrained: false``) train from scratch (0, 1.0); LoRA adapters (``lora_r`` > 0) train from the
+    start at the entry's ``lr_mult``. None for a name that is not registered (the config check reports it).
+    """
+    if name not in ENCODERS:
+        return None
+    spec = ENCODERS.get(name)
+    if options.get("pretrained", True) is False:
+        return 0, 1.0
+    if options.get("lora_r", 0):
+        return 0, spec.lr_mult
+    return spec.freeze_epochs, spec.lr_mult
+
+
 def masked_mean(tokens: Tensor, mask: Tensor | None) -> Tensor:
     """Mean over real positions: tokens (B, T, D), mask (B, T) -> (B, D); all-padding rows give 0."""
     if mask is None:

@@ -139,7 +139,7 @@ def _batch_variants(
         missing[name] = model.head(model.fusion(features, absent)).float().cpu()
         generator = torch.Generator().manual_seed(seed + i)
         noisy = {k: v.to(device) for k, v in corrupt_input(batch.inputs[name], generator).items()}
-        changed = {**features, name: model.encoders[name](noisy)}
+        changed = {**features, name: model.encode_input(name, noisy)}
         corrupted[name] = model.head(model.fusion(changed, presence)).float().cpu()
     return clean.cpu(), missing, corrupted
 

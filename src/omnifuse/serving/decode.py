@@ -51,7 +51,7 @@ class Limits:
 
 def input_columns(config: Config) -> dict[str, str]:
     """Input column -> its type (text, image, audio, video, numeric, categorical), in config order."""
-    return {name: col.type for name, col in config.table_columns().items()}
+    return config.table_types()
 
 
 def _refuse_constant(name: str) -> Any:
