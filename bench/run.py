@@ -32,6 +32,7 @@ import bench_feature_cache  # noqa: E402
 import bench_index  # noqa: E402
 import bench_onnx  # noqa: E402
 import bench_predict_latency  # noqa: E402
+import bench_presets  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_quality_text  # noqa: E402
 import bench_serving  # noqa: E402
@@ -57,6 +58,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         bench_index,
         bench_quality,
         bench_quality_text,
+        bench_presets,
         bench_tune,
     )
 }

@@ -41,24 +41,29 @@ class Interrupted(RuntimeError):
     """Raised by the test to stop a run mid-way, as a crash would."""
 
 
+def _crash_after(last: int, config: Config, train: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trains ``config`` into ``out`` and crashes right after epoch ``last`` (0-based) is checkpointed."""
+    original = Trainer._save_checkpoint
+
+    def crash(self: Trainer, epoch: int) -> None:
+        original(self, epoch)
+        if epoch == last:
+            raise Interrupted("simulated crash")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_save_checkpoint", crash)
+        with pytest.raises(Interrupted):
+            omnifuse.train(config, train=train, out=out, progress=False)
+
+
 def test_resume_reaches_the_same_weights(
     table_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     train = table_dir / "train.csv"
     omnifuse.train(_config(), train=train, out=tmp_path / "full", progress=False)
 
-    original = Trainer._save_checkpoint
-
-    def crash_after_second_epoch(self: Trainer, epoch: int) -> None:
-        original(self, epoch)
-        if epoch == 1:
-            raise Interrupted("simulated crash")
-
-    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_after_second_epoch)
-    with pytest.raises(Interrupted):
-        omnifuse.train(_config(), train=train, out=tmp_path / "part", progress=False)
+    _crash_after(1, _config(), train, tmp_path / "part", monkeypatch)
     assert not (tmp_path / "part" / "model.safetensors").exists()
-    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
 
     omnifuse.train(_config(), train=train, out=tmp_path / "part", resume=True, progress=False)
     for full, resumed in [
@@ -73,3 +78,35 @@ def test_resume_reaches_the_same_weights(
             torch.testing.assert_close(resumed[key], full[key], rtol=1e-5, atol=1e-6, msg=key)
     log = (tmp_path / "part" / "train_log.csv").read_text().strip().splitlines()
     assert len(log) == 1 + 4  # header + every epoch once
+
+
+def _contrastive() -> Config:
+    return Config.from_dict(
+        {
+            "label": {"column": "animal", "task": "contrastive"},
+            "columns": {
+                "photo": {"type": "image", "encoder": {"name": "small_cnn", "size": 16, "channels": 1}},
+                "note": {"type": "text", "encoder": {"name": "bow", "embed_dim": 16}},
+            },
+            "contrastive": {"columns": ["note", "photo"], "embed_dim": 16, "queue_size": 24},
+            "training": {"epochs": 3, "batch_size": 16, "lr": 0.003, "patience": 10, "restore_best": False},
+        }
+    )
+
+
+def test_a_resumed_contrastive_run_restores_its_queues(
+    table_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the queues in the checkpoint, the resumed epoch would see no queued negatives and end with
+    other weights than the uninterrupted run."""
+    train = table_dir / "train.csv"
+    omnifuse.train(_contrastive(), train=train, out=tmp_path / "full", progress=False)
+    queues = load_checkpoint(tmp_path / "full" / "checkpoints")["task"]["queues"]  # type: ignore[index]
+    assert {n: q["embeddings"].shape for n, q in queues.items()} == {"note": (24, 16), "photo": (24, 16)}
+
+    _crash_after(0, _contrastive(), train, tmp_path / "part", monkeypatch)
+    omnifuse.train(_contrastive(), train=train, out=tmp_path / "part", resume=True, progress=False)
+    full = load_file(str(tmp_path / "full" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "part" / "model.safetensors"))
+    for key in full:
+        torch.testing.assert_close(resumed[key], full[key], rtol=1e-5, atol=1e-6, msg=key)

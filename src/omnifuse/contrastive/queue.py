@@ -1,9 +1,31 @@
-"""A MoCo-style FIFO queue of recent embeddings, used as extra negatives (https://arxiv.org/abs/1911.05722)."""
+"""A MoCo-style FIFO queue of recent embeddings, used as extra negatives (https://arxiv.org/abs/1911.05722).
+
+Under DDP every rank pushes the rows of every rank (gathered, in rank order), as MoCo does, so all ranks hold
+the same queue; it is saved in the training checkpoint, so a resumed run does not start with it empty.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
+
+
+def gather_rows(rows: Tensor) -> Tensor:
+    """(sum of B_r, ...) the rows of every rank, in rank order (their batch sizes may differ); ``rows`` itself
+    when no process group with several ranks is running. Detached: no gradient flows through."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return rows
+    world = dist.get_world_size()
+    size = torch.tensor([rows.shape[0]], device=rows.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    longest = int(max(int(s) for s in sizes))
+    padded = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
+    padded[: rows.shape[0]] = rows.detach()
+    parts = [torch.zeros_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(n)] for part, n in zip(parts, sizes, strict=True)])
 
 
 class EmbeddingQueue:
@@ -31,10 +53,31 @@ class EmbeddingQueue:
             return
         new, new_labels = embeddings.detach(), labels.detach().long()
         if self.embeddings is not None and self.labels is not None:
-            new = torch.cat([self.embeddings, new.to(self.embeddings.device)])
-            new_labels = torch.cat([self.labels, new_labels.to(self.labels.device)])
+            new = torch.cat([self.embeddings.to(new.device), new])
+            new_labels = torch.cat([self.labels.to(new_labels.device), new_labels])
         self.embeddings, self.labels = new[-self.size :], new_labels[-self.size :]
+
+    def to(self, device: torch.device | str) -> EmbeddingQueue:
+        """Moves the queued rows to ``device`` (a queue restored from a checkpoint starts on the CPU)."""
+        if self.embeddings is not None and self.labels is not None:
+            self.embeddings, self.labels = self.embeddings.to(device), self.labels.to(device)
+        return self
 
     def clear(self) -> None:
         """Empties the queue."""
         self.embeddings = self.labels = None
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """For the training checkpoint: {"embeddings": (Q, D), "labels": (Q,) or (Q, G)} on the CPU; {} when
+        empty."""
+        if self.embeddings is None or self.labels is None:
+            return {}
+        return {"embeddings": self.embeddings.detach().cpu(), "labels": self.labels.detach().cpu()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restores what ``state_dict`` wrote (the newest ``size`` rows of it), on the CPU until ``to``."""
+        if not state or self.size <= 0:
+            self.clear()
+            return
+        self.embeddings = state["embeddings"][-self.size :]
+        self.labels = state["labels"].long()[-self.size :]

@@ -79,6 +79,14 @@ class Task(ABC):
     def from_state(cls, state: dict[str, Any]) -> Task:
         """Rebuilds a fitted task from ``state_dict()`` output."""
 
+    def training_state(self) -> dict[str, Any]:
+        """What the task accumulates while training (tensors and plain values) for the training checkpoint,
+        e.g. the contrastive queues; not part of the model folder. {} for most tasks."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restores ``training_state()`` output when a run resumes."""
+
     @abstractmethod
     def default_monitor(self) -> tuple[str, str]:
         """(validation metric, "max" | "min") that early stopping watches by default."""

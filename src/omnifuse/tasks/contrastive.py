@@ -13,7 +13,7 @@ from torch import Tensor
 
 from omnifuse.contrastive.losses import clip_loss, siglip_loss
 from omnifuse.contrastive.model import unpack, unpack_fingerprints
-from omnifuse.contrastive.queue import EmbeddingQueue
+from omnifuse.contrastive.queue import EmbeddingQueue, gather_rows
 from omnifuse.errors import DataError
 from omnifuse.tasks.base import Task, is_missing, plain_label
 
@@ -91,6 +91,8 @@ class ContrastiveTask(Task):
         keys = self.negative_keys(logits, targets)  # (B, 1 + K) or None
         training = logits.requires_grad and self.queue_size > 0
         terms: dict[str, Tensor] = {}
+        for name in self.columns if training else []:
+            self.queues[name].to(embeddings[name].device)  # restored from a checkpoint: on the CPU
         for a, b in self.pairs():
             extra = {n: self.queues[n].embeddings if training else None for n in (a, b)}
             pick = [0, 1 + self.columns.index(a), 1 + self.columns.index(b)]  # label, a's id, b's id
@@ -104,8 +106,9 @@ class ContrastiveTask(Task):
                 else siglip_loss(embeddings[a], embeddings[b], scale, bias, *args)
             )
         if training:
+            keyed = gather_rows(targets if keys is None else keys)  # every rank's rows (DDP)
             for name in self.columns:
-                self.queues[name].push(embeddings[name], targets if keys is None else keys)
+                self.queues[name].push(gather_rows(embeddings[name]), keyed)
         return {"loss": torch.stack(list(terms.values())).sum(), **terms}
 
     def negative_keys(self, logits: Tensor, targets: Tensor) -> Tensor | None:
@@ -180,6 +183,14 @@ class ContrastiveTask(Task):
     def from_state(cls, state: dict[str, Any]) -> ContrastiveTask:
         return cls(state["columns"], int(state["embed_dim"]), state["loss"], int(state["queue_size"]),
                    bool(state["has_labels"]), bool(state.get("mask_duplicates", True)))
+
+    def training_state(self) -> dict[str, Any]:
+        """The queues of recent embeddings, so that a resumed run does not start them empty."""
+        return {"queues": {name: queue.state_dict() for name, queue in self.queues.items()}}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        for name, queue in self.queues.items():
+            queue.load_state_dict(state.get("queues", {}).get(name, {}))
 
     def default_monitor(self) -> tuple[str, str]:
         return ("recall@1", "max")

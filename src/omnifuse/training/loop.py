@@ -405,6 +405,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "early": self.early.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
+            "task": self.task.training_state(),  # e.g. the contrastive queues
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -422,6 +423,7 @@ class Trainer:
         self.early.load_state_dict(state["early"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
+        self.task.load_training_state(state.get("task") or {})
         self.history = list(state["history"])
         self.start_epoch, self.step = int(state["epoch"]) + 1, int(state["step"])
         torch.set_rng_state(state["torch_rng"])
