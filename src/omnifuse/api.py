@@ -70,7 +70,7 @@ def train(
         train / valid / test: tables (CSV/TSV/Parquet/JSONL path or DataFrame). Without ``valid``
             a stratified split of ``train`` (``data.valid_fraction``) is used and saved to split.json.
         out: the model folder (also holds checkpoints/, train_log.csv, bad_rows.csv).
-        resume: continue from out/checkpoints/last.pt.
+        resume: continue from the last checkpoint (out/checkpoints/last.safetensors).
         overwrite: allow ``out`` to hold an earlier model.
         seed: overrides ``training.seed``.
         base_dir: folder that relative file paths in the tables are resolved against (default: each

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from omnifuse.data.collate import Batch
 from omnifuse.evaluation.report import _figure, _save, format_value
+from omnifuse.layers.modes import evaluating
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 
@@ -104,12 +105,8 @@ def modality_ablation(
     """
     if not batches or any(b.target is None for b in batches):
         raise ValueError("modality_ablation needs at least one batch, each with targets (labelled rows)")
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         variants = [forward_variants(model, b.to(device)) for b in batches]
-    finally:
-        model.train(was_training)
     targets = torch.cat([b.target.cpu() for b in batches if b.target is not None])
     metric, mode = task.default_monitor()
     full = _headline(task, torch.cat([v.full for v in variants]), targets, metric)

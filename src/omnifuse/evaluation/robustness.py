@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.collate import Batch
+from omnifuse.layers.modes import evaluating
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 
@@ -159,10 +160,8 @@ def robustness_logits(
     """
     if not batches or any(b.target is None for b in batches):
         raise ValueError("robustness needs at least one batch, each with targets (labelled rows)")
-    was_training = model.training
-    model.eval()
-    parts = [_batch_variants(model, b, sorted(names), seed + 1000 * k) for k, b in enumerate(batches)]
-    model.train(was_training)
+    with evaluating(model):
+        parts = [_batch_variants(model, b, sorted(names), seed + 1000 * k) for k, b in enumerate(batches)]
     targets = torch.cat([b.target for b in batches if b.target is not None])
     return RobustnessLogits(
         clean=torch.cat([p[0] for p in parts]),

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from omnifuse.data.collate import Example, collate
 from omnifuse.encoders.base import Encoder, EncoderOutput
+from omnifuse.layers.modes import evaluating
 from omnifuse.model import MultimodalModel
 from omnifuse.training.disk_cache import FeatureStore, inputs_fingerprint
 
@@ -98,17 +99,15 @@ def cache_features(
         [store.load(k) for k in keys] if store is not None else [None] * len(examples)
     )
     todo = [i for i, found in enumerate(features) if found is None]
-    was_training = encoder.training
-    encoder.eval().to(device)
-    for start in range(0, len(todo), batch_size):
-        rows = todo[start : start + batch_size]
-        inputs = collate([examples[i] for i in rows]).inputs[name]
-        output = encoder({k: v.to(device) for k, v in inputs.items()})
-        for position, i in enumerate(rows):
-            features[i] = _row_features(output, position)
-            if store is not None:
-                store.save(keys[i], features[i])  # type: ignore[arg-type]
-    encoder.train(was_training)
+    with evaluating(encoder.to(device)):
+        for start in range(0, len(todo), batch_size):
+            rows = todo[start : start + batch_size]
+            inputs = collate([examples[i] for i in rows]).inputs[name]
+            output = encoder({k: v.to(device) for k, v in inputs.items()})
+            for position, i in enumerate(rows):
+                features[i] = _row_features(output, position)
+                if store is not None:
+                    store.save(keys[i], features[i])  # type: ignore[arg-type]
     done = [found for found in features if found is not None]
     assert len(done) == len(examples), "every row has its features"
     pairs = zip(examples, done, strict=True)

@@ -62,7 +62,7 @@ class Trainer:
         task: loss and metrics.
         cfg: training options.
         schedule: per-encoder lr multipliers and freezing.
-        checkpoint_dir: where last.pt / best.safetensors go.
+        checkpoint_dir: where last.safetensors / best.safetensors go.
         console: where messages and the progress bar are shown.
         show_progress: draw the rich progress bar.
         fabric: a launched Fabric (``make_fabric``); made from ``cfg`` when None. With several ranks
@@ -250,7 +250,7 @@ class Trainer:
         if self.writes:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.ensure_free_space(
-                # last.pt: weights + two Adam moments (3x); best.safetensors: weights (1x)
+                # last.safetensors: weights + two Adam moments (3x); best.safetensors: weights (1x)
                 self.checkpoint_dir,
                 4 * _state_bytes(self.raw_model),
                 "the checkpoints of this model",

@@ -16,6 +16,7 @@ from rich.markup import escape
 from torch import Tensor
 
 from omnifuse.data.collate import Example, collate
+from omnifuse.layers.modes import evaluating
 from omnifuse.layers.standardize import FeatureStandardizer
 from omnifuse.model import MultimodalModel
 from omnifuse.training.feature_cache import POOLED
@@ -59,14 +60,13 @@ def fit_standardizers(model: MultimodalModel, train: Sequence[Example], cached: 
 def _encoded(model: MultimodalModel, name: str, rows: Sequence[Example], batch_size: int,
              device: torch.device | str) -> Tensor:
     """(N, D) pooled outputs of input ``name``'s own encoder (eval mode, restored after), on the CPU."""
-    encoder = model.encoders[name]
-    was_training = encoder.training
-    encoder.eval().to(device)
+    encoder = model.encoders[name].to(device)
     outputs = []
-    for start in range(0, len(rows), batch_size):
-        inputs = collate(list(rows[start : start + batch_size])).inputs[name]
-        outputs.append(encoder({k: v.to(device) for k, v in inputs.items()}).pooled.float().cpu())  # (B, D)
-    encoder.train(was_training)
+    with evaluating(encoder):
+        for start in range(0, len(rows), batch_size):
+            inputs = collate(list(rows[start : start + batch_size])).inputs[name]
+            pooled = encoder({k: v.to(device) for k, v in inputs.items()}).pooled  # (B, D)
+            outputs.append(pooled.float().cpu())
     return torch.cat(outputs)
 
 
