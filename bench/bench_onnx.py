@@ -34,7 +34,7 @@ def _rows(setup: AVSetup, count: int) -> list[dict[str, Any]]:
 def _predictors(setup: AVSetup, folder: Path) -> tuple[Any, Any]:
     """(torch predictor, ONNX predictor) of one saved, exported untrained model."""
     import omnifuse
-    from omnifuse.artifacts import save_model
+    from omnifuse.artifacts.folder import save_model
     from omnifuse.build import build_model
     from omnifuse.export.onnx import export_onnx
 

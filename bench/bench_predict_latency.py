@@ -1,7 +1,8 @@
 """Single-row predict latency: ``Predictor.predict(one_row_dict)`` against the bare model forward.
 
 The fused AV-Digits model (small_cnn image + mel_cnn audio, attention fusion; untrained: latency does not
-depend on the weights) is saved with ``omnifuse.artifacts.save_model`` and loaded with ``omnifuse.load``.
+depend on the weights) is saved with ``omnifuse.artifacts.folder.save_model`` and loaded with
+``omnifuse.load``.
 One test row ``{"image": "images/test_0.png", "audio": "audio/test_0.wav"}`` (paths relative to the
 table's folder) is predicted ~200 times; the floor is the forward of the loaded model on that row's
 already-prepared, already-collated tensors under ``torch.no_grad()``.
@@ -44,8 +45,8 @@ def _stages(predictor: Any, row: dict[str, Any], base_dir: Path) -> dict[str, Ca
     """Each step of ``Predictor.predict`` for one row as its own callable (inputs made beforehand)."""
     from omnifuse.data.collate import collate
     from omnifuse.data.dataset import examples_from_records, input_specs
-    from omnifuse.rows import check_records, to_records
-    from omnifuse.training.inference import run_model
+    from omnifuse.inference.rows import check_records, to_records
+    from omnifuse.training.batched_forward import run_model
 
     cfg, specs, pres = predictor.config, input_specs(predictor.config), predictor.preprocessors
     records, folder = to_records(row, base_dir)
@@ -77,7 +78,7 @@ def _floor(predictor: Any, row: dict[str, Any], base_dir: Path) -> Callable[[], 
     """The bare forward of the loaded model on the row's prepared, collated tensors."""
     from omnifuse.data.collate import collate
     from omnifuse.data.dataset import examples_from_records, input_specs
-    from omnifuse.rows import to_records
+    from omnifuse.inference.rows import to_records
 
     records, folder = to_records(row, base_dir)
     examples, _ = examples_from_records(enumerate(records), input_specs(predictor.config),
@@ -93,7 +94,7 @@ def _floor(predictor: Any, row: dict[str, Any], base_dir: Path) -> Callable[[], 
 
 def _load_predictor(setup: AVSetup, folder: Path) -> Any:
     import omnifuse
-    from omnifuse.artifacts import save_model
+    from omnifuse.artifacts.folder import save_model
     from omnifuse.build import build_model
 
     torch.manual_seed(0)

@@ -43,7 +43,7 @@ def _fit(flat: dict[str, Any], folder: Path, out: Path, preset: str, time_limit:
     from rich.console import Console
 
     import omnifuse
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
 
     started = time.perf_counter()
     omnifuse.train(Config.from_dict(flat), folder / "train.csv", folder / "valid.csv", folder / "test.csv",

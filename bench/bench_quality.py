@@ -52,7 +52,7 @@ def _table(name: str, settings: Settings) -> Path:
 def default_config(folder: Path) -> dict[str, Any]:
     """The flat config `omnifuse init-config` writes for the table."""
     from omnifuse.data.io import read_table
-    from omnifuse.init_config import build_config
+    from omnifuse.workflows.init_config import build_config
 
     config, _ = build_config(read_table(folder / "train.csv"), "label")
     return config.to_dict()
@@ -81,9 +81,9 @@ def fit_on_rows(cfg: Any, data: Any, out: Path) -> dict[str, Any]:
     from rich.console import Console
 
     from omnifuse.api import fit_prepared
-    from omnifuse.compare import collate_rows
-    from omnifuse.prepare import RunContext
-    from omnifuse.training.inference import run_model
+    from omnifuse.training.batched_forward import run_model
+    from omnifuse.workflows.compare import collate_rows
+    from omnifuse.workflows.prepare import RunContext
 
     seed_everything(cfg.training.seed, verbose=False)
     started = time.perf_counter()
@@ -100,9 +100,9 @@ def _models(flat: dict[str, Any], folder: Path, out: Path, quick: bool) -> tuple
     from rich.console import Console
 
     from omnifuse.api import prepare_data
-    from omnifuse.compare import restrict_to
-    from omnifuse.config import Config
-    from omnifuse.prepare import RunContext
+    from omnifuse.config.sections import Config
+    from omnifuse.workflows.compare import restrict_to
+    from omnifuse.workflows.prepare import RunContext
 
     if quick:
         flat = with_changes(flat, {"training.epochs": 4})
@@ -141,7 +141,7 @@ def run(settings: Settings) -> list[BenchResult]:
     import tempfile
 
     from omnifuse.baselines.run import run_baselines
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
 
     rows: list[BenchResult] = []
     for name in ["bundled"] if settings.quick else list(TABLES):

@@ -40,9 +40,9 @@ def _models(flat: dict[str, Any], folder: Path, out: Path) -> tuple[dict[str, An
     from rich.console import Console
 
     from omnifuse.api import prepare_data
-    from omnifuse.compare import restrict_to
-    from omnifuse.config import Config
-    from omnifuse.prepare import RunContext
+    from omnifuse.config.sections import Config
+    from omnifuse.workflows.compare import restrict_to
+    from omnifuse.workflows.prepare import RunContext
 
     cfg = Config.from_dict(flat)
     ctx = RunContext(out, Console(quiet=True), False)
@@ -69,7 +69,7 @@ def _row(seed: int, models: dict[str, Any], baselines: dict[str, Any]) -> BenchR
 def run(settings: Settings) -> list[BenchResult]:
     """Trains the three models per WordNet table; one row per table."""
     from omnifuse.baselines.run import run_baselines
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
 
     rows = []
     for seed in SEEDS[:1] if settings.quick else SEEDS:

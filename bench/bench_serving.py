@@ -46,7 +46,7 @@ def _body(setup: AVSetup) -> bytes:
 
 
 def _save_model(setup: AVSetup, folder: Path) -> None:
-    from omnifuse.artifacts import save_model
+    from omnifuse.artifacts.folder import save_model
     from omnifuse.build import build_model
 
     torch.manual_seed(0)

@@ -37,7 +37,7 @@ def _sizes(settings: Settings) -> dict[str, int]:
 
 
 def _config(epochs: int) -> Any:
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
 
     raw = av_digits_setup(192, 64).config.to_dict()
     raw["training"].update(epochs=epochs, patience=epochs, accelerator="cpu", modality_dropout=0.0)

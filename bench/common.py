@@ -174,7 +174,7 @@ class AVSetup:
     """A built AV-Digits table and the fitted pieces of its fused model (image + audio, attention)."""
 
     data: Path
-    config: Any  # omnifuse.config.Config
+    config: Any  # omnifuse.config.sections.Config
     task: Any  # omnifuse.tasks.base.Task
     preprocessors: dict[str, Any]  # {input name: fitted Preprocessor}
 
@@ -190,8 +190,8 @@ def av_digits_setup(n_train: int, n_valid: int) -> AVSetup:
     from omnifuse.data.dataset import fit_values, input_specs
     from omnifuse.data.io import read_table
     from omnifuse.datasets import build_av_digits
-    from omnifuse.demo import AV_DIGITS, demo_config
     from omnifuse.tasks import make_task
+    from omnifuse.workflows.demo import AV_DIGITS, demo_config
 
     data = build_av_digits(CACHE_DIR / f"av_digits_{n_train}_{n_valid}", n_train=n_train, n_valid=n_valid,
                            n_test=32, seed=0, progress=False)

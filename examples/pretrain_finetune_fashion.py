@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 import omnifuse
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.evaluation.retrieval import precision_at_k
 
 IMAGE = {"name": "small_cnn", "size": 28, "channels": 1}

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 import omnifuse
-from omnifuse.demo import DEMOS, build_data, demo_config
+from omnifuse.workflows.demo import DEMOS, build_data, demo_config
 
 
 def seed_scores(dataset: str, seeds: list[int], out: Path, console: Console) -> dict[str, list[float]]:

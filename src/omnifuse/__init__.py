@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from omnifuse.api import evaluate
 from omnifuse.catalog import list_encoders, list_fusions, list_heads
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.contrastive.zero_shot import zero_shot
-from omnifuse.loading import load
-from omnifuse.predictor import Predictor
-from omnifuse.preset_run import train
+from omnifuse.inference.loading import load
+from omnifuse.inference.predictor import Predictor
 from omnifuse.retrieval import load_index
 from omnifuse.tuning.run import tune
 from omnifuse.version import __version__
+from omnifuse.workflows.preset_run import train
 
 __all__ = [
     "Config",

@@ -13,24 +13,33 @@ from lightning_fabric.utilities.seed import seed_everything
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from omnifuse import artifacts
+from omnifuse.artifacts import folder as artifacts
+from omnifuse.artifacts.model_card import write_model_card
 from omnifuse.augment import Pipeline, build_pipelines
 from omnifuse.build import build_model
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.contrastive.init_from import init_encoder
 from omnifuse.data.collate import Example, collate
 from omnifuse.data.dataset import ExampleDataset
 from omnifuse.data.io import read_table
 from omnifuse.data.quality import BAD_ROWS_FILE, check_columns
-from omnifuse.encoders.scaling import merge_adapters
+from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.errors import CheckpointError, DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
 from omnifuse.evaluation.report import write_report
-from omnifuse.loading import load
+from omnifuse.inference.loading import load
+from omnifuse.inference.predictor import Predictor
 from omnifuse.model import MultimodalModel
-from omnifuse.model_card import write_model_card
-from omnifuse.predictor import Predictor
-from omnifuse.prepare import (
+from omnifuse.tasks.base import Task
+from omnifuse.training import checkpoint
+from omnifuse.training.batched_forward import run_model
+from omnifuse.training.distributed import zero_first
+from omnifuse.training.fabric import make_fabric, needs_unused_parameters
+from omnifuse.training.feature_cache import precomputed_encoders
+from omnifuse.training.frozen_features import training_cache
+from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
+from omnifuse.training.standardize import standardize_for_run
+from omnifuse.workflows.prepare import (
     PreparedData,
     RunContext,
     TableLike,
@@ -38,15 +47,6 @@ from omnifuse.prepare import (
     prepare_examples,
     prepare_tables,
 )
-from omnifuse.tasks.base import Task
-from omnifuse.training import checkpoint
-from omnifuse.training.distributed import zero_first
-from omnifuse.training.fabric import make_fabric, needs_unused_parameters
-from omnifuse.training.feature_cache import precomputed_encoders
-from omnifuse.training.frozen_features import training_cache
-from omnifuse.training.inference import run_model
-from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
-from omnifuse.training.standardize import standardize_for_run
 
 
 def train(
@@ -119,9 +119,10 @@ def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: T
     """Reads and splits the tables, fits the task and the preprocessors on the training rows, and
     preprocesses every split once (bad rows handled by ``data.on_bad_row``).
 
-    With ``data.streaming`` the training table is read in batches instead (see omnifuse.streaming)."""
+    With ``data.streaming`` the training table is read in batches instead (see
+    omnifuse.workflows.streamed_prepare)."""
     if cfg.data.streaming:
-        from omnifuse.streaming import prepare_streaming
+        from omnifuse.workflows.streamed_prepare import prepare_streaming
 
         return prepare_streaming(cfg, train, valid, test, ctx, base_dir=base_dir)
     return prepare_tables(cfg, train, valid, test, ctx, resume=resume, base_dir=base_dir)

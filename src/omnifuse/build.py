@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from omnifuse import catalog  # noqa: F401  (fills the registries)
-from omnifuse.config import ComponentConfig, Config
+from omnifuse.config.parsing import from_dict
+from omnifuse.config.sections import ComponentConfig, Config
 from omnifuse.data.dataset import input_specs
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import ENCODERS, Encoder
@@ -18,7 +19,6 @@ from omnifuse.heads.base import HEADS
 from omnifuse.layers.standardize import FeatureStandardizer
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
-from omnifuse.typed import from_dict
 
 # Starts an encoder from pretrained weights: (encoder, its component config, its column) -> None.
 InitWeights = Callable[[Encoder, ComponentConfig, str], None]

@@ -39,7 +39,7 @@ def init_config(
 ) -> None:
     """Infer column types and the task from a table; write a commented config."""
     from omnifuse.data.io import read_table
-    from omnifuse.init_config import build_config, build_contrastive_config, render_yaml
+    from omnifuse.workflows.init_config import build_config, build_contrastive_config, render_yaml
 
     if out.exists() and not force:
         _fail(f"{out} already exists; pass --force to overwrite it or choose another --out")
@@ -91,7 +91,7 @@ def train(
 ) -> None:
     """Train a model and save it to --out (several processes: see README, Distributed training)."""
     import omnifuse
-    from omnifuse.config import Config, override_training
+    from omnifuse.config.sections import Config, override_training
     from omnifuse.training.distributed import is_rank_zero
 
     count: int | str | None = int(devices) if devices is not None and devices.isdigit() else devices
@@ -151,7 +151,7 @@ def validate(
     Exit code 0: every row can be used; 1: some rows are bad; 2: the config or the table is unusable.
     Input columns that leak the label, row ids, constant and empty columns are warnings (same code).
     """
-    from omnifuse.validate import run_validate
+    from omnifuse.workflows.table_checks import run_validate
 
     code = run_validate(config, data, out, console)
     if code:
@@ -168,7 +168,7 @@ def predict(
     )] = 0,
 ) -> None:
     """Predict every row of a table: one output row per input row, in order."""
-    from omnifuse.predict_table import predict_table
+    from omnifuse.inference.predict_table import predict_table
 
     frame = predict_table(model, data, num_workers=workers)
     frame.to_csv(out, index=False)
@@ -182,9 +182,9 @@ def explain(
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write.")] = Path("explanations.csv"),
 ) -> None:
     """Explain every row: prediction, probability, and per input its fusion weight and removal delta."""
-    from omnifuse.explain import explain as explain_rows
-    from omnifuse.explain import write_explanations
-    from omnifuse.predictor import load
+    from omnifuse.inference.explain import explain as explain_rows
+    from omnifuse.inference.explain import write_explanations
+    from omnifuse.inference.predictor import load
 
     frame = explain_rows(load(model), data)
     write_explanations(frame, out)
@@ -204,7 +204,7 @@ def compare(
     quiet: QuietOpt = False,
 ) -> None:
     """Compare unimodal baselines and fusion methods over several seeds: table, plot, report."""
-    from omnifuse.compare import run_compare
+    from omnifuse.workflows.compare import run_compare
 
     run_compare(config, train, valid, test, out, fusions=fusions, seeds=seeds, progress=not quiet,
                 console=console)
@@ -220,7 +220,7 @@ def demo(
     quiet: QuietOpt = False,
 ) -> None:
     """Build a bundled table, train unimodal and fused models, compare them, predict."""
-    from omnifuse.demo import run_demo
+    from omnifuse.workflows.demo import run_demo
 
     run_demo(dataset, out, console=console, progress=not quiet, quick=quick)
 

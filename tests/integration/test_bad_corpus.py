@@ -56,7 +56,7 @@ from omnifuse.data.preprocess.audio import LogMelPreprocessor, load_audio
 from omnifuse.data.preprocess.image import ImagePreprocessor
 from omnifuse.data.preprocess.text import VocabTextPreprocessor
 from omnifuse.errors import BadRowError, BadValueError, ConfigError, DataError
-from omnifuse.prepare import PreparedData, RunContext
+from omnifuse.workflows.prepare import PreparedData, RunContext
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "assets" / "bad"

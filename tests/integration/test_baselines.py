@@ -14,8 +14,8 @@ import omnifuse
 from omnifuse.api import _baselines, prepare_data
 from omnifuse.baselines.standalone import run_baseline
 from omnifuse.cli import app
-from omnifuse.config import Config
-from omnifuse.prepare import RunContext
+from omnifuse.config.sections import Config
+from omnifuse.workflows.prepare import RunContext
 
 INPUTS = {"note", "photo", "sound", "tabular"}
 

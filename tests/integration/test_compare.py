@@ -8,8 +8,8 @@ import pandas as pd
 from PIL import Image
 from rich.console import Console
 
-from omnifuse.compare import run_compare
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
+from omnifuse.workflows.compare import run_compare
 
 CONFIG = {
     "label": {"column": "animal", "task": "multiclass"},

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import omnifuse
 from omnifuse.cli import app
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import ConfigError, DataError, ModelDirError
 
 WORDS = {"cat": "whiskers purr", "dog": "bark fetch", "owl": "hoot night"}

@@ -18,7 +18,7 @@ import pytest
 
 import omnifuse
 import omnifuse.catalog  # noqa: F401  (fills the registries the configs are validated against)
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LABELS = {"sentiment": ["negative", "positive"], "animal": ["bird", "cat", "dog"]}

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 import omnifuse
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.collate import collate
 from omnifuse.data.dataset import attach_targets, input_specs, make_examples
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
-from omnifuse.explain import explain, write_explanations
-from omnifuse.predictor import Predictor
+from omnifuse.inference.explain import explain, write_explanations
+from omnifuse.inference.predictor import Predictor
 
 NOISE_WORDS = ["apple", "river", "stone", "cloud", "lamp", "green", "fast", "paper", "wind", "salt"]
 

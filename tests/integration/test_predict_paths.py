@@ -10,7 +10,7 @@ import torch
 
 import omnifuse
 from omnifuse.errors import BadRowError, DataError
-from omnifuse.predict_table import predict_table
+from omnifuse.inference.predict_table import predict_table
 
 INPUTS = ["photo", "sound", "note", "weight", "colour"]
 

@@ -16,13 +16,13 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import omnifuse
-from omnifuse.artifacts import load_model
+from omnifuse.artifacts.folder import load_model
 from omnifuse.cli import app
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.ensemble.best import train_best
 from omnifuse.ensemble.predictor import EnsemblePredictor
 from omnifuse.errors import DataError, ModelDirError
-from omnifuse.presets import resolve_preset
+from omnifuse.workflows.presets import resolve_preset
 
 runner = CliRunner()
 CONFIG: dict[str, Any] = {  # image + tabular: the cheapest inputs of the table

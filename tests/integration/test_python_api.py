@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import omnifuse
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import BadRowError, DataError
 
 
@@ -181,7 +181,7 @@ def test_restore_best_false_keeps_the_final_epochs_weights(
 ) -> None:
     import torch
 
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
     from omnifuse.training.checkpoint import BEST, load_checkpoint, load_weights
     from omnifuse.training.early_stopping import EarlyStopping
 

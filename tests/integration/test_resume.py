@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 import omnifuse
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.training.checkpoint import load_checkpoint
 from omnifuse.training.loop import Trainer
 

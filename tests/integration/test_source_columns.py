@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import omnifuse
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import DataError
 from omnifuse.serving.decode import input_columns
 

@@ -12,10 +12,11 @@ import yaml
 from rich.console import Console
 
 import omnifuse
-from omnifuse import api, prepare
-from omnifuse.config import Config
+from omnifuse import api
+from omnifuse.config.sections import Config
 from omnifuse.data.streaming import ParquetStream, iter_frames, parquet_file
 from omnifuse.errors import DataError
+from omnifuse.workflows import prepare
 
 WORDS = np.array(["good", "great", "fine", "bad", "awful", "poor", "odd", "meh", "so", "the", "a", "this"])
 CONFIG = """
@@ -126,13 +127,13 @@ def test_lora_training_saves_merged_weights_that_load_without_adapters(tmp_path:
     assert encoder_trainable and all("lora_" in n for n in encoder_trainable)  # the BERT body is frozen
     assert any(n.startswith("head.") for n in trainable)  # the rest of the model trains
     batch = prepare.make_loader(config, data.examples["valid"])
-    from omnifuse.training.inference import run_model
+    from omnifuse.training.batched_forward import run_model
 
     in_memory = run_model(model, batch, torch.device("cpu"))[0]  # with live adapters
     out = tmp_path / "model"
     omnifuse.train(config, train=tmp_path / "train.csv", out=out, progress=False)  # merges, then saves
     api.merge_adapters(model)
-    from omnifuse import artifacts
+    from omnifuse.artifacts import folder as artifacts
 
     artifacts.save_model(tmp_path / "saved", config, data.preprocessors, data.task, model)
     loaded = omnifuse.load(tmp_path / "saved")

@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 
 import omnifuse
 from omnifuse.cli import app
-from omnifuse.config import Config
-from omnifuse.prepare import RunContext
+from omnifuse.config.sections import Config
 from omnifuse.tuning.objective import PreparedCache, Tables, apply_values
 from omnifuse.tuning.run import TuneResult
+from omnifuse.workflows.prepare import RunContext
 
 RAW: dict[str, Any] = {
     "label": {"column": "animal", "task": "multiclass"},

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from omnifuse.build import build_encoders, build_model, make_preprocessors, parse_options
-from omnifuse.config import ComponentConfig, Config
+from omnifuse.config.sections import ComponentConfig, Config
 from omnifuse.data.collate import collate
 from omnifuse.data.dataset import attach_targets, fit_values, input_specs, make_examples
 from omnifuse.data.preprocess.base import Preprocessor

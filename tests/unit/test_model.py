@@ -9,7 +9,7 @@ from omnifuse.data.collate import Batch
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.fusion.base import Fusion
 from omnifuse.model import MultimodalModel
-from omnifuse.training.inference import run_model
+from omnifuse.training.batched_forward import run_model
 
 
 class Scale(Encoder):

@@ -10,10 +10,10 @@ from typing import Any
 import omnifuse.augment.audio
 import omnifuse.augment.image  # noqa: F401  (registers the transforms)
 from omnifuse.augment.base import AUGMENTS, AugmentSpec, Pipeline, augment_batch
-from omnifuse.config import ColumnConfig, Config
+from omnifuse.config.parsing import from_dict
+from omnifuse.config.sections import ColumnConfig, Config
 from omnifuse.errors import ConfigError
 from omnifuse.registry import unknown_name_message
-from omnifuse.typed import from_dict
 
 __all__ = ["AUGMENTS", "Pipeline", "augment_batch", "build_pipelines", "augment_problems", "resolved_augment"]
 

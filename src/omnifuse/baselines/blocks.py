@@ -26,7 +26,7 @@ from omnifuse.baselines.features.embeddings import embed, is_pretrained
 from omnifuse.baselines.features.image import image_features
 from omnifuse.baselines.features.tabular import TabularFeatures
 from omnifuse.baselines.features.text import TextFeatures
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
 from omnifuse.data.dataset import FILE_MODALITIES, cell_column, input_specs
 from omnifuse.data.io import check_inside, resolve_path

@@ -21,7 +21,7 @@ import torch
 
 from omnifuse.baselines.blocks import TRAIN, Block, SplitRows, build_blocks
 from omnifuse.baselines.models import Fitted, fit_boosting, fit_linear
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.contrastive.init_from import init_encoder
 from omnifuse.data.collate import Example
 from omnifuse.data.io import Table

@@ -19,8 +19,8 @@ from omnifuse.api import prepare_data
 from omnifuse.baselines.blocks import single_thread
 from omnifuse.baselines.report import write_baseline_report
 from omnifuse.baselines.run import run_baselines
-from omnifuse.config import Config
-from omnifuse.prepare import RunContext, TableLike
+from omnifuse.config.sections import Config
+from omnifuse.workflows.prepare import RunContext, TableLike
 
 
 def run_baseline(config: Config | str | Path, train: TableLike, valid: TableLike | None,

@@ -28,7 +28,7 @@ def pretrain(
     """Contrastive pretraining: align two or more columns in one embedding space; save to --out."""
     import omnifuse
     from omnifuse.cli import _print_metrics, console
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
     from omnifuse.errors import ConfigError
 
     cfg = Config.from_yaml(config)
@@ -65,7 +65,7 @@ def zero_shot(
     from omnifuse.contrastive.zero_shot import accuracy, zero_shot
     from omnifuse.data.io import read_table
     from omnifuse.errors import DataError
-    from omnifuse.predictor import load
+    from omnifuse.inference.predictor import load
 
     predictor = load(model)
     table = read_table(data)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from omnifuse.predictor import Predictor
+    from omnifuse.inference.predictor import Predictor
     from omnifuse.retrieval.index import VectorIndex
 
 MB = 1024 * 1024
@@ -52,7 +52,7 @@ def serve(
     require_serving()
     import uvicorn
 
-    from omnifuse.predictor import load
+    from omnifuse.inference.predictor import load
     from omnifuse.serving import create_app
 
     console = Console(stderr=True)

@@ -13,10 +13,10 @@ from omnifuse.data.collate import collate
 from omnifuse.data.dataset import examples_from_records
 from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.errors import DataError
-from omnifuse.rows import Rows, outside_paths_allowed, to_records
+from omnifuse.inference.rows import Rows, outside_paths_allowed, to_records
 
 if TYPE_CHECKING:
-    from omnifuse.predictor import Predictor
+    from omnifuse.inference.predictor import Predictor
 
 
 def embedding_columns(predictor: Predictor) -> dict[str, str]:

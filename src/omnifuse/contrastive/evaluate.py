@@ -10,10 +10,10 @@ from torch.utils.data import DataLoader
 from omnifuse.data.collate import Example, collate
 from omnifuse.data.dataset import ExampleDataset
 from omnifuse.evaluation.report import write_report
-from omnifuse.training.inference import run_model
+from omnifuse.training.batched_forward import run_model
 
 if TYPE_CHECKING:
-    from omnifuse.predictor import Predictor
+    from omnifuse.inference.predictor import Predictor
 
 
 def evaluate_contrastive(

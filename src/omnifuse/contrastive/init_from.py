@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from omnifuse.config import ComponentConfig, Config
+from omnifuse.config.sections import ComponentConfig, Config
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.errors import ConfigError, ModelDirError
 
 if TYPE_CHECKING:
-    from omnifuse.artifacts import LoadedModel
+    from omnifuse.artifacts.folder import LoadedModel
 
 
 @functools.lru_cache(maxsize=4)
 def _load(folder: str, stamp: int) -> LoadedModel:
     """The loaded folder; ``stamp`` (the manifest's mtime) makes a re-written folder load afresh."""
-    from omnifuse.artifacts import load_model
+    from omnifuse.artifacts.folder import load_model
 
     return load_model(folder)
 
@@ -67,7 +67,7 @@ def pretrained_preprocessors(config: Config, preprocessors: dict[str, Preprocess
         ModelDirError / ConfigError: see ``load_pretrained``; ConfigError also when the state does not fit
             this encoder's options.
     """
-    from omnifuse.artifacts import ASSETS
+    from omnifuse.artifacts.folder import ASSETS
 
     done: set[str] = set()
     for name, pre in preprocessors.items():

@@ -11,8 +11,8 @@ import pandas as pd
 
 from omnifuse.data.io import is_missing
 from omnifuse.errors import DataError
-from omnifuse.predictor import Predictor, load
-from omnifuse.rows import Rows
+from omnifuse.inference.predictor import Predictor, load
+from omnifuse.inference.rows import Rows
 
 
 def zero_shot(

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from torch.utils.data import Dataset
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
 from omnifuse.data.io import check_inside, is_missing, resolve_path
 from omnifuse.data.preprocess.base import Preprocessor
@@ -47,7 +47,7 @@ class ExampleDataset(Dataset[Example]):
 
 def input_specs(config: Config) -> list[InputSpec]:
     """The model inputs of ``config``, sorted by name."""
-    from omnifuse.config import TABULAR_INPUT
+    from omnifuse.config.sections import TABULAR_INPUT
 
     specs = [InputSpec(n, c.type, {c.source or n: c.type}) for n, c in config.media_columns().items()]
     tabular = {n: c.type for n, c in config.tabular_columns().items()}

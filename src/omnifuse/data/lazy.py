@@ -15,17 +15,17 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.collate import Batch, Example, collate
 from omnifuse.data.dataset import BadRow, input_specs, make_example
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.encoders.base import InputSpec
-from omnifuse.rows import check_records, outside_paths_allowed, to_records
-from omnifuse.training.inference import run_model
+from omnifuse.inference.rows import check_records, outside_paths_allowed, to_records
+from omnifuse.training.batched_forward import run_model
 
 if TYPE_CHECKING:
-    from omnifuse.predictor import Predictor
+    from omnifuse.inference.predictor import Predictor
 
 Item = tuple[Example | None, BadRow | None]
 

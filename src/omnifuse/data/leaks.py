@@ -22,7 +22,7 @@ from omnifuse.data.schema import ID_NAME, MEDIA_EXTENSIONS, MIN_ID_ROWS
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
 
 Kind = Literal["leak", "id", "constant", "empty"]
 

@@ -12,7 +12,7 @@ from typing import TextIO
 
 import pandas as pd
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.dataset import BadRow
 from omnifuse.errors import BadRowError, DataError
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from omnifuse.config.parsing import bounded, fraction, positive
 from omnifuse.data.preprocess.audio import LogMelPreprocessor, WaveformPreprocessor
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import (
@@ -27,8 +28,7 @@ from omnifuse.encoders.base import (
     masked_mean,
     pick_device_dtype,
 )
-from omnifuse.encoders.scaling import enable_gradient_checkpointing
-from omnifuse.typed import bounded, fraction, positive
+from omnifuse.encoders.hf_adapters import enable_gradient_checkpointing
 
 
 @dataclass

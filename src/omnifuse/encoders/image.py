@@ -14,6 +14,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from omnifuse.config.parsing import bounded, fraction, positive
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.image import DEFAULT_MAX_PIXELS, HFImagePreprocessor, ImagePreprocessor
 from omnifuse.encoders.base import (
@@ -25,9 +26,8 @@ from omnifuse.encoders.base import (
     EncoderSpec,
     InputSpec,
 )
-from omnifuse.encoders.scaling import enable_gradient_checkpointing
+from omnifuse.encoders.hf_adapters import enable_gradient_checkpointing
 from omnifuse.errors import ConfigError
-from omnifuse.typed import bounded, fraction, positive
 
 # The TF-Lite reference preprocesses EfficientNet-Lite with (x - 127) / 128 (MEAN_RGB = STDDEV_RGB-ish
 # [127.0] * 3 / [128.0] * 3), not the ImageNet mean/std of the B0-B7 models; on scikit-learn's sample

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from omnifuse.config.parsing import fraction, non_negative, positive
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.tfidf import TfidfPreprocessor
 from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec, InputSpec
 from omnifuse.errors import OptionError
-from omnifuse.typed import fraction, non_negative, positive
 
 INIT_STD = 0.01  # n-gram vectors start near 0, as a linear model's weights do (N(0, 1): 0.62 -> 0.68 test)
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from omnifuse.config.parsing import bounded, fraction, positive
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.audio import LogMelOptions, make_logmel
 from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec
 from omnifuse.errors import ConfigError
-from omnifuse.typed import bounded, fraction, positive
 
 
 @dataclass

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from omnifuse.config.parsing import fraction, positive
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.tabular import TabularPreprocessor
 from omnifuse.encoders.base import ENCODERS, Encoder, EncoderOutput, EncoderSpec, InputSpec
-from omnifuse.typed import fraction, positive
 
 
 @dataclass

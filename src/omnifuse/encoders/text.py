@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from omnifuse.config.parsing import fraction, non_negative, positive
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.text import HFTextPreprocessor, VocabTextPreprocessor, resolve_hf_model
 from omnifuse.encoders.base import (
@@ -24,8 +25,7 @@ from omnifuse.encoders.base import (
     InputSpec,
     masked_mean,
 )
-from omnifuse.encoders.scaling import add_lora, enable_gradient_checkpointing, merge_lora
-from omnifuse.typed import fraction, non_negative, positive
+from omnifuse.encoders.hf_adapters import add_lora, enable_gradient_checkpointing, merge_lora
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel

@@ -30,23 +30,23 @@ from rich.console import Console
 from rich.markup import escape
 from torch import Tensor
 
-from omnifuse import artifacts
 from omnifuse.api import _prepare_out, fit_prepared, prepare_data
-from omnifuse.compare import collate_rows
-from omnifuse.config import Config
-from omnifuse.encoders.scaling import merge_adapters
+from omnifuse.artifacts import folder as artifacts
+from omnifuse.artifacts.manifest import MANIFEST
+from omnifuse.artifacts.model_card import write_model_card
+from omnifuse.config.sections import Config
+from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.ensemble.combine import combine, from_average, space_of, to_average
 from omnifuse.ensemble.layout import MEMBERS, member_dir, remove_ensemble, write_ensemble
 from omnifuse.ensemble.predictor import EnsemblePredictor, load_ensemble
 from omnifuse.ensemble.report import write_reports
 from omnifuse.ensemble.selection import Score, Selection, greedy_selection
-from omnifuse.manifest import MANIFEST
-from omnifuse.model_card import write_model_card
-from omnifuse.prepare import PreparedData, RunContext, TableLike
-from omnifuse.presets import Member, PresetPlan
 from omnifuse.tasks.base import Task
-from omnifuse.training.inference import run_model
+from omnifuse.training.batched_forward import run_model
 from omnifuse.training.loop import FitResult
+from omnifuse.workflows.compare import collate_rows
+from omnifuse.workflows.prepare import PreparedData, RunContext, TableLike
+from omnifuse.workflows.presets import Member, PresetPlan
 
 MIN_MEMBER_SECONDS = 1.0  # with a time limit, no further member is started when less than this is left
 SELECTION_ROUNDS = 20  # Caruana rounds (picks with replacement) before the best prefix is kept

@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from omnifuse.artifacts.manifest import MANIFEST, verify_manifest, write_manifest
 from omnifuse.errors import ModelDirError
-from omnifuse.manifest import MANIFEST, verify_manifest, write_manifest
 from omnifuse.training.checkpoint import atomic_write
 
 ENSEMBLE = "ensemble.json"

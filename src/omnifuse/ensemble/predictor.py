@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from omnifuse.artifacts import ASSETS, REQUIRED, LoadedModel, load_model
-from omnifuse.config import Config
+from omnifuse.artifacts.folder import ASSETS, REQUIRED, LoadedModel, load_model
+from omnifuse.artifacts.manifest import verify_manifest
+from omnifuse.config.sections import Config
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.ensemble.combine import EnsembleModel, space_of
 from omnifuse.ensemble.layout import read_ensemble, single_model_only
 from omnifuse.errors import ModelDirError
-from omnifuse.manifest import verify_manifest
-from omnifuse.predictor import Predictor
-from omnifuse.rows import Rows
+from omnifuse.inference.predictor import Predictor
+from omnifuse.inference.rows import Rows
 from omnifuse.tasks.base import Task
 
 

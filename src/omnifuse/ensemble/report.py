@@ -7,10 +7,10 @@ from typing import Any
 
 from torch import Tensor
 
-from omnifuse.config import Config
+from omnifuse.artifacts.model_card import render_model_card
+from omnifuse.config.sections import Config
 from omnifuse.ensemble.layout import ENSEMBLE, MEMBERS
 from omnifuse.evaluation.report import format_value, write_report
-from omnifuse.model_card import render_model_card
 from omnifuse.tasks.base import Task
 from omnifuse.training.checkpoint import atomic_write
 

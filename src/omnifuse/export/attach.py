@@ -8,14 +8,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omnifuse.artifacts import WEIGHTS
+from omnifuse.artifacts.folder import WEIGHTS
+from omnifuse.artifacts.manifest import MANIFEST
 from omnifuse.errors import ConfigError, ExportError
 from omnifuse.export.backend import OnnxBackend
 from omnifuse.export.onnx import export_to_temp
-from omnifuse.manifest import MANIFEST
 
 if TYPE_CHECKING:
-    from omnifuse.predictor import Predictor
+    from omnifuse.inference.predictor import Predictor
 
 BACKENDS = ("torch", "onnx")
 ONNX_FILE = "model.onnx"

@@ -320,9 +320,9 @@ def export_onnx(
     Raises:
         ModelDirError: the folder cannot be loaded. ExportError: see ``export_model``.
     """
-    from omnifuse.artifacts import WEIGHTS, load_model
+    from omnifuse.artifacts.folder import WEIGHTS, load_model
+    from omnifuse.artifacts.manifest import file_digest
     from omnifuse.data.dataset import input_specs
-    from omnifuse.manifest import file_digest
 
     loaded = load_model(model_dir)
     if loaded.task.name == "contrastive":

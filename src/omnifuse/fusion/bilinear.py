@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from omnifuse.config.parsing import fraction, positive
 from omnifuse.encoders.base import EncoderOutput
 from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_dropout, check_positive, fusion_inputs
-from omnifuse.typed import fraction, positive
 
 SQRT_EPS = 1e-6  # keeps the signed square root's gradient finite at 0 (at most 1 / sqrt(eps))
 NORM_EPS = 1e-12  # keeps the L2 normalisation of an all-zero vector finite

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from omnifuse.config.parsing import fraction, non_negative
 from omnifuse.encoders.base import EncoderOutput
 from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_dropout, fusion_inputs, make_activation
-from omnifuse.typed import fraction, non_negative
 
 
 @dataclass

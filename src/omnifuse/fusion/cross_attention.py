@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from omnifuse.config.parsing import fraction, positive
 from omnifuse.encoders.base import EncoderOutput
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.fusion.transformer import check_token_fusion_options, token_sequences
-from omnifuse.typed import fraction, positive
 
 
 @dataclass

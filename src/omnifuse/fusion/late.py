@@ -8,11 +8,11 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from omnifuse.config.parsing import fraction, non_negative, positive
 from omnifuse.encoders.base import EncoderOutput
 from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import MLP, check_dropout, check_positive, fusion_inputs, masked_softmax
-from omnifuse.typed import fraction, non_negative, positive
 
 COMBINES = ("weighted", "mean")
 

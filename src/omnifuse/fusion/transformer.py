@@ -9,11 +9,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from omnifuse.config.parsing import fraction, positive
 from omnifuse.encoders.base import EncoderOutput
 from omnifuse.errors import OptionError
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.layers.mlp import check_dropout, check_positive, fusion_inputs
-from omnifuse.typed import fraction, positive
 
 
 @dataclass

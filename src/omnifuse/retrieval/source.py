@@ -31,7 +31,9 @@ def load_source_model(source: IndexSource) -> Embedder:
     Raises:
         DataError: the index was built from raw vectors (no model). ModelDirError: the model folder is gone.
     """
-    from omnifuse.predictor import load  # predictor -> ... never imports retrieval; lazy: torch-heavy
+    from omnifuse.inference.predictor import (
+        load,  # predictor -> ... never imports retrieval; lazy: torch-heavy
+    )
 
     if source.model is None:
         raise DataError(

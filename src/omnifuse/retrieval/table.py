@@ -82,7 +82,7 @@ def _names(frame: pd.DataFrame) -> str:
 
 def load_embedder(model_dir: Path) -> Embedder:
     """The model folder loaded as a Predictor."""
-    from omnifuse.predictor import load
+    from omnifuse.inference.predictor import load
 
     model: Embedder = load(model_dir)  # type: ignore[assignment]
     return model

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI, Request
 
     from omnifuse.data.collate import Example
-    from omnifuse.predictor import Predictor
+    from omnifuse.inference.predictor import Predictor
 
 T = TypeVar("T")
 STATIC_DIR = Path(__file__).resolve().parent / "static"

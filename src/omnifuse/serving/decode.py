@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.io import resolve_path
 from omnifuse.serving.errors import ApiError
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.serving.decode import MEDIA_TYPES
 
 MEDIA_HELP = (

@@ -20,7 +20,7 @@ from omnifuse.version import __version__
 if TYPE_CHECKING:
     import pandas as pd
 
-    from omnifuse.predictor import Predictor
+    from omnifuse.inference.predictor import Predictor
 
 METRICS_FILE = "metrics.json"
 log = logging.getLogger("omnifuse.serving")
@@ -66,12 +66,12 @@ def prediction_rows(predictor: Predictor, examples: list[Example]) -> list[dict[
 
 
 def explanation_rows(predictor: Predictor, examples: list[Example]) -> list[dict[str, Any]]:
-    """Explains prepared examples (see ``omnifuse.explain``) in the API's shape, in order."""
+    """Explains prepared examples (see ``omnifuse.inference.explain``) in the API's shape, in order."""
     import pandas as pd
 
     from omnifuse.data.collate import collate
     from omnifuse.evaluation.ablation import forward_variants
-    from omnifuse.explain import explain_batch
+    from omnifuse.inference.explain import explain_batch
 
     parts = []
     size = predictor.batch_size

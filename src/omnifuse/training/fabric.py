@@ -10,7 +10,7 @@ from lightning_fabric import Fabric
 from omnifuse.errors import ConfigError
 
 if TYPE_CHECKING:
-    from omnifuse.config import Config, TrainingConfig
+    from omnifuse.config.sections import Config, TrainingConfig
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")  # fp32, or autocast with fp32 master weights
 STRATEGIES = ("auto", "ddp", "fsdp")

@@ -18,13 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from omnifuse.build import parse_options
-from omnifuse.config import Config
+from omnifuse.config.parsing import to_dict
+from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import ENCODERS, Encoder
 from omnifuse.training.disk_cache import FeatureStore, cache_root, encoder_key, state_fingerprint
 from omnifuse.training.feature_cache import cache_features
-from omnifuse.typed import to_dict
 
 SPLITS = ("train", "valid")  # the rows training reads; test rows keep their raw inputs (robustness)
 

@@ -19,15 +19,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch.utils.data import DataLoader
 
 from omnifuse.augment import Pipeline, augment_batch
-from omnifuse.config import TrainingConfig
+from omnifuse.config.sections import TrainingConfig
 from omnifuse.data.collate import Batch
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint, distributed
+from omnifuse.training.batched_forward import run_model
 from omnifuse.training.early_stopping import EarlyStopping
 from omnifuse.training.ema import WeightEMA
 from omnifuse.training.fabric import make_fabric
-from omnifuse.training.inference import run_model
 from omnifuse.training.interrupt import GracefulInterrupt, TrainingInterrupted
 from omnifuse.training.modality_dropout import drop_modalities
 from omnifuse.training.optim import make_optimizer, param_groups, warmup_cosine

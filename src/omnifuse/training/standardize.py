@@ -22,7 +22,7 @@ from omnifuse.model import MultimodalModel
 from omnifuse.training.feature_cache import POOLED
 
 if TYPE_CHECKING:
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
 
 MAX_ROWS = 20000  # rows the statistics of a non-cached frozen encoder are computed on
 

@@ -25,17 +25,17 @@ from typing import Any
 from lightning_fabric.utilities.seed import seed_everything
 from rich.console import Console
 
-from omnifuse import artifacts
 from omnifuse.api import fit_prepared, prepare_data
+from omnifuse.artifacts import folder as artifacts
 from omnifuse.build import make_preprocessors, make_task_for
-from omnifuse.config import Config
-from omnifuse.encoders.scaling import merge_adapters
+from omnifuse.config.checks import component_keys
+from omnifuse.config.sections import Config
+from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.errors import ConfigError, DataError, OmnifuseError
-from omnifuse.prepare import PreparedData, RunContext, TableLike
 from omnifuse.training.interrupt import TrainingInterrupted
 from omnifuse.training.loop import LOG_FILE, FitResult
 from omnifuse.tuning.space import Param, component_at, get_value, locate
-from omnifuse.validation import component_keys
+from omnifuse.workflows.prepare import PreparedData, RunContext, TableLike
 
 TRIALS_DIR = "trials"
 CACHE_SIZE = 2  # distinct preprocessing setups kept in memory

@@ -20,12 +20,11 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from omnifuse import artifacts
 from omnifuse.api import _final_reports
-from omnifuse.config import Config
+from omnifuse.artifacts import folder as artifacts
+from omnifuse.config.sections import Config
 from omnifuse.errors import ConfigError
-from omnifuse.predictor import load
-from omnifuse.prepare import RunContext, TableLike
+from omnifuse.inference.predictor import load
 from omnifuse.training.loop import LOG_FILE, FitResult
 from omnifuse.tuning.objective import (
     PreparedCache,
@@ -51,6 +50,7 @@ from omnifuse.tuning.study import (
     shown_url,
     storage_url,
 )
+from omnifuse.workflows.prepare import RunContext, TableLike
 
 BEST_CONFIG = "best_config.yaml"
 BEST_MODEL = "best_model"

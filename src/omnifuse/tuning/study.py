@@ -29,14 +29,14 @@ from typing import Any, cast
 
 from rich.console import Console
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import ConfigError, OmnifuseError, TuneError
-from omnifuse.prepare import RunContext, TableLike
 from omnifuse.registry import unknown_name_message
 from omnifuse.training.interrupt import TrainingInterrupted
 from omnifuse.tuning.objective import Objective, PreparedCache, Tables, TrialSetup, TrialUserError
 from omnifuse.tuning.report import trial_line
 from omnifuse.tuning.space import Param
+from omnifuse.workflows.prepare import RunContext, TableLike
 
 TUNE_EXTRA = "pip install 'omnifuse[tune]'"
 PRUNERS = ("median", "hyperband", "none")

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 import omnifuse
-from omnifuse.config import Config
-from omnifuse.predictor import Predictor
+from omnifuse.config.sections import Config
+from omnifuse.inference.predictor import Predictor
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from omnifuse.augment import build_pipelines, resolved_augment
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import ConfigError
 
 RAW = {"label": {"column": "y", "task": "multiclass"}, "columns": {"age": {"type": "numeric"}}}

@@ -13,8 +13,8 @@ from rich.console import Console
 from omnifuse.api import prepare_data
 from omnifuse.baselines.run import NO_CONTRASTIVE, STREAMED, VALID_NOTE, run_baselines
 from omnifuse.build import make_task_for
-from omnifuse.config import Config
-from omnifuse.prepare import PreparedData, RunContext
+from omnifuse.config.sections import Config
+from omnifuse.workflows.prepare import PreparedData, RunContext
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "blue", "green", "cat", "dog", "owl"]
 

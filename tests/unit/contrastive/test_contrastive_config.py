@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from omnifuse.build import make_task_for
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.contrastive.model import unpack
 from omnifuse.errors import ConfigError, DataError
 from omnifuse.tasks import task_from_state

@@ -61,7 +61,7 @@ def test_task_leaves_identical_texts_out_of_each_others_negatives() -> None:
 
 def test_contrastive_model_packs_content_ids_after_the_scalars() -> None:
     from omnifuse.build import build_model, make_preprocessors, make_task_for
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
 
     cfg = Config.from_dict({
         "label": {"task": "contrastive"},

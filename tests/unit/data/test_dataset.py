@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.dataset import (
     BadRow,
     ExampleDataset,

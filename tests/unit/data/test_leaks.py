@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.leaks import (
     Finding,
     find_column_problems,

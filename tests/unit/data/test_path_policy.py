@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from omnifuse.config import Config, DataConfig
+from omnifuse.config.sections import Config, DataConfig
 from omnifuse.data.dataset import input_specs, make_example, make_examples
 from omnifuse.data.io import check_inside, resolve_path
 from omnifuse.data.preprocess.base import Preprocessor

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.dataset import BadRow
 from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns, write_bad_rows
 from omnifuse.errors import BadRowError, DataError

@@ -261,7 +261,7 @@ def test_pixel_limit_is_an_encoder_option(name: str, tmp_path: Path) -> None:
 
     import omnifuse.catalog  # noqa: F401
     from omnifuse.build import make_preprocessors
-    from omnifuse.config import Config
+    from omnifuse.config.sections import Config
     from omnifuse.errors import BadValueError
 
     encoder = {"name": name, "size": 32, "max_pixels": 100}

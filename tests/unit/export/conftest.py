@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from omnifuse.build import build_model, make_preprocessors
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.dataset import input_specs
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import InputSpec

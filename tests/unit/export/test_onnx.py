@@ -224,10 +224,10 @@ def test_sample_cells_of_an_unknown_modality_are_refused() -> None:
 
 
 def test_contrastive_models_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import omnifuse.artifacts
+    import omnifuse.artifacts.folder
 
     fake = SimpleNamespace(task=SimpleNamespace(name="contrastive"))
-    monkeypatch.setattr(omnifuse.artifacts, "load_model", lambda folder: fake)
+    monkeypatch.setattr(omnifuse.artifacts.folder, "load_model", lambda folder: fake)
     with pytest.raises(ExportError, match=r"is a contrastive \(embedding\) model, which ONNX export does not "
                        r"cover .*use the torch backend"):
         export_onnx(tmp_path, tmp_path / "m.onnx")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import BadRowError, BadValueError, ConfigError, DataError, ModelDirError
 from omnifuse.serving.app import check_limits
 from omnifuse.serving.errors import api_fix, from_omnifuse

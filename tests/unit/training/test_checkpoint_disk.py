@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import omnifuse
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.training import checkpoint, state_file
 from omnifuse.training.checkpoint import (
     LAST,

@@ -11,7 +11,7 @@ import torch
 from rich.console import Console
 from torch import Tensor
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
 from omnifuse.encoders.text import HFTextEncoder
 from omnifuse.training import disk_cache
@@ -205,9 +205,9 @@ def test_a_failed_write_leaves_no_file_and_warns_once(
 
 
 def test_compare_reads_the_features_a_training_run_wrote(berts: tuple[Path, Path]) -> None:
-    from omnifuse.compare import build_feature_cache as compare_cache
-    from omnifuse.prepare import PreparedData
     from omnifuse.tasks import make_task
+    from omnifuse.workflows.compare import build_feature_cache as compare_cache
+    from omnifuse.workflows.prepare import PreparedData
 
     cfg = _config(berts[0])
     pre, examples = _prepared(cfg, TEXTS)

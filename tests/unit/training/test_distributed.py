@@ -10,7 +10,7 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader
 
-from omnifuse.config import Config, TrainingConfig, override_training
+from omnifuse.config.sections import Config, TrainingConfig, override_training
 from omnifuse.data.collate import Example, collate
 from omnifuse.data.dataset import ExampleDataset
 from omnifuse.errors import ConfigError

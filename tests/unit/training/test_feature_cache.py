@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.build import parse_options
-from omnifuse.config import ComponentConfig
+from omnifuse.config.sections import ComponentConfig
 from omnifuse.data.collate import Example, collate
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.encoders.text import HFTextEncoder, load_hf_model

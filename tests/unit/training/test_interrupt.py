@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import omnifuse
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.training.checkpoint import LAST, load_checkpoint
 from omnifuse.training.early_stopping import EarlyStopping
 from omnifuse.training.interrupt import GracefulInterrupt, TrainingInterrupted

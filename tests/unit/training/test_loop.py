@@ -12,7 +12,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader
 
 from omnifuse.build import build_model, make_preprocessors
-from omnifuse.config import Config, TrainingConfig
+from omnifuse.config.sections import Config, TrainingConfig
 from omnifuse.data.collate import collate
 from omnifuse.data.dataset import ExampleDataset, attach_targets, fit_values, input_specs, make_examples
 from omnifuse.tasks import make_task

@@ -7,7 +7,7 @@ import torch
 from rich.console import Console
 from torch import Tensor, nn
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.layers.standardize import FeatureStandardizer

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 import pytest
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import ConfigError
 from omnifuse.tuning.objective import (
     apply_values,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import omnifuse
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import ConfigError
 from omnifuse.tuning.run import _max_epochs, _read_log
 

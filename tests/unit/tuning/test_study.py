@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from omnifuse.config import Config
+from omnifuse.config.sections import Config
 from omnifuse.errors import ConfigError
 from omnifuse.training.interrupt import TrainingInterrupted
 from omnifuse.tuning import study as study_module

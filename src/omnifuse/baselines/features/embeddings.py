@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from omnifuse.config import ComponentConfig
+from omnifuse.config.sections import ComponentConfig
 from omnifuse.data.collate import Example, collate
 from omnifuse.encoders.base import Encoder
 

@@ -1,0 +1,248 @@
+"""Predictor: a loaded model that predicts from DataFrames, lists of dicts or one dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from omnifuse.artifacts.folder import LoadedModel, load_model
+from omnifuse.config.sections import Config
+from omnifuse.data.collate import Example, collate
+from omnifuse.data.dataset import examples_from_records, input_specs, make_example
+from omnifuse.data.io import real_path
+from omnifuse.data.preprocess.base import Preprocessor
+from omnifuse.data.quality import apply_bad_row_policy
+from omnifuse.errors import DataError
+from omnifuse.inference.rows import Rows, check_records, outside_paths_allowed, to_records
+from omnifuse.model import MultimodalModel
+from omnifuse.tasks.base import Task
+from omnifuse.training.batched_forward import run_model
+
+if TYPE_CHECKING:
+    from omnifuse.export.backend import OnnxBackend
+
+class Predictor:
+    """Predicts with a trained model; built by ``omnifuse.load(dir)`` or returned by ``omnifuse.train``.
+
+    Args:
+        model: the trained model (put in eval mode).
+        config: its configuration.
+        preprocessors: fitted preprocessors, one per model input.
+        task: the task (classes, decoding).
+        folder: the model folder it was loaded from, if any.
+        batch_size: rows per forward pass.
+    """
+
+    onnx_backend: OnnxBackend | None = None
+    """Set by ``omnifuse.load(dir, backend="onnx")``: forward passes then run on onnxruntime."""
+
+    def __init__(
+        self,
+        model: MultimodalModel,
+        config: Config,
+        preprocessors: dict[str, Preprocessor],
+        task: Task,
+        folder: Path | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        self.model = model.eval()
+        self.config, self.preprocessors, self.task, self.folder = config, preprocessors, task, folder
+        self.batch_size = batch_size
+        self.device = next(model.parameters()).device
+        self._specs = input_specs(config)
+        self._wanted = list(config.table_columns())
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel) -> Predictor:
+        """Wraps a LoadedModel."""
+        return cls(loaded.model, loaded.config, loaded.preprocessors, loaded.task, loaded.folder)
+
+    @property
+    def classes(self) -> list[Any]:
+        """Class labels in the order of ``predict_proba`` columns ([] for regression)."""
+        return self.task.classes
+
+    def logits(self, rows: Rows | str | Path, base_dir: Path | None = None, num_workers: int = 0) -> Tensor:
+        """Raw model outputs (N, C), in input order.
+
+        Args:
+            rows: a DataFrame, a list of row dicts, one dict, or the path of a table.
+            base_dir: folder relative file paths are resolved against.
+            num_workers: > 0 decodes and preprocesses rows lazily in this many DataLoader worker
+                processes while the model runs (large tables of files); 0 preprocesses in this process.
+
+        Raises:
+            DataError: a contrastive model (it embeds; it does not predict), a negative ``num_workers``, or
+                a missing column. BadRowError: see ``prepare``.
+        """
+        self._check_predictive()
+        if num_workers < 0:
+            raise DataError(f"num_workers must be 0 or more, got {num_workers}; pass 2 for two worker "
+                            "processes")
+        if num_workers > 0:
+            from omnifuse.data.lazy import predict_lazily
+
+            return predict_lazily(self, rows, base_dir, num_workers)
+        if isinstance(rows, dict):
+            return self._one_row(rows, base_dir)
+        return self._run(rows, base_dir, embed=False)
+
+    def predict(self, rows: Rows | str | Path, base_dir: Path | None = None, num_workers: int = 0) -> Any:
+        """Predictions in the label's own values: a list, or one value when ``rows`` is one dict.
+
+        ``num_workers``: see ``logits``.
+        """
+        predictions = self.task.decode(self.logits(rows, base_dir, num_workers))
+        return predictions[0] if isinstance(rows, dict) else predictions
+
+    def predict_proba(self, rows: Rows | str | Path, base_dir: Path | None = None) -> Any:
+        """Class probabilities: a DataFrame with one column per class (a dict for one dict row)."""
+        self._check_predictive()
+        if not self.task.classes:
+            raise ValueError(
+                "predict_proba is for classification models; this one does regression: use predict"
+            )
+        probs = self.task.probabilities(self.logits(rows, base_dir)).numpy()
+        frame = pd.DataFrame(probs, columns=[str(c) for c in self.task.classes])
+        return frame.iloc[0].to_dict() if isinstance(rows, dict) else frame
+
+    def embed(
+        self, rows: Rows | str | Path, base_dir: Path | None = None, *, column: str | None = None
+    ) -> np.ndarray:
+        """Fused representations (N, F) (or (F,) for one dict row); with ``column``, that column's alone.
+
+        Args:
+            column: one of ``embedding_columns``; the rows need only that column. On a contrastive model
+                (where it is required): the L2-normalised projected embedding (N, D); on other models:
+                that column encoder's pooled output.
+
+        Raises:
+            DataError: a contrastive model without ``column`` (the message lists the columns), or a column
+                that is not an embedding column.
+        """
+        if column is not None or self.task.name == "contrastive":
+            from omnifuse.contrastive.embed import embed_column
+
+            return embed_column(self, rows, column, base_dir)
+        out = self._run(rows, base_dir, embed=True).numpy()
+        return out[0] if isinstance(rows, dict) else out
+
+    def explain(self, rows: Rows | str | Path, base_dir: Path | None = None) -> pd.DataFrame:
+        """Per row: prediction, its probability, and per input the fusion weight and removal delta."""
+        from omnifuse.inference.explain import explain
+
+        self._check_predictive()
+
+        return explain(self, rows, base_dir)
+
+    @property
+    def embedding_columns(self) -> dict[str, str]:
+        """{column: modality} that ``embed(rows, column=...)`` accepts: a contrastive model's towers, or
+        every input of another model."""
+        from omnifuse.contrastive.embed import embedding_columns
+
+        return embedding_columns(self)
+
+    def _check_predictive(self) -> None:
+        if self.task.name == "contrastive":
+            from omnifuse.tasks.contrastive import NOT_PREDICTIVE
+
+            raise DataError(NOT_PREDICTIVE)
+
+    def prepare(
+        self, rows: Rows | str | Path, base_dir: Path | None = None, allow_outside: bool | None = None
+    ) -> list[Example]:
+        """Checks and preprocesses rows into model-ready examples (no forward pass).
+
+        Args:
+            rows: a DataFrame, a list of row dicts, one dict, or the path of a table.
+            base_dir: folder relative file paths are resolved against.
+            allow_outside: whether file paths may resolve outside ``base_dir``; None: rows built in Python
+                with no ``base_dir`` may, tables follow the model's ``data.allow_outside_paths``.
+
+        Raises:
+            DataError: a column is missing. BadRowError: a row cannot be preprocessed (names row, column,
+                value and fix).
+        """
+        records, folder = to_records(rows, base_dir)
+        check_records(records, self.config)
+        outside = outside_paths_allowed(rows, base_dir) if allow_outside is None else allow_outside
+        examples, bad = examples_from_records(
+            enumerate(records), self._specs, self.preprocessors, self.config, folder, allow_outside=outside
+        )
+        apply_bad_row_policy(bad, "error", None, "the rows to predict")
+        return examples
+
+    def run_examples(self, examples: list[Example], embed: bool = False) -> Tensor:
+        """Logits (N, C), or fused embeddings (N, F) with ``embed``, for prepared examples, in order."""
+        if self.onnx_backend is not None:
+            return self.onnx_backend.run_examples(examples, self.batch_size, embed)
+        size = self.batch_size
+        batches = (collate(examples[i : i + size]) for i in range(0, len(examples), size))
+        outputs, _, _ = run_model(self.model, batches, self.device, embed=embed)
+        return outputs
+
+    def _run(self, rows: Rows | str | Path, base_dir: Path | None, embed: bool) -> Tensor:
+        return self.run_examples(self.prepare(rows, base_dir), embed=embed)
+
+    @torch.inference_mode()
+    def _one_row(self, row: dict[str, Any], base_dir: Path | None) -> Tensor:
+        """Logits (1, C) of one row dict: what ``prepare`` + ``run_examples`` compute, without building
+        a records list, a DataLoader-style batch list and a concatenation (the latency path)."""
+        if any(name not in row for name in self._wanted):
+            check_records([row], self.config)  # raises, naming the missing column
+        folder = real_path(base_dir or Path.cwd())  # Path.resolve, in fewer system calls
+        outside = outside_paths_allowed(row, base_dir)
+        example, problem = make_example(0, row, self._specs, self.preprocessors, self.config, folder, outside)
+        if example is None:
+            apply_bad_row_policy([problem] if problem else [], "error", None, "the rows to predict")
+        assert example is not None, "make_example returns an example or a problem"
+        if self.onnx_backend is not None:
+            return self.onnx_backend.run_examples([example], 1)  # (1, C)
+        if self.model.training:
+            self.model.eval()
+        device = self.device
+        inputs = {n: {k: v.unsqueeze(0).to(device) for k, v in t.items()} for n, t in example.inputs.items()}
+        presence = {n: torch.tensor([p], device=device) for n, p in example.presence.items()}  # (1,)
+        return self.model(inputs, presence).float().cpu()  # (1, C)
+
+    def warm_up(self) -> None:
+        """One forward pass on every input's blank value, so that the first real call does not pay for
+        torch's lazy initialisation (allocator, kernels); called by ``load``."""
+        inputs = {s.name: self.preprocessors[s.name].blank() for s in self._specs}
+        example = Example(index=0, inputs=inputs, presence={name: True for name in inputs})
+        try:
+            self.run_examples([example])
+        except (RuntimeError, ValueError, IndexError):
+            pass  # an encoder that cannot take a one-sample blank (e.g. wav2vec2's convolutions): no warm-up
+
+
+def load(
+    folder: str | Path, device: str | None = None, backend: str = "torch", onnx_path: str | Path | None = None
+) -> Predictor:
+    """Loads a model folder written by ``omnifuse train`` (no network needed).
+
+    Args:
+        folder: the model folder.
+        device: e.g. "cpu" or "cuda"; default: CUDA when available, else CPU.
+        backend: "torch", or "onnx": ``predict``/``predict_proba``/``embed`` run on onnxruntime (CPU) with
+            ``onnx_path``, else ``folder/model.onnx``, else a model exported on the fly (with a warning);
+            see ``omnifuse.export.attach.attach``.
+        onnx_path: the .onnx file for ``backend="onnx"`` (its ``.onnx.json`` sidecar next to it).
+    """
+    loaded = load_model(folder)
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    loaded.model.to(target)
+    predictor = Predictor.from_loaded(loaded)
+    if backend != "torch":
+        from omnifuse.export.attach import attach  # lazy: it imports the exporter
+
+        attach(predictor, folder, backend, onnx_path)  # warms the session up
+        return predictor
+    predictor.warm_up()
+    return predictor
