@@ -35,8 +35,9 @@ def _config(folder: Path, feature_cache: bool = True) -> Path:
                                                    "freeze_epochs": -1}},
         },
         "fusion": "concat",
+        # standardised frozen features: fitted from the cache in one run, by an encoder pass in the other
         "training": {"epochs": 2, "batch_size": 16, "lr": 0.003, "accelerator": "cpu",
-                     "feature_cache": feature_cache},
+                     "feature_cache": feature_cache, "standardize_frozen": True},
     }
     path = folder / f"config_{feature_cache}.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -377,6 +377,7 @@ def _frozen_review(folder: Path) -> tuple[Config, MultimodalModel]:
     """A model whose review encoder is frozen for the whole run, its standardizer fitted, saved."""
     raw = _config().to_dict()
     raw["columns"]["review"]["encoder"]["freeze_epochs"] = -1
+    raw["training"]["standardize_frozen"] = True
     cfg = Config.from_dict(raw)
     preprocessors, task, model = _parts(cfg)
     model.standardizers["review"].fit(torch.randn(10, 8) * 3 + 1)
