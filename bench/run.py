@@ -139,9 +139,29 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_per_benchmark": seconds,
         "results": {r.name: result_dict(r) for r in results},
     }
+    if args.only:
+        payload = merged_with(args.out, payload)
     args.out.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     console.print(f"wrote {args.out} ({sum(seconds.values()):.0f} s of benchmarks)")
     return 0
+
+
+def merged_with(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """A run of some benchmarks (``--only``) added to the results file already at ``path``: its rows and
+    seconds replace those of the same names, the other benchmarks' rows stay (with their own machine)."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return payload
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("results"), dict):
+        return payload
+    runs = [r for r in earlier.get("runs", []) if isinstance(r, dict)]
+    runs.append({k: payload[k] for k in ("timestamp", "settings", "machine")})
+    return payload | {
+        "seconds_per_benchmark": earlier.get("seconds_per_benchmark", {}) | payload["seconds_per_benchmark"],
+        "results": earlier["results"] | payload["results"],
+        "runs": runs[-20:],  # the partial runs merged into this file, newest last
+    }
 
 
 if __name__ == "__main__":
