@@ -10,7 +10,7 @@ training of all members). The baselines are those the default run's report holds
 Rows: ``presets_<table>_<preset>``: test accuracy of that model / the best baseline (goal >= 1.0); details
 hold the fit seconds (whole ``train`` call: reading, preprocessing, feature passes, baselines, training,
 saving), every baseline's accuracy and, for ``best``, the members trained and their ensemble weights. About
-20 to 30 minutes on 2 cores; ``--quick`` runs AV-Digits only, with 2 epochs and a 30 s budget (a smoke run:
+15 minutes on 2 cores; ``--quick`` runs AV-Digits only, with 2 epochs and a 30 s budget (a smoke run:
 the accuracies mean nothing then).
 """
 
