@@ -20,6 +20,7 @@ from omnifuse.data.dataset import examples_from_records, input_specs
 from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.evaluation.ablation import Variants, forward_variants
 from omnifuse.inference.rows import Rows, check_records, outside_paths_allowed, to_records
+from omnifuse.layers.modes import evaluating
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.multilabel import MultilabelTask
 from omnifuse.tasks.regression import RegressionTask
@@ -63,17 +64,13 @@ def explain(predictor: Predictor, rows: Rows | str | Path, base_dir: Path | None
     )
     apply_bad_row_policy(bad, "error", None, "the rows to explain")
     size = predictor.batch_size
-    was_training = predictor.model.training
-    predictor.model.eval()
     parts = []
-    try:
+    with evaluating(predictor.model):
         for start in range(0, len(examples), size):
             batch = collate(examples[start : start + size]).to(predictor.device)
             variants = forward_variants(predictor.model, batch)
             presence = {n: p.cpu() for n, p in batch.presence.items()}
             parts.append(explain_batch(predictor.task, variants, presence))
-    finally:
-        predictor.model.train(was_training)
     return pd.concat(parts, ignore_index=True)
 
 
