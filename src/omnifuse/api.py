@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 
 from omnifuse.artifacts import folder as artifacts
 from omnifuse.artifacts.model_card import write_model_card
-from omnifuse.augment import Pipeline, build_pipelines
+from omnifuse.augment.base import Pipeline
+from omnifuse.augment.pipelines import build_pipelines
 from omnifuse.build import build_model
 from omnifuse.config.sections import Config
 from omnifuse.contrastive.init_from import init_encoder

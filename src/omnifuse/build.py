@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from omnifuse import catalog  # noqa: F401  (fills the registries)
-from omnifuse.config.parsing import from_dict
+from omnifuse.config.binding import encoder_options, fusion_options
 from omnifuse.config.sections import ComponentConfig, Config
 from omnifuse.data.dataset import input_specs
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import ENCODERS, Encoder
-from omnifuse.errors import ConfigError
 from omnifuse.fusion.base import FUSIONS
 from omnifuse.heads.base import HEADS
 from omnifuse.layers.standardize import FeatureStandardizer
@@ -24,22 +22,13 @@ from omnifuse.tasks.base import Task
 InitWeights = Callable[[Encoder, ComponentConfig, str], None]
 
 
-def parse_options(options_cls: type, component: ComponentConfig, path: str) -> Any:
-    """The component's options as its typed dataclass."""
-    problems: list[str] = []
-    options: Any = from_dict(options_cls, component.options, path, problems)
-    if problems:
-        raise ConfigError(problems)
-    return options
-
-
 def make_preprocessors(config: Config) -> dict[str, Preprocessor]:
     """One unfitted preprocessor per model input."""
     preprocessors: dict[str, Preprocessor] = {}
     for spec in input_specs(config):
         component = config.encoder_of(spec.name)
         entry = ENCODERS.get(component.name)
-        options = parse_options(entry.options, component, f"{spec.name}.encoder")
+        options = encoder_options(component, f"{spec.name}.encoder")
         preprocessors[spec.name] = entry.make_preprocessor(options, spec)
     return preprocessors
 
@@ -55,7 +44,7 @@ def build_encoders(
     for spec in input_specs(config):
         component = config.encoder_of(spec.name)
         entry = ENCODERS.get(component.name)
-        options = parse_options(entry.options, component, f"{spec.name}.encoder")
+        options = encoder_options(component, f"{spec.name}.encoder")
         folder = None if assets is None else assets / spec.name / "encoder"
         encoders[spec.name] = entry.build(options, preprocessors[spec.name], folder)
         if init_weights is not None and assets is None and component.init_from is not None:
@@ -112,8 +101,8 @@ def build_model(
         return build_contrastive_model(config, preprocessors, assets, init_weights)
     encoders = build_encoders(config, preprocessors, assets, init_weights)
     fusion_entry = FUSIONS.get(config.fusion.name)
-    fusion_options = parse_options(fusion_entry.options, config.fusion, "fusion")
-    fusion = fusion_entry.build(fusion_options, {n: e.output_dim for n, e in sorted(encoders.items())})
+    dims = {n: e.output_dim for n, e in sorted(encoders.items())}
+    fusion = fusion_entry.build(fusion_options(config.fusion), dims)
     head = HEADS.get(task.name)(
         fusion.output_dim, task.output_dim, config.head.hidden_dim, config.head.dropout
     )

@@ -228,7 +228,7 @@ def demo(
 @app.command("list")
 def list_parts() -> None:
     """List the registered encoders, fusions, heads and augmentations."""
-    from omnifuse.augment import AUGMENTS, MODALITY_READS
+    from omnifuse.augment.base import AUGMENTS, MODALITY_READS
     from omnifuse.catalog import list_heads
     from omnifuse.encoders.base import ENCODERS
     from omnifuse.fusion.base import FUSIONS

@@ -190,6 +190,22 @@ def test_init_from_mismatches_are_clear(pretrained: Path, tmp_path: Path) -> Non
         _build(_finetune_config(tmp_path / "nowhere", {"name": "small_cnn"}))
 
 
+def test_validate_reads_an_init_from_tower_as_training_does(pretrained: Path, table_dir: Path) -> None:
+    from omnifuse.workflows.table_checks import validate_table
+
+    train = table_dir / "train.csv"
+    with pytest.raises(ConfigError, match=r"has no tower 'audio' \(its towers: note, photo\)"):
+        validate_table(_finetune_config(pretrained, {"name": "small_cnn", "init_column": "audio"}), train)
+    with pytest.raises(ConfigError, match=r"'textcnn' cannot start from tower 'note'"):
+        validate_table(Config.from_dict({
+            "label": {"column": "animal", "task": "multiclass"},
+            "columns": {"note": {"type": "text",
+                                 "encoder": {"name": "textcnn", "init_from": str(pretrained)}}},
+        }), train)
+    same = {"name": "small_cnn", "size": 16, "channels": 1}
+    assert validate_table(_finetune_config(pretrained, same), train).ok
+
+
 def test_zero_shot_python_and_cli(pretrained: Path, table_dir: Path, tmp_path: Path) -> None:
     test = pd.read_csv(table_dir / "test.csv")
     test["phrase"] = [WORDS[a] for a in test["animal"]]

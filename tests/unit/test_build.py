@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from omnifuse.build import build_encoders, build_model, make_preprocessors, parse_options
+from omnifuse.build import build_encoders, build_model, make_preprocessors
 from omnifuse.config.sections import ComponentConfig, Config
 from omnifuse.data.collate import collate
 from omnifuse.data.dataset import attach_targets, fit_values, input_specs, make_examples
 from omnifuse.data.preprocess.base import Preprocessor
-from omnifuse.encoders.text import BOWOptions
 from omnifuse.errors import ConfigError
 from omnifuse.fusion.concat import ConcatFusion
 from omnifuse.model import MultimodalModel
@@ -51,21 +50,6 @@ def _fitted(cfg: Config) -> dict[str, Preprocessor]:
     for spec in input_specs(cfg):
         preprocessors[spec.name].fit(fit_values(spec, FRAME, Path(".")))
     return preprocessors
-
-
-def test_parse_options_gives_typed_dataclass() -> None:
-    options = parse_options(BOWOptions, ComponentConfig("bow", {"embed_dim": 12}), "review.encoder")
-    assert options == BOWOptions(embed_dim=12)
-
-
-def test_parse_options_reports_problems() -> None:
-    component = ComponentConfig("bow", {"embed_dimm": 12, "dropout": "x"})
-    with pytest.raises(ConfigError, match=r"2 problem\(s\)") as info:
-        parse_options(BOWOptions, component, "review.encoder")
-    assert info.value.problems[0].startswith(
-        "review.encoder.embed_dimm: unknown key. Did you mean 'embed_dim'?"
-    )
-    assert info.value.problems[1] == "review.encoder.dropout: expected float, got str 'x'"
 
 
 def test_make_preprocessors_refuses_options_that_skipped_validation() -> None:

@@ -19,6 +19,9 @@ from torch import Tensor
 from omnifuse.errors import ConfigError
 from omnifuse.registry import Registry
 
+# the tensors each media type's preprocessor gives, which its transforms read
+MODALITY_READS: dict[str, tuple[str, ...]] = {"image": ("pixels",), "audio": ("mel", "mask")}
+
 Inputs = dict[str, Tensor]  # one model input's tensors, e.g. {"pixels": (B, C, H, W)} or {"mel", "mask"}
 Transform = Callable[[Inputs, torch.Generator], Inputs]
 

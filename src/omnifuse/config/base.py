@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from omnifuse.config.parsing import ParsedOptions
+
 ColumnType = Literal["text", "image", "audio", "video", "numeric", "categorical", "ignore"]
 MEDIA_TYPES = ("text", "image", "audio", "video")
 TABULAR_TYPES = ("numeric", "categorical")
@@ -26,6 +28,8 @@ class ComponentConfig:
     freeze_epochs: int = 0  # frozen for the first N epochs; -1 keeps it frozen for the whole run
     init_from: str | None = None  # a trained omnifuse model folder whose tower weights start this encoder
     init_column: str | None = None  # the tower (column) of init_from to copy; default: this column's name
+    # ``options`` as the registry entry's dataclass, parsed once at load (config.binding); not YAML
+    parsed: ParsedOptions | None = field(default=None, init=False, repr=False, compare=False)
 
 
 DEFAULT_ENCODERS: dict[str, str] = {"text": "textcnn", "image": "small_cnn", "audio": "mfcc_stats"}

@@ -7,9 +7,10 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from omnifuse.augment import augment_problems
+from omnifuse.augment.pipelines import augment_problems
 from omnifuse.config.base import MEDIA_TYPES, TABULAR_INPUT, TABULAR_TYPES, ComponentConfig
-from omnifuse.config.parsing import field_default, from_dict
+from omnifuse.config.binding import component_problems
+from omnifuse.config.parsing import field_default
 from omnifuse.registry import unknown_name_message
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def _component_problems(path: str, comp: ComponentConfig, kind: str, modality: s
             f"{path}: encoder {comp.name!r} reads {spec.modality}, not {modality}; "
             f"use one of {', '.join(fits)}"
         )
-    from_dict(spec.options, comp.options, path, problems)
+    problems += component_problems(comp, spec.options, path)
     if isinstance(comp.lr_mult, (int, float)) and comp.lr_mult < 0:
         problems.append(f"{path}.lr_mult: must be >= 0, got {comp.lr_mult}")
     if isinstance(comp.freeze_epochs, int) and comp.freeze_epochs < -1:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import re
 import types
 import typing
 from typing import Any, TypeVar, Union, get_args, get_origin
+
+from omnifuse.errors import ConfigError
 
 T = TypeVar("T")
 RANGE = "omnifuse_range"  # dataclass field metadata key: the field's allowed values (see ``bounded``)
@@ -27,7 +30,7 @@ def from_dict(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
         problems.append(f"{path or 'config'}: expected a mapping, got {type(data).__name__} {data!r}")
         data = {}
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]  # init=False: derived
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
@@ -45,6 +48,44 @@ def from_dict(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
             problems.append(f"{_join(path, name)}: required key is missing")
             kwargs[name] = None
     return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedOptions:
+    """A component's options parsed into their dataclass, once, at load (``config.binding``): the typed
+    value, the problems found and a copy of the mapping they were read from (to tell a stale parse)."""
+
+    cls: type
+    raw: Any  # a deep copy of the mapping that was parsed
+    value: Any  # an instance of ``cls`` (fields that failed keep their defaults)
+    problems: tuple[str, ...]
+
+
+def parse_options(cls: type, raw: Any, path: str) -> ParsedOptions:
+    """``raw`` parsed into dataclass ``cls``, with the range checks; problems are collected, not raised."""
+    problems: list[str] = []
+    value: Any = from_dict(cls, raw, path, problems)
+    return ParsedOptions(cls, copy.deepcopy(raw), value, tuple(problems))
+
+
+def parsed_or_now(parsed: ParsedOptions | None, cls: type, raw: Any, path: str) -> ParsedOptions:
+    """``parsed`` when it was made from ``raw`` as ``cls``; else ``raw`` parsed now (a config built in code,
+    or options changed after load)."""
+    if parsed is not None and parsed.cls is cls and parsed.raw == raw:
+        return parsed
+    return parse_options(cls, raw, path)
+
+
+def typed_options(parsed: ParsedOptions | None, cls: type, raw: Any, path: str) -> Any:
+    """The typed options (see ``parsed_or_now``).
+
+    Raises:
+        ConfigError: they have problems (normally reported when the config was loaded).
+    """
+    found = parsed_or_now(parsed, cls, raw, path)
+    if found.problems:
+        raise ConfigError(list(found.problems))
+    return found.value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +216,7 @@ def _convert_scalar(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
 def to_dict(obj: Any) -> Any:
     """Plain-value copy of a (nested) dataclass, for YAML/JSON."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

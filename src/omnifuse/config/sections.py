@@ -17,7 +17,7 @@ from omnifuse.config.base import (  # noqa: F401  (re-exported by omnifuse.confi
     ColumnType,
     ComponentConfig,
 )
-from omnifuse.config.parsing import from_dict, to_dict
+from omnifuse.config.parsing import ParsedOptions, from_dict, to_dict
 from omnifuse.errors import ConfigError
 
 Task = Literal["binary", "multiclass", "multilabel", "regression", "contrastive"]
@@ -36,6 +36,9 @@ class ColumnConfig:
     # one table column feeding two encoders (e.g. a frozen hf_text and a lexical tfidf): an entry whose
     # source names another table column reads that column's values with its own encoder
     source: str = ""  # the table column this entry reads; empty: the column named like the entry
+    # {transform: its options parsed} for the transforms ``augment`` resolves to; set at load (config.binding)
+    parsed_augment: dict[str, ParsedOptions] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
 
 @dataclass
@@ -152,7 +155,10 @@ class Config:
         problems: list[str] = []
         config = from_dict(cls, _unflatten(raw), "", problems)
         try:
+            from omnifuse.config.binding import bind_options
+
             fill_defaults(config)
+            bind_options(config)  # every component's options parsed once, here
             problems += config.problems()
         except (TypeError, AttributeError):
             pass  # a value of the wrong type, already reported, stops the value checks

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from omnifuse.contrastive.model import ContrastiveModel
-from omnifuse.data.collate import collate
+from omnifuse.data.collate import batches
 from omnifuse.data.dataset import examples_from_records
 from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.errors import DataError
@@ -66,8 +66,8 @@ def embed_column(
     apply_bad_row_policy(bad, "error", None, "the rows to embed")
     model = predictor.model.eval()
     outputs = []
-    for start in range(0, len(examples), predictor.batch_size):
-        batch = collate(examples[start : start + predictor.batch_size]).to(predictor.device)
+    for batch in batches(examples, predictor.batch_size):
+        batch = batch.to(predictor.device)
         if isinstance(model, ContrastiveModel):
             outputs.append(model.embed_column(name, batch.inputs[name]).float().cpu())
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -69,3 +70,9 @@ def collate(examples: list[Example]) -> Batch:
     target = None if targets[0] is None else torch.stack([t for t in targets if t is not None])
     index = torch.tensor([ex.index for ex in examples], dtype=torch.long)
     return Batch(inputs=inputs, presence=presence, target=target, index=index)
+
+
+def batches(examples: Sequence[Example], size: int) -> Iterator[Batch]:
+    """The examples collated ``size`` at a time, in order (the last batch may be smaller)."""
+    for start in range(0, len(examples), size):
+        yield collate(list(examples[start : start + size]))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from omnifuse.data.collate import Batch, Example, collate
+from omnifuse.data.collate import Batch, Example, batches
 from omnifuse.errors import ExportError
 from omnifuse.export.signature import EXPORT_HINT, OUTPUTS, Signature, pad_length, sidecar_path
 
@@ -102,7 +102,7 @@ class OnnxBackend:
     def run_examples(self, examples: list[Example], batch_size: int, embed: bool = False) -> Tensor:
         """Logits (N, C), or embeddings (N, F) with ``embed``, for prepared examples, in order."""
         parts = []
-        for start in range(0, len(examples), batch_size):
-            logits, embedding = self.run_batch(collate(examples[start : start + batch_size]))
+        for batch in batches(examples, batch_size):
+            logits, embedding = self.run_batch(batch)
             parts.append(torch.from_numpy(embedding if embed else logits))
         return parts[0] if len(parts) == 1 else torch.cat(parts)

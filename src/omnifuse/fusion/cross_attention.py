@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from omnifuse.config.parsing import fraction, positive
-from omnifuse.encoders.base import EncoderOutput
+from omnifuse.encoders.base import EncoderOutput, masked_mean
 from omnifuse.fusion.base import FUSIONS, Fusion, FusionSpec
 from omnifuse.fusion.transformer import check_token_fusion_options, token_sequences
 
@@ -128,10 +128,9 @@ class CrossAttentionFusion(Fusion):
         for round_blocks in self.blocks:
             assert isinstance(round_blocks, nn.ModuleList)
             streams = [block(streams[i], *_others(streams, valid, i)) for i, block in enumerate(round_blocks)]
-        means = [_masked_mean(s, v) for s, v in zip(streams, valid, strict=True)]  # M x (B, dim)
+        means = [masked_mean(s, v) for s, v in zip(streams, valid, strict=True)]  # M x (B, dim)
         pooled = torch.stack(means, dim=1)  # (B, M, dim)
-        weights = present.to(pooled.dtype).unsqueeze(-1)  # (B, M, 1)
-        return (pooled * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)  # (B, dim)
+        return masked_mean(pooled, present)  # (B, dim): the mean over the present modalities
 
 
 def _others(streams: list[Tensor], valid: list[Tensor], skip: int) -> tuple[Tensor | None, Tensor | None]:
@@ -141,11 +140,6 @@ def _others(streams: list[Tensor], valid: list[Tensor], skip: int) -> tuple[Tens
         return None, None
     return torch.cat([streams[j] for j in keep], dim=1), torch.cat([valid[j] for j in keep], dim=1)
 
-
-def _masked_mean(tokens: Tensor, valid: Tensor) -> Tensor:
-    """Mean of (B, T, dim) over the positions where ``valid`` (B, T) is True; rows with none give 0."""
-    weights = valid.to(tokens.dtype).unsqueeze(-1)  # (B, T, 1)
-    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)  # (B, dim)
 
 
 def build_cross_attention(options: CrossAttentionOptions, input_dims: dict[str, int]) -> CrossAttentionFusion:

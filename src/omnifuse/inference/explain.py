@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from omnifuse.data.collate import collate
+from omnifuse.data.collate import Example, batches
 from omnifuse.data.dataset import examples_from_records, input_specs
 from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.evaluation.ablation import Variants, forward_variants
@@ -63,11 +63,15 @@ def explain(predictor: Predictor, rows: Rows | str | Path, base_dir: Path | None
         allow_outside=outside_paths_allowed(rows, base_dir),
     )
     apply_bad_row_policy(bad, "error", None, "the rows to explain")
-    size = predictor.batch_size
+    return explain_examples(predictor, examples)
+
+
+def explain_examples(predictor: Predictor, examples: list[Example]) -> pd.DataFrame:
+    """``explain`` of prepared examples, in order (the model runs in eval mode, restored after)."""
     parts = []
     with evaluating(predictor.model):
-        for start in range(0, len(examples), size):
-            batch = collate(examples[start : start + size]).to(predictor.device)
+        for batch in batches(examples, predictor.batch_size):
+            batch = batch.to(predictor.device)
             variants = forward_variants(predictor.model, batch)
             presence = {n: p.cpu() for n, p in batch.presence.items()}
             parts.append(explain_batch(predictor.task, variants, presence))

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from omnifuse.artifacts.folder import LoadedModel, load_model
 from omnifuse.config.sections import Config
-from omnifuse.data.collate import Example, collate
+from omnifuse.data.collate import Example, batches
 from omnifuse.data.dataset import examples_from_records, input_specs, make_example
 from omnifuse.data.io import real_path
 from omnifuse.data.preprocess.base import Preprocessor
@@ -182,9 +182,7 @@ class Predictor:
         """Logits (N, C), or fused embeddings (N, F) with ``embed``, for prepared examples, in order."""
         if self.onnx_backend is not None:
             return self.onnx_backend.run_examples(examples, self.batch_size, embed)
-        size = self.batch_size
-        batches = (collate(examples[i : i + size]) for i in range(0, len(examples), size))
-        outputs, _, _ = run_model(self.model, batches, self.device, embed=embed)
+        outputs, _, _ = run_model(self.model, batches(examples, self.batch_size), self.device, embed=embed)
         return outputs
 
     def _run(self, rows: Rows | str | Path, base_dir: Path | None, embed: bool) -> Tensor:

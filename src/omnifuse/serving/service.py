@@ -67,20 +67,9 @@ def prediction_rows(predictor: Predictor, examples: list[Example]) -> list[dict[
 
 def explanation_rows(predictor: Predictor, examples: list[Example]) -> list[dict[str, Any]]:
     """Explains prepared examples (see ``omnifuse.inference.explain``) in the API's shape, in order."""
-    import pandas as pd
+    from omnifuse.inference.explain import explain_examples
 
-    from omnifuse.data.collate import collate
-    from omnifuse.evaluation.ablation import forward_variants
-    from omnifuse.inference.explain import explain_batch
-
-    parts = []
-    size = predictor.batch_size
-    for start in range(0, len(examples), size):
-        batch = collate(examples[start : start + size]).to(predictor.device)
-        variants = forward_variants(predictor.model, batch)
-        presence = {name: flags.cpu() for name, flags in batch.presence.items()}
-        parts.append(explain_batch(predictor.task, variants, presence))
-    frame = pd.concat(parts, ignore_index=True)
+    frame = explain_examples(predictor, examples)
     return explanations_from_frame(frame, predictor.config.input_names())
 
 

@@ -1,14 +1,15 @@
-"""Running a model over a DataLoader without gradients."""
+"""Running a model, or one of its encoders, over batches of prepared rows without gradients."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from omnifuse.data.collate import Batch
+from omnifuse.data.collate import Batch, Example, batches
+from omnifuse.layers.modes import evaluating
 
 
 @torch.inference_mode()
@@ -35,3 +36,16 @@ def run_model(
 
 def _cat(tensors: list[Tensor]) -> Tensor:
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+
+@torch.inference_mode()
+def pooled_outputs(encoder: nn.Module, examples: Sequence[Example], name: str, device: torch.device | str,
+                   batch_size: int) -> Tensor:
+    """(N, D) float32 pooled outputs of ``encoder`` on input ``name`` of the rows, on the CPU; the encoder
+    runs in eval mode (restored after) on ``device``."""
+    outputs = []
+    with evaluating(encoder.to(device)):
+        for batch in batches(examples, batch_size):
+            inputs = {k: v.to(device) for k, v in batch.inputs[name].items()}
+            outputs.append(encoder(inputs).pooled.float().cpu())  # (B, D)
+    return _cat(outputs)

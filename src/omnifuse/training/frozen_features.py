@@ -17,7 +17,7 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from omnifuse.build import parse_options
+from omnifuse.config.binding import encoder_options
 from omnifuse.config.parsing import to_dict
 from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
@@ -56,7 +56,7 @@ def _encoder_builder(cfg: Config, preprocessors: dict[str, Preprocessor], name: 
     """A builder of input ``name``'s encoder and its options as plain values (for the cache key)."""
     component = cfg.encoder_of(name)
     entry = ENCODERS.get(component.name)
-    options = parse_options(entry.options, component, f"{name}.encoder")
+    options = encoder_options(component, f"{name}.encoder")
     plain = to_dict(options)  # the options dataclass as plain values
 
     def build() -> Encoder:

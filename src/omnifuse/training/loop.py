@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
-from omnifuse.augment import Pipeline, augment_batch
+from omnifuse.augment.base import Pipeline, augment_batch
 from omnifuse.config.sections import TrainingConfig
 from omnifuse.data.collate import Batch
 from omnifuse.model import MultimodalModel

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 import torch
 from rich.console import Console
 from rich.markup import escape
-from torch import Tensor
 
-from omnifuse.data.collate import Example, collate
-from omnifuse.layers.modes import evaluating
+from omnifuse.data.collate import Example
 from omnifuse.layers.standardize import FeatureStandardizer
 from omnifuse.model import MultimodalModel
+from omnifuse.training.batched_forward import pooled_outputs
 from omnifuse.training.feature_cache import POOLED
 
 if TYPE_CHECKING:
@@ -50,26 +49,13 @@ def fit_standardizers(model: MultimodalModel, train: Sequence[Example], cached: 
             pooled = torch.stack([ex.inputs[name][POOLED] for ex in rows]).float()  # (N, D)
         else:
             step = max(1, -(-len(rows) // MAX_ROWS))
-            pooled = _encoded(model, name, rows[::step], batch_size, device)
+            pooled = pooled_outputs(model.encoders[name], rows[::step], name, device, batch_size)
         standardizer.fit(pooled)
         fitted.append(name)
     return fitted
 
 
 @torch.inference_mode()
-def _encoded(model: MultimodalModel, name: str, rows: Sequence[Example], batch_size: int,
-             device: torch.device | str) -> Tensor:
-    """(N, D) pooled outputs of input ``name``'s own encoder (eval mode, restored after), on the CPU."""
-    encoder = model.encoders[name].to(device)
-    outputs = []
-    with evaluating(encoder):
-        for start in range(0, len(rows), batch_size):
-            inputs = collate(list(rows[start : start + batch_size])).inputs[name]
-            pooled = encoder({k: v.to(device) for k, v in inputs.items()}).pooled  # (B, D)
-            outputs.append(pooled.float().cpu())
-    return torch.cat(outputs)
-
-
 def standardize_for_run(cfg: Config, model: MultimodalModel, train: Sequence[Example] | None,
                         cached: Sequence[str], console: Console) -> None:
     """``fit_standardizers`` for a training run, with one console line saying what was fitted.

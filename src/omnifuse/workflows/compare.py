@@ -32,10 +32,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from omnifuse.api import fit_prepared, make_trainer, prepare_data
-from omnifuse.build import build_encoders, build_model, parse_options
+from omnifuse.build import build_encoders, build_model
+from omnifuse.config.binding import fusion_options
 from omnifuse.config.sections import TABULAR_INPUT, ColumnConfig, ComponentConfig, Config
 from omnifuse.contrastive.init_from import init_encoder
-from omnifuse.data.collate import Batch, Example, collate
+from omnifuse.data.collate import Batch, Example, batches
 from omnifuse.errors import DataError, UnknownNameError
 from omnifuse.evaluation.comparison_report import (
     FUSION,
@@ -126,7 +127,7 @@ def fusion_problem(cfg: Config, input_dims: dict[str, int]) -> str:
     entry = FUSIONS.get(cfg.fusion.name)
     dims = {n: input_dims[n] for n in cfg.input_names()}
     try:
-        entry.build(parse_options(entry.options, cfg.fusion, "fusion"), dims)
+        entry.build(fusion_options(cfg.fusion), dims)
     except ValueError as exc:  # ConfigError is a ValueError too
         return str(exc).replace("\n", " ")
     return ""
@@ -151,7 +152,7 @@ def plan_methods(cfg: Config, data: PreparedData, fusions: list[str]) -> list[Me
 
 def collate_rows(examples: list[Example], batch_size: int = TEST_BATCH) -> list[Batch]:
     """The test rows collated once, in order."""
-    return [collate(examples[i : i + batch_size]) for i in range(0, len(examples), batch_size)]
+    return list(batches(examples, batch_size))
 
 
 def inference_ms_per_row(

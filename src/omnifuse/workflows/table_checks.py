@@ -13,15 +13,15 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from omnifuse.build import make_preprocessors, make_task_for
+from omnifuse.build import make_task_for
 from omnifuse.config.sections import Config
-from omnifuse.data.dataset import BadRow, attach_targets, fit_values, input_specs, make_examples
+from omnifuse.data.dataset import BadRow, attach_targets, input_specs, make_examples
 from omnifuse.data.io import Table, is_missing, read_table
 from omnifuse.data.leaks import WARNINGS_FILE, Finding, find_config_problems, print_findings, write_findings
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, check_columns, write_bad_rows
 from omnifuse.tasks.base import Task
-from omnifuse.workflows.prepare import label_values
+from omnifuse.workflows.prepare import fit_preprocessors, label_values
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def validate_table(
     check_columns(table.frame, cfg, table.source, need_label=True)
     task = make_task_for(cfg)  # contrastive configs: shaped by their contrastive section
     task.fit([v for v in _labels(cfg, table.frame) if not is_missing(v)])
-    preprocessors = _fit_preprocessors(cfg, table)
+    preprocessors = fit_preprocessors(cfg, table)  # as training fits them (init_from towers kept)
     bad = _bad_rows(cfg, table, preprocessors, task)
     report = ValidationReport(table.source, len(table.frame), bad, summarize(cfg, table.frame, bad))
     report.findings = find_config_problems(cfg, table.frame)
@@ -100,13 +100,6 @@ def validate_table(
 def _labels(cfg: Config, frame: pd.DataFrame) -> pd.Series:
     """The label column, or all-missing labels when the config has none (contrastive pretraining)."""
     return label_values(cfg, frame)
-
-
-def _fit_preprocessors(cfg: Config, table: Table) -> dict[str, Preprocessor]:
-    preprocessors = make_preprocessors(cfg)
-    for spec in input_specs(cfg):
-        preprocessors[spec.name].fit(fit_values(spec, table.frame, table.base_dir))
-    return preprocessors
 
 
 def _bad_rows(cfg: Config, table: Table, preprocessors: dict[str, Preprocessor], task: Task) -> list[BadRow]:

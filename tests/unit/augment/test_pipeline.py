@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from omnifuse.augment import build_pipelines, resolved_augment
+from omnifuse.augment.pipelines import build_pipelines, resolved_augment
 from omnifuse.config.sections import Config
 from omnifuse.errors import ConfigError
 

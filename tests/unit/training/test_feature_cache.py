@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from omnifuse.build import parse_options
+from omnifuse.config.binding import fusion_options
 from omnifuse.config.sections import ComponentConfig
 from omnifuse.data.collate import Example, collate
 from omnifuse.encoders.base import Encoder, EncoderOutput
@@ -62,7 +62,7 @@ class Linear(Encoder):
 def _model(bert: Path, fusion: str) -> MultimodalModel | None:
     entry = FUSIONS.get(fusion)
     try:
-        built = entry.build(parse_options(entry.options, ComponentConfig(name=fusion), "fusion"),
+        built = entry.build(fusion_options(ComponentConfig(name=fusion)),
                             {"a": 16, "b": 16})
     except ValueError:
         return None

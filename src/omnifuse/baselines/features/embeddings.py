@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from omnifuse.config.sections import ComponentConfig
-from omnifuse.data.collate import Example, collate
+from omnifuse.data.collate import Example
 from omnifuse.encoders.base import Encoder
+from omnifuse.training.batched_forward import pooled_outputs
 
 PRETRAINED_ENCODERS = ("hf_text", "hf_image", "efficientnet_lite0", "hf_audio")
 BATCH = 32
@@ -23,14 +24,7 @@ def is_pretrained(component: ComponentConfig) -> bool:
     return component.name in PRETRAINED_ENCODERS and component.options.get("pretrained", True) is not False
 
 
-@torch.inference_mode()
 def embed(encoder: Encoder, examples: Sequence[Example], name: str, device: torch.device,
           batch_size: int = BATCH) -> np.ndarray:
     """(N, D) float64 pooled outputs of ``encoder`` (eval mode, no gradients) on input ``name``."""
-    encoder.eval().to(device)
-    pooled = []
-    for start in range(0, len(examples), batch_size):
-        inputs = collate(list(examples[start : start + batch_size])).inputs[name]
-        output = encoder({key: value.to(device) for key, value in inputs.items()})
-        pooled.append(output.pooled.float().cpu().numpy())  # (B, D)
-    return np.concatenate(pooled).astype(np.float64)
+    return pooled_outputs(encoder, examples, name, device, batch_size).numpy().astype(np.float64)
