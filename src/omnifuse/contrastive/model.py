@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -41,13 +43,49 @@ def content_fingerprint(inputs: dict[str, Tensor]) -> Tensor:
     return torch.remainder(total, 2**FINGERPRINT_BITS).float()
 
 
+@dataclass
+class ContrastiveOutput:
+    """What a ContrastiveModel computes for a batch of rows.
+
+    The generic training loop carries one tensor per batch (it concatenates them across batches and
+    gathers them across ranks), so the model returns ``pack()`` of this and the task reads it back with
+    ``unpack``: the layout is known here only. Packed: ``(B, K * D + 2 [+ K])`` = the K columns'
+    embeddings in sorted column order, ``logit_scale`` and ``bias`` repeated on every row, then (when
+    present) each column's content id.
+    """
+
+    embeddings: dict[str, Tensor]  # {column: (B, D)} unit vectors
+    logit_scale: Tensor  # () log of the inverse temperature
+    bias: Tensor  # () the SigLIP logit bias (unused by CLIP)
+    content_ids: dict[str, Tensor] | None = None  # {column: (B,) long} equal for identical inputs
+
+    def pack(self, columns: list[str]) -> Tensor:
+        """The one-tensor form, (B, K * D + 2 [+ K])."""
+        first = self.embeddings[columns[0]]
+        scalars = torch.stack([self.logit_scale, self.bias]).to(first.dtype)  # (2,)
+        parts = [*(self.embeddings[c] for c in columns), scalars.expand(first.shape[0], PACKED_SCALARS)]
+        if self.content_ids is not None:  # float32: exact below 2**24, and cat promotes under autocast
+            parts.append(torch.stack([self.content_ids[c] for c in columns], dim=1).float().to(first.device))
+        return torch.cat(parts, dim=1)
+
+    @classmethod
+    def unpack(cls, packed: Tensor, columns: list[str], embed_dim: int) -> ContrastiveOutput:
+        """The typed form of ``pack``'s output (the embeddings are views of ``packed``)."""
+        width = len(columns) * embed_dim + PACKED_SCALARS
+        assert packed.shape[-1] in (width, width + len(columns)), (
+            f"packed outputs of width {packed.shape[-1]}, expected {width} or {width + len(columns)}"
+        )
+        embeddings = {c: packed[:, i * embed_dim : (i + 1) * embed_dim] for i, c in enumerate(columns)}
+        ids = None if packed.shape[-1] == width else {
+            c: packed[:, width + i].detach().long() for i, c in enumerate(columns)
+        }
+        return cls(embeddings, packed[0, width - 2], packed[0, width - 1], ids)
+
+
 class ProjectionFusion(Fusion):
     """Projects each tower's pooled vector to ``embed_dim`` (linear, no bias, as CLIP) and L2-normalises it.
 
-    Its output packs what the loss needs into one tensor, so that the generic training loop (which only
-    concatenates outputs across batches and hands them to the task) works unchanged:
-    ``(B, K * embed_dim + 2)`` = the K towers' embeddings in sorted column order, then ``logit_scale``
-    and ``bias`` repeated on every row (``unpack`` splits it).
+    ``output`` gives the typed ContrastiveOutput (no content ids); ``forward`` its packed form.
 
     Args:
         input_dims: {column: its tower's output_dim}.
@@ -75,29 +113,13 @@ class ProjectionFusion(Fusion):
         """(B, F) pooled tower output -> (B, embed_dim) unit vectors."""
         return F.normalize(self.projections[name](pooled), dim=-1)
 
+    def output(self, features: dict[str, EncoderOutput]) -> ContrastiveOutput:
+        """Every column's (B, embed_dim) embedding and the two scalars."""
+        embeddings = {name: self.project(name, features[name].pooled) for name in self.columns}
+        return ContrastiveOutput(embeddings, self.logit_scale, self.bias)
+
     def forward(self, features: dict[str, EncoderOutput], presence: dict[str, Tensor]) -> Tensor:
-        embeddings = [self.project(name, features[name].pooled) for name in self.columns]  # K x (B, D)
-        rows = embeddings[0].shape[0]
-        scalars = torch.stack([self.logit_scale, self.bias]).to(embeddings[0].dtype)  # (2,)
-        return torch.cat([*embeddings, scalars.expand(rows, PACKED_SCALARS)], dim=1)  # (B, K*D + 2)
-
-
-def unpack(outputs: Tensor, columns: list[str], embed_dim: int) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-    """Splits packed outputs (N, K*D + 2 [+ K]) into {column: (N, D)}, logit_scale (), bias ()."""
-    width = len(columns) * embed_dim + PACKED_SCALARS
-    assert outputs.shape[-1] in (width, width + len(columns)), (
-        f"packed outputs of width {outputs.shape[-1]}, expected {width} or {width + len(columns)}"
-    )
-    embeddings = {name: outputs[:, i * embed_dim : (i + 1) * embed_dim] for i, name in enumerate(columns)}
-    return embeddings, outputs[0, width - 2], outputs[0, width - 1]
-
-
-def unpack_fingerprints(outputs: Tensor, columns: list[str], embed_dim: int) -> dict[str, Tensor] | None:
-    """{column: (N,) long content ids} of ``ContrastiveModel`` outputs, or None when they carry none."""
-    width = len(columns) * embed_dim + PACKED_SCALARS
-    if outputs.shape[-1] == width:
-        return None
-    return {name: outputs[:, width + i].detach().long() for i, name in enumerate(columns)}
+        return self.output(features).pack(self.columns)  # (B, K*D + 2)
 
 
 class ContrastiveModel(MultimodalModel):
@@ -114,12 +136,16 @@ class ContrastiveModel(MultimodalModel):
     def __init__(self, towers: dict[str, Encoder], projection: ProjectionFusion) -> None:
         super().__init__(towers, projection, nn.Identity())
 
+    def output(self, inputs: dict[str, dict[str, Tensor]]) -> ContrastiveOutput:
+        """Every column's embedding, the two scalars and each column's content id (``content_fingerprint``),
+        so the loss can tell identical inputs apart from true negatives."""
+        out = self.projection.output(self.encode(inputs))
+        out.content_ids = {name: content_fingerprint(inputs[name]).long() for name in self.columns}
+        return out
+
     def forward(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
-        """Packed outputs (B, K*D + 2 + K): embeddings, the two scalars, then each column's content id
-        (``content_fingerprint``), so the loss can tell identical inputs apart from true negatives."""
-        packed = super().forward(inputs, presence)  # (B, K*D + 2)
-        ids = torch.stack([content_fingerprint(inputs[name]) for name in self.columns], dim=1)  # (B, K)
-        return torch.cat([packed, ids.to(packed.device)], dim=1)
+        """``output`` packed (B, K*D + 2 + K), the one tensor the generic training loop carries."""
+        return self.output(inputs).pack(self.columns)
 
     @property
     def projection(self) -> ProjectionFusion:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.contrastive.losses import clip_loss, siglip_loss
-from omnifuse.contrastive.model import unpack, unpack_fingerprints
+from omnifuse.contrastive.model import ContrastiveOutput
 from omnifuse.contrastive.queue import EmbeddingQueue, gather_rows
 from omnifuse.errors import DataError
 from omnifuse.tasks.base import Task, is_missing, plain_label
@@ -87,8 +87,9 @@ class ContrastiveTask(Task):
         Training outputs (those that carry gradients) use the queues as extra negatives and are then
         pushed onto them; evaluation outputs neither use nor change the queues.
         """
-        embeddings, scale, bias = unpack(logits, self.columns, self.embed_dim)
-        keys = self.negative_keys(logits, targets)  # (B, 1 + K) or None
+        out = ContrastiveOutput.unpack(logits, self.columns, self.embed_dim)
+        embeddings, scale, bias = out.embeddings, out.logit_scale, out.bias
+        keys = self.negative_keys(out, targets)  # (B, 1 + K) or None
         training = logits.requires_grad and self.queue_size > 0
         terms: dict[str, Tensor] = {}
         for name in self.columns if training else []:
@@ -111,12 +112,11 @@ class ContrastiveTask(Task):
                 self.queues[name].push(gather_rows(embeddings[name]), keyed)
         return {"loss": torch.stack(list(terms.values())).sum(), **terms}
 
-    def negative_keys(self, logits: Tensor, targets: Tensor) -> Tensor | None:
+    def negative_keys(self, out: ContrastiveOutput, targets: Tensor) -> Tensor | None:
         """(B, 1 + K) keys that mask negatives (see ``negatives_mask``): the label id (when the training
         table had labels), then each column's content id (``mask_duplicates``); -1 where unused; None
         when nothing is masked."""
-        fingerprints = (unpack_fingerprints(logits, self.columns, self.embed_dim)
-                        if self.mask_duplicates else None)
+        fingerprints = out.content_ids if self.mask_duplicates else None
         if not self.has_labels and fingerprints is None:
             return None
         none = targets.new_full((len(targets),), NO_LABEL).long()  # (B,)
@@ -148,13 +148,13 @@ class ContrastiveTask(Task):
         """
         from omnifuse.evaluation.retrieval import bidirectional_metrics
 
-        embeddings, _, _ = unpack(logits.detach().float().cpu(), self.columns, self.embed_dim)
+        unpacked = ContrastiveOutput.unpack(logits.detach().float().cpu(), self.columns, self.embed_dim)
+        embeddings = unpacked.embeddings
         ids = targets.detach().cpu().long().numpy()
         labels: list[Any] | None = (  # None: an unlabelled row, relevant to no query
             [int(i) if i >= 0 else None for i in ids] if self.has_labels and (ids >= 0).any() else None
         )
-        content = (unpack_fingerprints(logits.detach().cpu(), self.columns, self.embed_dim)
-                   if self.mask_duplicates else None)  # identical cells: indistinguishable answers
+        content = unpacked.content_ids if self.mask_duplicates else None  # identical cells: same answers
 
         def cells(name: str) -> np.ndarray | None:
             return None if content is None else content[name].numpy()

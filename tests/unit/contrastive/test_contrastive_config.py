@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from omnifuse.build import make_task_for
 from omnifuse.config.sections import Config
-from omnifuse.contrastive.model import unpack
+from omnifuse.contrastive.model import ContrastiveOutput
 from omnifuse.errors import ConfigError, DataError
 from omnifuse.tasks import task_from_state
 from omnifuse.tasks.contrastive import ContrastiveTask, label_id
@@ -101,9 +101,9 @@ def _packed(a: torch.Tensor, b: torch.Tensor, requires_grad: bool = False) -> to
 
 def test_unpack_splits_columns_and_scalars() -> None:
     a, b = torch.ones(3, 2), torch.zeros(3, 2)
-    embeddings, scale, bias = unpack(torch.cat([a, b, torch.tensor([[1.5, -2.0]] * 3)], 1), ["a", "b"], 2)
-    assert torch.equal(embeddings["a"], a) and torch.equal(embeddings["b"], b)
-    assert float(scale) == 1.5 and float(bias) == -2.0
+    out = ContrastiveOutput.unpack(torch.cat([a, b, torch.tensor([[1.5, -2.0]] * 3)], 1), ["a", "b"], 2)
+    assert torch.equal(out.embeddings["a"], a) and torch.equal(out.embeddings["b"], b)
+    assert float(out.logit_scale) == 1.5 and float(out.bias) == -2.0 and out.content_ids is None
 
 
 def test_task_uses_the_queue_only_for_training_outputs() -> None:

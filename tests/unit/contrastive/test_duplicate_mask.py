@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from omnifuse.contrastive.losses import clip_loss, negatives_mask
-from omnifuse.contrastive.model import content_fingerprint, unpack, unpack_fingerprints
+from omnifuse.contrastive.model import ContrastiveOutput, content_fingerprint
 from omnifuse.tasks.contrastive import ContrastiveTask
 
 
@@ -45,11 +45,12 @@ def test_task_leaves_identical_texts_out_of_each_others_negatives() -> None:
     a = F.normalize(torch.tensor([[1.0, 0.2], [0.9, -0.3], [-0.5, 1.0]]), dim=-1)  # column "a"
     b = F.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), dim=-1)  # rows 0, 1: the same text
     logits = _packed(a, b, [11.0, 12.0, 13.0], [21.0, 21.0, 23.0])
-    embeddings, scale, _ = unpack(logits, ["a", "b"], 2)
-    assert torch.equal(embeddings["b"], b) and math.isclose(float(scale), math.log(10.0), rel_tol=1e-6)
-    ids = unpack_fingerprints(logits, ["a", "b"], 2)
-    assert ids is not None and ids["b"].tolist() == [21, 21, 23]
-    assert unpack_fingerprints(logits[:, :6], ["a", "b"], 2) is None  # outputs without content ids
+    out = ContrastiveOutput.unpack(logits, ["a", "b"], 2)
+    assert torch.equal(out.embeddings["b"], b)
+    assert math.isclose(float(out.logit_scale), math.log(10.0), rel_tol=1e-6)
+    assert out.content_ids is not None and out.content_ids["b"].tolist() == [21, 21, 23]
+    assert torch.equal(out.pack(["a", "b"]), logits)  # pack and unpack are inverses
+    assert ContrastiveOutput.unpack(logits[:, :6], ["a", "b"], 2).content_ids is None  # no content ids
     masked = ContrastiveTask(["a", "b"], embed_dim=2).loss(logits, torch.full((3,), -1))["loss"]
     plain = ContrastiveTask(["a", "b"], embed_dim=2, mask_duplicates=False).loss(logits, torch.full((3,), -1))
     by_hand = clip_loss(a, b, torch.tensor(math.log(10.0)),
@@ -78,6 +79,8 @@ def test_contrastive_model_packs_content_ids_after_the_scalars() -> None:
               for n, v in texts.items()}  # {column: {tensor: (3, T)}}
     out = model(inputs, {n: torch.ones(3, dtype=torch.bool) for n in texts})
     assert out.shape == (3, 2 * 3 + 2 + 2)
-    ids = unpack_fingerprints(out, ["x", "y"], 3)
-    assert ids is not None
+    typed = model.output(inputs)
+    assert torch.equal(typed.pack(["x", "y"]), out)
+    ids = ContrastiveOutput.unpack(out, ["x", "y"], 3).content_ids
+    assert ids is not None and typed.content_ids is not None and torch.equal(ids["x"], typed.content_ids["x"])
     assert ids["x"][0] == ids["x"][2] != ids["x"][1] and ids["y"][0] == ids["y"][1] != ids["y"][2]
