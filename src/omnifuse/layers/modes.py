@@ -10,11 +10,13 @@ from torch import nn
 
 @contextmanager
 def evaluating(module: nn.Module) -> Iterator[nn.Module]:
-    """Within the block ``module`` (and every submodule) is in eval mode; afterwards it is back in the mode
-    it had (train or eval), also when the block raises."""
-    was_training = module.training
+    """Within the block ``module`` (and every submodule) is in eval mode; afterwards every submodule is
+    back in the mode it had (a frozen encoder kept in eval inside a training model stays so), also when
+    the block raises."""
+    modes = [(part, part.training) for part in module.modules()]
     module.eval()
     try:
         yield module
     finally:
-        module.train(was_training)
+        for part, mode in modes:
+            part.training = mode
