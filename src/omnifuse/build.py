@@ -40,16 +40,22 @@ def build_encoders(
     """Encoders for every input; ``assets`` is the model folder's assets dir when loading a saved model.
     ``init_weights(encoder, component, column)`` starts an encoder whose config names ``init_from`` from
     those weights (training passes ``contrastive.init_from.init_encoder``; a saved model has its own)."""
-    encoders: dict[str, Encoder] = {}
-    for spec in input_specs(config):
-        component = config.encoder_of(spec.name)
-        entry = ENCODERS.get(component.name)
-        options = encoder_options(component, f"{spec.name}.encoder")
-        folder = None if assets is None else assets / spec.name / "encoder"
-        encoders[spec.name] = entry.build(options, preprocessors[spec.name], folder)
-        if init_weights is not None and assets is None and component.init_from is not None:
-            init_weights(encoders[spec.name], component, spec.name)
-    return encoders
+    return {spec.name: build_encoder(config, spec.name, preprocessors[spec.name], assets, init_weights)
+            for spec in input_specs(config)}
+
+
+def build_encoder(
+    config: Config, name: str, preprocessor: Preprocessor, assets: Path | None = None,
+    init_weights: InitWeights | None = None,
+) -> Encoder:
+    """Input ``name``'s encoder (see ``build_encoders``)."""
+    component = config.encoder_of(name)
+    options = encoder_options(component, f"{name}.encoder")
+    folder = None if assets is None else assets / name / "encoder"
+    encoder = ENCODERS.get(component.name).build(options, preprocessor, folder)
+    if init_weights is not None and assets is None and component.init_from is not None:
+        init_weights(encoder, component, name)
+    return encoder
 
 
 def make_task_for(config: Config) -> Task:

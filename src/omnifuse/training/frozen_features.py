@@ -17,12 +17,13 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
+from omnifuse.build import build_encoder
 from omnifuse.config.binding import encoder_options
 from omnifuse.config.parsing import to_dict
 from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
 from omnifuse.data.preprocess.base import Preprocessor
-from omnifuse.encoders.base import ENCODERS, Encoder
+from omnifuse.encoders.base import Encoder
 from omnifuse.training.disk_cache import FeatureStore, cache_root, encoder_key, state_fingerprint
 from omnifuse.training.feature_cache import cache_features
 
@@ -54,18 +55,12 @@ def frozen_fingerprint(build: Callable[[], Encoder]) -> tuple[Encoder, str] | No
 def _encoder_builder(cfg: Config, preprocessors: dict[str, Preprocessor], name: str,
                      ) -> tuple[Callable[[], Encoder], dict[str, object]]:
     """A builder of input ``name``'s encoder and its options as plain values (for the cache key)."""
-    component = cfg.encoder_of(name)
-    entry = ENCODERS.get(component.name)
-    options = encoder_options(component, f"{name}.encoder")
-    plain = to_dict(options)  # the options dataclass as plain values
+    plain = to_dict(encoder_options(cfg.encoder_of(name), f"{name}.encoder"))  # the options as plain values
 
     def build() -> Encoder:
-        encoder = entry.build(options, preprocessors[name], None)
-        if component.init_from is not None:  # the pretrained tower's weights, as build_encoders does
-            from omnifuse.contrastive.init_from import init_encoder
+        from omnifuse.contrastive.init_from import init_encoder  # the pretrained tower's weights, if any
 
-            init_encoder(encoder, component, name)
-        return encoder
+        return build_encoder(cfg, name, preprocessors[name], None, init_encoder)
 
     return build, plain
 
