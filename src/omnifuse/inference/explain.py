@@ -16,10 +16,8 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.collate import Example, batches
-from omnifuse.data.dataset import examples_from_records, input_specs
-from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.evaluation.ablation import Variants, forward_variants
-from omnifuse.inference.rows import Rows, check_records, outside_paths_allowed, to_records
+from omnifuse.inference.rows import Rows
 from omnifuse.layers.modes import evaluating
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.multilabel import MultilabelTask
@@ -52,17 +50,7 @@ def explain(predictor: Predictor, rows: Rows | str | Path, base_dir: Path | None
     Raises:
         DataError: a required column is missing. BadRowError: a row cannot be preprocessed.
     """
-    records, folder = to_records(rows, base_dir)
-    check_records(records, predictor.config)
-    examples, bad = examples_from_records(
-        enumerate(records),
-        input_specs(predictor.config),
-        predictor.preprocessors,
-        predictor.config,
-        folder,
-        allow_outside=outside_paths_allowed(rows, base_dir),
-    )
-    apply_bad_row_policy(bad, "error", None, "the rows to explain")
+    examples = predictor.prepare(rows, base_dir, purpose="explain")
     return explain_examples(predictor, examples)
 
 

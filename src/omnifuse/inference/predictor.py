@@ -155,7 +155,8 @@ class Predictor:
             raise DataError(NOT_PREDICTIVE)
 
     def prepare(
-        self, rows: Rows | str | Path, base_dir: Path | None = None, allow_outside: bool | None = None
+        self, rows: Rows | str | Path, base_dir: Path | None = None, allow_outside: bool | None = None,
+        purpose: str = "predict",
     ) -> list[Example]:
         """Checks and preprocesses rows into model-ready examples (no forward pass).
 
@@ -164,6 +165,7 @@ class Predictor:
             base_dir: folder relative file paths are resolved against.
             allow_outside: whether file paths may resolve outside ``base_dir``; None: rows built in Python
                 with no ``base_dir`` may, tables follow the model's ``data.allow_outside_paths``.
+            purpose: what the rows are for, in a bad row's message ("the rows to predict").
 
         Raises:
             DataError: a column is missing. BadRowError: a row cannot be preprocessed (names row, column,
@@ -175,7 +177,7 @@ class Predictor:
         examples, bad = examples_from_records(
             enumerate(records), self._specs, self.preprocessors, self.config, folder, allow_outside=outside
         )
-        apply_bad_row_policy(bad, "error", None, "the rows to predict")
+        apply_bad_row_policy(bad, "error", None, f"the rows to {purpose}")
         return examples
 
     def run_examples(self, examples: list[Example], embed: bool = False) -> Tensor:
