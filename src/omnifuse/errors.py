@@ -66,6 +66,21 @@ class UnknownNameError(OmnifuseError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class SetupError(OmnifuseError, RuntimeError):
+    """Something omnifuse needs from the machine is missing or broken (a Debian package, a bundled data
+    file, a program on PATH); the message names the command that installs it."""
+
+
+class MissingExtraError(OmnifuseError, ImportError):
+    """An optional dependency (a pip extra such as ``omnifuse[export]``) is not installed; the message
+    names the command that installs it."""
+
+
+class PretrainedLoadError(OmnifuseError, OSError):
+    """A pretrained model or tokenizer named in the config cannot be loaded (no such folder, no network
+    for a hub name); the message names the source and what to give instead."""
+
+
 class CheckpointError(OmnifuseError, OSError):
     """The output folder cannot hold a checkpoint (not writable, or not enough free space)."""
 

@@ -78,3 +78,50 @@ def test_no_import_cycle() -> None:
         + "; ".join(" <-> ".join(sorted(c)) for c in found)
         + ". Move what both sides need into a module of their own (like rows.py or prepare.py)"
     )
+
+
+BUILTIN_ERRORS = {"ValueError", "RuntimeError", "TypeError", "KeyError", "OSError", "ImportError",
+                  "Exception", "AssertionError", "NotImplementedError", "IndexError", "LookupError"}
+# Files allowed to raise a built-in exception, and why none of those reaches a user as it is.
+INTERNAL_RAISES = {
+    "omnifuse/training/state_file.py": "a non-tensor leaf is a bug; checkpoint.py catches a foreign file",
+    "omnifuse/export/signature.py": "raised and caught in the same try, re-raised as ExportError",
+    "omnifuse/retrieval/read.py": "raised and caught in the same try, re-raised as ModelDirError",
+    "omnifuse/datasets/wordnet.py": "raised and caught in the same loop, re-raised as DataError",
+    "omnifuse/serving/decode.py": "the JSON parser's hook, caught by the decoder and answered with a 4xx",
+    "omnifuse/baselines/features/image.py": "caught by baselines.blocks: that baseline is skipped, reported",
+    "omnifuse/baselines/features/text.py": "caught by baselines.blocks: that baseline is skipped, reported",
+    "omnifuse/baselines/blocks.py": "caught in the same module: the baseline is skipped and reported",
+    "omnifuse/baselines/models.py": "an internal contract (gradient boosting is never fitted for multilabel)",
+    "omnifuse/layers/standardize.py": "an internal contract between the trainer and the layer",
+    "omnifuse/registry.py": "registering a name twice is a programming error",
+    "omnifuse/fusion/base.py": "abstract method",
+    "omnifuse/encoders/base.py": "abstract method",
+    "omnifuse/encoders/text.py": "built on a wrong or unfitted preprocessor: a programming error",
+    "omnifuse/encoders/tabular.py": "an encoder built on a wrong preprocessor is a programming error",
+    "omnifuse/encoders/lexical.py": "built on a wrong or unfitted preprocessor: a programming error",
+    "omnifuse/data/preprocess/text.py": "an unfitted preprocessor is a programming error",
+    "omnifuse/data/preprocess/tfidf.py": "an unfitted preprocessor is a programming error",
+    "omnifuse/serving/batching.py": "the micro-batcher's own contracts (the server builds it)",
+}
+
+
+def _builtin_raises(path: Path) -> list[int]:
+    """Line numbers of ``raise X(...)`` / ``raise X`` where X is a built-in exception class."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(target, ast.Name) and target.id in BUILTIN_ERRORS:
+                found.append(node.lineno)
+    return found
+
+
+def test_errors_a_user_can_cause_derive_from_the_project_error() -> None:
+    """Every error raised on purpose is an OmnifuseError (the CLI prints it without a traceback), except in
+    the files listed in INTERNAL_RAISES; a new built-in raise elsewhere must become one of omnifuse.errors."""
+    offenders = {str(path.relative_to(SRC)): lines for path in sorted(SRC.rglob("*.py"))
+                 if (lines := _builtin_raises(path)) and str(path.relative_to(SRC)) not in INTERNAL_RAISES}
+    assert not offenders, f"built-in exceptions raised (use an omnifuse.errors class): {offenders}"
+    stale = [name for name in INTERNAL_RAISES if not _builtin_raises(SRC / name)]
+    assert not stale, f"INTERNAL_RAISES lists files that raise no built-in exception any more: {stale}"

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from omnifuse.errors import OptionError
+
 MARKER = "BUILD.json"
 SPLITS = ("train", "valid", "test")
 
@@ -93,14 +95,14 @@ def split_sizes(n_train: int, n_valid: int, n_test: int) -> dict[str, int]:
     """Check split sizes and return them by split name.
 
     Raises:
-        ValueError: a size is negative or the train split is empty.
+        OptionError: a size is negative or the train split is empty.
     """
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
     for name, n in sizes.items():
         if n < 0:
-            raise ValueError(f"n_{name}={n} is negative; pass a size >= 0")
+            raise OptionError(f"n_{name}={n} is negative; pass a size >= 0")
     if n_train == 0:
-        raise ValueError("n_train=0: a dataset needs training rows; pass n_train >= 1")
+        raise OptionError("n_train=0: a dataset needs training rows; pass n_train >= 1")
     return sizes
 
 

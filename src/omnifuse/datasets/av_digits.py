@@ -33,6 +33,7 @@ from omnifuse.datasets._common import (
     stratified_order,
     write_csvs,
 )
+from omnifuse.errors import OptionError, SetupError
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # espeak-ng voices that need no mbrola; checked with `espeak-ng --voices=en`.
@@ -92,8 +93,8 @@ def build_av_digits(
         ``out_dir``, absolute.
 
     Raises:
-        RuntimeError: ``espeak-ng`` is not installed.
-        ValueError: the splits ask for more than the 1797 digit images, or a parameter is out of range.
+        SetupError: ``espeak-ng`` is not installed.
+        OptionError: the splits ask for more than the 1797 digit images, or a parameter is out of range.
     """
     sizes = split_sizes(n_train, n_valid, n_test)
     _check_params(sizes, pixel_drop)
@@ -119,11 +120,11 @@ def require_espeak() -> str:
     """Return the path of ``espeak-ng``.
 
     Raises:
-        RuntimeError: it is not on PATH, with the command that installs it.
+        SetupError: it is not on PATH, with the command that installs it.
     """
     path = shutil.which("espeak-ng")
     if path is None:
-        raise RuntimeError(
+        raise SetupError(
             "espeak-ng is not installed, so AV-Digits cannot make its spoken digits; run `make setup` "
             "(or `sudo apt-get install espeak-ng`) and try again"
         )
@@ -136,13 +137,13 @@ def _split_voices(
     """{split: voices}, the defaults when ``voices`` is None.
 
     Raises:
-        ValueError: a split has no voice.
+        OptionError: a split has no voice.
     """
     chosen = voices or (TRAIN_VOICES, VALID_VOICES, TEST_VOICES)
     out = {split: tuple(v) for split, v in zip(("train", "valid", "test"), chosen, strict=True)}
     empty = [split for split, v in out.items() if not v]
     if empty:
-        raise ValueError(f"voices: the {', '.join(empty)} split(s) have no voice; give at least one "
+        raise OptionError(f"voices: the {', '.join(empty)} split(s) have no voice; give at least one "
                          "espeak-ng voice name per split (see `espeak-ng --voices=en`)")
     return out
 
@@ -151,12 +152,12 @@ def _check_params(sizes: dict[str, int], pixel_drop: float) -> None:
     """Reject split sizes beyond the digit images available and a pixel drop outside [0, 1)."""
     total = sum(sizes.values())
     if total > N_DIGITS_AVAILABLE:
-        raise ValueError(
+        raise OptionError(
             f"n_train + n_valid + n_test = {total}, but load_digits has only {N_DIGITS_AVAILABLE} images "
             "and splits must not share one; lower the split sizes"
         )
     if not 0.0 <= pixel_drop < 1.0:
-        raise ValueError(f"pixel_drop={pixel_drop} must be in [0, 1); 0.75 drops 75% of the pixels")
+        raise OptionError(f"pixel_drop={pixel_drop} must be in [0, 1); 0.75 drops 75% of the pixels")
 
 
 def _fill(
@@ -236,13 +237,13 @@ def _synthesize(espeak: str, key: ClipKey, wav_path: Path) -> np.ndarray:
     """Speak one digit word with espeak-ng; return float32 mono samples at 16 kHz.
 
     Raises:
-        RuntimeError: espeak-ng failed (its stderr is included).
+        SetupError: espeak-ng failed (its stderr is included).
     """
     voice, speed, pitch, digit = key
     cmd = [espeak, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav_path), DIGIT_WORDS[digit]]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not wav_path.is_file():
-        raise RuntimeError(
+        raise SetupError(
             f"espeak-ng failed on voice '{voice}' (exit {result.returncode}): {result.stderr.strip()}; "
             "check `espeak-ng --voices=en` lists it, or reinstall with `make setup`"
         )

@@ -22,6 +22,7 @@ from omnifuse.datasets._common import (
     stratified_order,
     write_csvs,
 )
+from omnifuse.errors import DataError, OptionError, SetupError
 
 DEFAULT_SOURCE = Path("/usr/share/datasets/fashion-mnist")
 CLASS_NAMES = (
@@ -116,8 +117,8 @@ def build_fashion(
         ``out_dir``, absolute.
 
     Raises:
-        RuntimeError: the Fashion-MNIST files are missing.
-        ValueError: a split asks for more rows than the source has, or a file is not in idx format.
+        SetupError: the Fashion-MNIST files are missing.
+        OptionError: a split asks for more rows than the source has. DataError: a file is not in idx format.
     """
     sizes = split_sizes(n_train, n_valid, n_test)
     source_dir = Path(source_dir)
@@ -140,7 +141,7 @@ def _check_source(source_dir: Path) -> None:
     """Raise a RuntimeError naming the install command when a Fashion-MNIST file is missing."""
     missing = [name for pair in _FILES.values() for name in pair if not (source_dir / name).is_file()]
     if missing:
-        raise RuntimeError(
+        raise SetupError(
             f"Fashion-MNIST files {missing} not found in '{source_dir}'; run `make setup` (or "
             "`sudo apt-get install dataset-fashion-mnist`), or pass source_dir= the folder that holds them"
         )
@@ -150,17 +151,17 @@ def read_idx(path: Path) -> np.ndarray:
     """Read a gzipped idx file (the MNIST format) of unsigned bytes into an array of its shape.
 
     Raises:
-        ValueError: the file is not a gzipped idx file of unsigned bytes.
+        DataError: the file is not a gzipped idx file of unsigned bytes.
     """
     with gzip.open(path, "rb") as f:
         data = f.read()
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise ValueError(f"'{path}' is not a gzipped idx file of unsigned bytes; re-download or reinstall it")
+        raise DataError(f"'{path}' is not a gzipped idx file of unsigned bytes; re-download or reinstall it")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
-        raise ValueError(f"'{path}' holds {body.size} values but its header says shape {shape}; reinstall it")
+        raise DataError(f"'{path}' holds {body.size} values but its header says shape {shape}; reinstall it")
     return body.reshape(shape)
 
 
@@ -169,7 +170,7 @@ def _load_split_source(source_dir: Path, part: str) -> tuple[np.ndarray, np.ndar
     images_file, labels_file = _FILES[part]
     images, labels = read_idx(source_dir / images_file), read_idx(source_dir / labels_file)
     if len(images) != len(labels):
-        raise ValueError(
+        raise DataError(
             f"'{source_dir / images_file}' has {len(images)} images but '{labels_file}' has {len(labels)} "
             "labels; reinstall the dataset"
         )
@@ -198,7 +199,7 @@ def _pick_rows(
 def _check_size(what: str, wanted: int, available: int, source_dir: Path) -> None:
     """Reject a split that asks for more rows than the source file holds."""
     if wanted > available:
-        raise ValueError(
+        raise OptionError(
             f"{what} = {wanted}, but the Fashion-MNIST files in '{source_dir}' hold only {available} rows "
             "for it; lower the split sizes"
         )

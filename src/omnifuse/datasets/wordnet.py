@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from omnifuse.datasets._common import build_atomically, split_sizes, stratified_order, write_csvs
+from omnifuse.errors import DataError, OptionError, SetupError
 
 DEFAULT_SOURCE = Path("/usr/share/wordnet")
 # The lexicographer files by number (WordNet's lexnames(5WN)); a data line's second field is this number.
@@ -88,8 +89,8 @@ def build_wordnet(
         ``out_dir``, absolute.
 
     Raises:
-        RuntimeError: no WordNet data file in ``source_dir`` (``apt-get install wordnet-base``).
-        ValueError: an unknown class, fewer than two classes, or more rows asked than the classes hold.
+        SetupError: no WordNet data file in ``source_dir`` (``apt-get install wordnet-base``).
+        OptionError: an unknown class, fewer than two classes, or more rows asked than the classes hold.
     """
     sizes = split_sizes(n_train, n_valid, n_test)
     source_dir = Path(source_dir)
@@ -115,10 +116,10 @@ def _check_classes(classes: Sequence[str]) -> tuple[str, ...]:
     """The classes as a sorted tuple, each a known lexicographer file name."""
     unknown = [c for c in classes if c not in LEXNAMES]
     if unknown:
-        raise ValueError(f"classes {unknown} are not WordNet lexicographer files; choose from "
+        raise OptionError(f"classes {unknown} are not WordNet lexicographer files; choose from "
                          f"{', '.join(LEXNAMES)}")
     if len(set(classes)) < 2:
-        raise ValueError(f"classes={list(classes)}: a classification table needs two or more distinct "
+        raise OptionError(f"classes={list(classes)}: a classification table needs two or more distinct "
                          "classes")
     return tuple(sorted(set(classes)))
 
@@ -129,7 +130,7 @@ def _data_files(source_dir: Path, classes: Sequence[str]) -> list[Path]:
     files = [source_dir / name for name in DATA_FILES if name in wanted]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise RuntimeError(f"WordNet data files {missing} not found; {INSTALL_HINT}the folder that "
+        raise SetupError(f"WordNet data files {missing} not found; {INSTALL_HINT}the folder that "
                            "holds them")
     return files
 
@@ -141,7 +142,7 @@ def read_synsets(path: Path) -> Iterator[Synset]:
     with ``w_cnt`` in hexadecimal (wndb(5WN)).
 
     Raises:
-        ValueError: a line is not in that format (the message names the file and line).
+        DataError: a line is not in that format (the message names the file and line).
     """
     with open(path, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
@@ -150,7 +151,7 @@ def read_synsets(path: Path) -> Iterator[Synset]:
             try:
                 yield _parse_line(line)
             except (ValueError, IndexError) as err:
-                raise ValueError(f"'{path}' line {number} is not a WordNet data line ({err}); reinstall "
+                raise DataError(f"'{path}' line {number} is not a WordNet data line ({err}); reinstall "
                                  "wordnet-base or point source_dir= at WordNet 3.0's data files") from err
 
 
@@ -207,14 +208,14 @@ def split_rows(
     """Disjoint class-balanced train / valid / test tables (``gloss``, ``label``) drawn with ``seed``.
 
     Raises:
-        ValueError: the classes hold fewer usable glosses than the splits ask for.
+        OptionError: the classes hold fewer usable glosses than the splits ask for.
     """
     rows = rows[rows["label"].isin(classes)].sort_values(["label", "offset"]).reset_index(drop=True)
     wanted = sum(sizes.values())
     per_class = rows["label"].value_counts()
     smallest = int(per_class.min()) if len(per_class) == len(classes) else 0
     if smallest * len(classes) < wanted:
-        raise ValueError(
+        raise OptionError(
             f"the splits ask for {wanted} rows, {wanted / len(classes):.0f} per class, but the smallest "
             f"class in '{source_dir}' holds {smallest} usable glosses ({dict(per_class)}); lower the "
             "split sizes or choose larger classes"

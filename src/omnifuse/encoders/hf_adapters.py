@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from omnifuse.errors import ConfigError
+from omnifuse.errors import ConfigError, MissingExtraError
 
 PEFT_HINT = "pip install 'omnifuse[lora]'"
 
@@ -49,7 +49,7 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, targets: tuple[str,
         from peft import LoraConfig, get_peft_model
         from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
     except ImportError as err:
-        raise ImportError(f"LoRA (lora_r > 0) needs peft: {PEFT_HINT}") from err
+        raise MissingExtraError(f"LoRA (lora_r > 0) needs peft: {PEFT_HINT}") from err
     model_type = str(model.config.model_type)
     chosen = list(targets) or list(DEFAULTS.get(model_type, []))
     if not chosen:

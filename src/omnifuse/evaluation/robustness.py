@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.collate import Batch
+from omnifuse.errors import DataError
 from omnifuse.layers.modes import evaluating
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
@@ -159,7 +160,7 @@ def robustness_logits(
         ValueError: no batches, or a batch without targets.
     """
     if not batches or any(b.target is None for b in batches):
-        raise ValueError("robustness needs at least one batch, each with targets (labelled rows)")
+        raise DataError("robustness needs at least one batch, each with targets (labelled rows)")
     with evaluating(model):
         parts = [_batch_variants(model, b, sorted(names), seed + 1000 * k) for k, b in enumerate(batches)]
     targets = torch.cat([b.target for b in batches if b.target is not None])

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.collate import Batch, Example, batches
-from omnifuse.errors import ExportError
+from omnifuse.errors import ExportError, MissingExtraError
 from omnifuse.export.signature import EXPORT_HINT, OUTPUTS, Signature, pad_length, sidecar_path
 
 MAX_THREADS = 4  # more intra-op threads only add synchronisation cost for the small per-row graphs
@@ -34,7 +34,7 @@ class OnnxBackend:
         threads: intra-op threads (default ``default_threads()``); inter-op runs sequentially.
 
     Raises:
-        ImportError: onnxruntime is not installed (names the extra). ExportError: the sidecar is missing
+        MissingExtraError: onnxruntime is not installed (names the extra). ExportError: the sidecar is missing
             or does not match the graph's inputs.
     """
 
@@ -44,7 +44,7 @@ class OnnxBackend:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ImportError(f"the ONNX backend needs onnxruntime: {EXPORT_HINT}") from None
+            raise MissingExtraError(f"the ONNX backend needs onnxruntime: {EXPORT_HINT}") from None
         self.path = Path(path)
         self.signature = signature or Signature.load(sidecar_path(self.path))
         options = ort.SessionOptions()
@@ -93,7 +93,7 @@ class OnnxBackend:
             logits, embedding = self.session.run(list(OUTPUTS), self.feeds(batch))
         except Exception as exc:  # onnxruntime's Fail / InvalidArgument / ...: no common base class
             reason = " ".join(str(exc).split())  # one line
-            raise RuntimeError(
+            raise ExportError(
                 f"onnxruntime failed to run {self.path} ({type(exc).__name__}: {reason}); re-export the "
                 "model, or load it with the torch backend"
             ) from exc

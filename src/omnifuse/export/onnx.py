@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from omnifuse.data.collate import Batch, Example, collate
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.encoders.base import InputSpec
-from omnifuse.errors import ExportError
+from omnifuse.errors import ExportError, MissingExtraError
 from omnifuse.export.backend import OnnxBackend
 from omnifuse.export.samples import sample_examples
 from omnifuse.export.signature import (  # noqa: F401  (re-exported: part of this module's API)
@@ -147,7 +147,7 @@ def export_model(
     Raises:
         ExportError: an encoder that cannot be exported, or both exporters failed, or the parity check
             found a difference above 1e-4.
-        ImportError: onnx / onnxruntime / onnxscript are not installed (the message names the extra).
+        MissingExtraError: onnx / onnxruntime / onnxscript are not installed (the message names the extra).
     """
     check_exportable(encoder_names)
     _import_onnx()
@@ -206,7 +206,7 @@ def _import_onnx() -> Any:
         import onnx
         import onnxruntime  # noqa: F401
     except ImportError:
-        raise ImportError(f"ONNX export needs onnx and onnxruntime: {EXPORT_HINT}") from None
+        raise MissingExtraError(f"ONNX export needs onnx and onnxruntime: {EXPORT_HINT}") from None
     return onnx
 
 

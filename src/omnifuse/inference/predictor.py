@@ -104,7 +104,7 @@ class Predictor:
         """Class probabilities: a DataFrame with one column per class (a dict for one dict row)."""
         self._check_predictive()
         if not self.task.classes:
-            raise ValueError(
+            raise DataError(
                 "predict_proba is for classification models; this one does regression: use predict"
             )
         probs = self.task.probabilities(self.logits(rows, base_dir)).numpy()

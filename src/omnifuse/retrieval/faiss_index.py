@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from omnifuse.errors import ConfigError, DataError
+from omnifuse.errors import ConfigError, DataError, MissingExtraError
 
 KINDS = ("auto", "flat", "ivf", "hnsw")
 APPROXIMATE = ("ivf", "hnsw")
@@ -31,7 +31,7 @@ def import_faiss() -> Any:
     try:
         import faiss
     except ImportError:
-        raise ImportError(
+        raise MissingExtraError(
             "vector indexes need FAISS, which is not installed; pip install 'omnifuse[retrieval]'"
         ) from None
     return faiss

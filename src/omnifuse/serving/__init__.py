@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from omnifuse.errors import MissingExtraError
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -15,12 +17,12 @@ SERVE_EXTRA = "pip install 'omnifuse[serve]'"
 
 
 def require_serving() -> None:
-    """Raises ImportError naming the extra when FastAPI, uvicorn or python-multipart is missing."""
+    """Raises MissingExtraError naming the extra when FastAPI, uvicorn or python-multipart is missing."""
     import importlib.util
 
     missing = [name for name in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(name) is None]
     if missing:
-        raise ImportError(f"omnifuse serving needs {', '.join(missing)}: {SERVE_EXTRA}")
+        raise MissingExtraError(f"omnifuse serving needs {', '.join(missing)}: {SERVE_EXTRA}")
 
 
 def create_app(predictor: Any, **options: Any) -> FastAPI:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from omnifuse.errors import ModelDirError, OptionError
 from omnifuse.registry import unknown_name_message
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.classification import ClassificationTask
@@ -43,14 +44,14 @@ def make_task(task_name: str, delimiter: str = "|", *, threshold: float = 0.5, b
         return MultilabelTask(delimiter=delimiter, threshold=threshold, balance=balance)
     if task_name == "regression":
         return RegressionTask()
-    raise ValueError(unknown_name_message("task", task_name, list(TASK_NAMES)))
+    raise OptionError(unknown_name_message("task", task_name, list(TASK_NAMES)))
 
 
 def task_from_state(state: dict[str, Any]) -> Task:
     """Rebuilds a fitted task from ``Task.state_dict()`` output (e.g. read back from JSON).
 
     Raises:
-        ValueError: the state names an unknown task.
+        ModelDirError: the state names an unknown task.
     """
     name = state.get("name")
     if name in ("binary", "multiclass"):
@@ -61,4 +62,6 @@ def task_from_state(state: dict[str, Any]) -> Task:
         return RegressionTask.from_state(state)
     if name == "contrastive":
         return ContrastiveTask.from_state(state)
-    raise ValueError(unknown_name_message("task", str(name), list(TASK_NAMES)))
+    unknown = unknown_name_message("task", str(name), list(TASK_NAMES))
+    raise ModelDirError(f"the saved task state: {unknown}; the model folder is damaged or from a newer "
+                        "omnifuse: train and save the model again")

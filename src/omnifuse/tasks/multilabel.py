@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from omnifuse.errors import BadValueError, DataError
+from omnifuse.errors import BadValueError, DataError, OptionError
 from omnifuse.evaluation.metrics import multilabel_metrics
 from omnifuse.tasks.base import MISSING_FIX, MISSING_REASON, Task, is_missing, sort_classes
 
@@ -38,7 +38,7 @@ class MultilabelTask(Task):
         pos_weight: Sequence[float] | None = None,
     ) -> None:
         if not delimiter:
-            raise ValueError("the multilabel delimiter must not be empty; set label.delimiter, e.g. '|'")
+            raise OptionError("the multilabel delimiter must not be empty; set label.delimiter, e.g. '|'")
         self.delimiter = delimiter
         self.threshold = float(threshold)
         self.balance = balance

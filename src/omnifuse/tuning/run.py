@@ -127,7 +127,7 @@ def tune(
     Raises:
         ConfigError: a bad config, search space, option or storage. DataError, BadRowError: bad tables.
         TuneError: no trial completed (the report lists why), or a worker stopped on an error.
-        ImportError: Optuna is not installed (``pip install 'omnifuse[tune]'``).
+        MissingExtraError: Optuna is not installed (``pip install 'omnifuse[tune]'``).
     """
     require_optuna()
     started = time.time()

@@ -30,7 +30,7 @@ from typing import Any, cast
 from rich.console import Console
 
 from omnifuse.config.sections import Config
-from omnifuse.errors import ConfigError, OmnifuseError, TuneError
+from omnifuse.errors import ConfigError, MissingExtraError, OmnifuseError, TuneError
 from omnifuse.registry import unknown_name_message
 from omnifuse.training.interrupt import TrainingInterrupted
 from omnifuse.tuning.objective import Objective, PreparedCache, Tables, TrialSetup, TrialUserError
@@ -83,11 +83,11 @@ class WorkerJob:
 
 
 def require_optuna() -> None:
-    """Raises ImportError naming the extra when Optuna is not installed."""
+    """Raises MissingExtraError naming the extra when Optuna is not installed."""
     import importlib.util
 
     if importlib.util.find_spec("optuna") is None:
-        raise ImportError(f"omnifuse tune needs optuna: {TUNE_EXTRA}")
+        raise MissingExtraError(f"omnifuse tune needs optuna: {TUNE_EXTRA}")
 
 
 def storage_url(out: Path, storage: str | None) -> str:
@@ -388,4 +388,4 @@ def _check_exit_codes(workers: list[subprocess.Popen[bytes]]) -> None:
     if all(code in (2, 130) for code in codes.values()):
         raise TuneError(f"tune worker(s) stopped on an error, printed above: {shown}; fix it and run the "
                         "same command again to resume the study")
-    raise RuntimeError(f"tune worker(s) crashed: {shown}; see the traceback(s) above")
+    raise TuneError(f"tune worker(s) crashed: {shown}; see the traceback(s) above")

@@ -100,7 +100,7 @@ def test_worker_exit_codes_become_the_right_error() -> None:
         _check_exit_codes([Exited(0), Exited(130)])  # type: ignore[list-item]
     with pytest.raises(TuneError, match=r"tune worker\(s\) stopped on an error, printed above: worker 1 "):
         _check_exit_codes([Exited(2), Exited(130)])  # type: ignore[list-item]
-    with pytest.raises(RuntimeError, match=r"tune worker\(s\) crashed: worker 1 \(exit code 1\)"):
+    with pytest.raises(TuneError, match=r"tune worker\(s\) crashed: worker 1 \(exit code 1\)"):
         _check_exit_codes([Exited(1), Exited(2)])  # type: ignore[list-item]
 
 

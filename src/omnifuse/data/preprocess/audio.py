@@ -21,7 +21,7 @@ from torch import Tensor
 
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.preprocess.wav import read_pcm16_wav
-from omnifuse.errors import BadValueError, ModelDirError
+from omnifuse.errors import BadValueError, ModelDirError, OptionError
 
 FORMATS = "WAV/FLAC/OGG/MP3"
 SKIP_HINT = "or set data.on_bad_row: skip"
@@ -242,19 +242,19 @@ class LogMelPreprocessor(Preprocessor):
         self.win_length = round(self.sample_rate * float(options["win_ms"]) / 1000.0)
         self.hop_length = round(self.sample_rate * float(options["hop_ms"]) / 1000.0)
         if self.sample_rate <= 0 or self.n_mels <= 0 or self.max_seconds <= 0:
-            raise ValueError(
+            raise OptionError(
                 f"sample_rate, n_mels and max_seconds must be > 0, got {self.sample_rate}, "
                 f"{self.n_mels}, {self.max_seconds}; fix the encoder options"
             )
         if self.win_length < 1 or self.hop_length < 1:
-            raise ValueError(
+            raise OptionError(
                 f"win_ms={options['win_ms']} and hop_ms={options['hop_ms']} give fewer than one sample at "
                 f"{self.sample_rate} Hz; use longer windows"
             )
         n_fft = options["n_fft"]
         self.n_fft = int(n_fft) if n_fft is not None else 1 << (self.win_length - 1).bit_length()
         if self.n_fft < self.win_length:
-            raise ValueError(f"n_fft={self.n_fft} is shorter than the window ({self.win_length} samples)")
+            raise OptionError(f"n_fft={self.n_fft} is shorter than the window ({self.win_length} samples)")
         self.window = torch.hann_window(self.win_length)  # (W,)
         self.filters = torch.from_numpy(mel_filterbank(self.sample_rate, self.n_fft, self.n_mels))  # (M, F)
 
@@ -324,7 +324,7 @@ class WaveformPreprocessor(Preprocessor):
 
     def __init__(self, model: str, max_seconds: float = 10.0) -> None:
         if max_seconds <= 0:
-            raise ValueError(f"max_seconds must be > 0, got {max_seconds}; fix the encoder options")
+            raise OptionError(f"max_seconds must be > 0, got {max_seconds}; fix the encoder options")
         self.model = model
         self.max_seconds = float(max_seconds)
         self._extractor: Any = None

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from omnifuse.data.preprocess.base import Preprocessor
-from omnifuse.errors import BadValueError
+from omnifuse.errors import BadValueError, OptionError
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default decompression-bomb limit
 FORMATS = "PNG/JPEG/BMP/WebP/GIF"
@@ -51,7 +51,7 @@ class ImagePreprocessor(Preprocessor):
         std: Sequence[float] | None = None,
     ) -> None:
         if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+            raise OptionError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
         self.size = size
         self.channels = channels
         self.max_pixels = max_pixels

