@@ -227,7 +227,7 @@ def _final_reports(predictor: Predictor, data: PreparedData, result: FitResult, 
 
 def _baselines(cfg: Config, data: PreparedData, split: str, ctx: RunContext) -> dict[str, Any] | None:
     """The baselines of a training run (``baseline.enabled``), fitted on its rows and scored on ``split``."""
-    if not cfg.baseline.enabled or data.task.name == "contrastive":
+    if not cfg.baseline.enabled or data.task.name in ("contrastive", "generation"):
         return None
     from omnifuse.baselines.report import summary_line
     from omnifuse.baselines.run import run_baselines
@@ -249,6 +249,10 @@ def _evaluate_examples(
         from omnifuse.contrastive.evaluate import evaluate_contrastive
 
         return evaluate_contrastive(predictor, examples, out, title, history)
+    if predictor.task.name == "generation":
+        from omnifuse.generation.evaluate import evaluate_generation
+
+        return evaluate_generation(predictor, examples, out, title, history)
     batches = list(DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate))
     logits, targets, _ = run_model(predictor.model, batches, predictor.device)
     assert targets is not None, "evaluation examples carry targets"

@@ -60,6 +60,12 @@ def build_encoder(
 
 def make_task_for(config: Config) -> Task:
     """The unfitted task of ``config`` (the contrastive one is shaped by the contrastive section)."""
+    if config.label.task == "generation":
+        from omnifuse.tasks.generation import GenerationTask
+
+        gen = config.generation
+        assert gen is not None, "filled in at load (config.fill_defaults)"
+        return GenerationTask(gen.max_answer_tokens, gen.min_count)
     if config.label.task == "contrastive":
         from omnifuse.tasks.contrastive import ContrastiveTask
 
@@ -105,6 +111,8 @@ def build_model(
     ``init_weights``: see ``build_encoders``."""
     if config.label.task == "contrastive":
         return build_contrastive_model(config, preprocessors, assets, init_weights)
+    if config.label.task == "generation":
+        return build_generation_model(config, preprocessors, task, assets, init_weights)
     encoders = build_encoders(config, preprocessors, assets, init_weights)
     fusion_entry = FUSIONS.get(config.fusion.name)
     dims = {n: e.output_dim for n, e in sorted(encoders.items())}
@@ -118,6 +126,25 @@ def build_model(
         aux_heads = {n: HEADS.get(task.name)(e.output_dim, task.output_dim, 0, 0.0)
                      for n, e in encoders.items()}
     return MultimodalModel(encoders, fusion, head, aux_heads, standardizers(config, encoders))
+
+
+def build_generation_model(
+    config: Config, preprocessors: dict[str, Preprocessor], task: Task, assets: Path | None = None,
+    init_weights: InitWeights | None = None,
+) -> MultimodalModel:
+    """A GenerationModel: every input's encoder, the prefix projection and the language model (its
+    vocabulary comes from the fitted task)."""
+    from omnifuse.generation.lm import tiny_decoder
+    from omnifuse.generation.model import GenerationModel
+    from omnifuse.generation.projector import PrefixProjection
+    from omnifuse.tasks.generation import GenerationTask
+
+    section = config.generation
+    assert section is not None and isinstance(task, GenerationTask), "filled in at load (fill_defaults)"
+    encoders = build_encoders(config, preprocessors, assets, init_weights)
+    dims = {n: e.output_dim for n, e in sorted(encoders.items())}
+    projection = PrefixProjection(dims, section.hidden_size, section.prefix_tokens, section.projector)
+    return GenerationModel(encoders, projection, tiny_decoder(section, len(task.vocab)))
 
 
 def standardizers(config: Config, encoders: dict[str, Encoder]) -> dict[str, FeatureStandardizer]:

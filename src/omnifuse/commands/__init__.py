@@ -6,4 +6,4 @@ needs inside its body, so ``omnifuse --help`` never imports FastAPI, onnx or FAI
 
 from __future__ import annotations
 
-GROUPS = ("serving", "export", "contrastive", "retrieval", "tune", "baseline")
+GROUPS = ("serving", "export", "contrastive", "retrieval", "tune", "baseline", "generation")

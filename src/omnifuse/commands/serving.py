@@ -61,6 +61,12 @@ def serve(
 
         torch.set_num_threads(torch_threads)
     predictor = load(model)
+    if predictor.task.name == "generation":
+        from omnifuse.errors import DataError
+
+        raise DataError(f"{model} is a generation model; `omnifuse serve` does not serve those yet (the "
+                        "OpenAI-compatible chat endpoint is planned): use `omnifuse generate` or "
+                        "Predictor.generate")
     search_index = load_search_index(index, model, predictor) if index is not None else None
     app = create_app(
         predictor, api_key=api_key or None, max_batch=max_batch, max_wait_ms=max_wait_ms,

@@ -30,6 +30,7 @@ def config_problems(config: Config) -> list[str]:
     problems += _monitor_problems(config)
     problems += _scale_problems(config)
     problems += _contrastive_problems(config)
+    problems += _generation_problems(config)
     problems += augment_problems(config)
     problems += _search_problems(config)
     return problems
@@ -65,7 +66,7 @@ def component_keys(kind: str, name: str) -> dict[str, Any] | None:
 def _fusion_input_problems(config: Config) -> list[str]:
     from omnifuse.fusion.base import FUSIONS
 
-    if config.fusion.name not in FUSIONS or config.label.task == "contrastive":
+    if config.fusion.name not in FUSIONS or config.label.task in ("contrastive", "generation"):
         return []  # reported by _component_problems; contrastive models have no fusion
     count = FUSIONS.get(config.fusion.name).num_inputs
     inputs = config.input_names()
@@ -81,6 +82,7 @@ MONITORS: dict[str, tuple[str, ...]] = {
     "multilabel": ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "roc_auc", "loss"),
     "regression": ("rmse", "mae", "r2", "loss"),
     "contrastive": ("recall@1", "recall@5", "recall@10", "mrr", "loss"),
+    "generation": ("loss", "perplexity", "token_accuracy"),
 }
 
 
@@ -166,6 +168,22 @@ def _component_problems(path: str, comp: ComponentConfig, kind: str, modality: s
         problems.append(f"{path}.init_column: {comp.init_column!r} is set but init_from is not; add "
                         "init_from: <pretrained model folder> or remove init_column")
     return problems
+
+
+def _generation_problems(config: Config) -> list[str]:
+    """The generation section: present exactly for task generation; the LM's width fits its heads."""
+    section = config.generation
+    if config.label.task != "generation":
+        if section is not None:
+            return [f"generation: only used with label.task: generation (this config has task "
+                    f"{config.label.task}); remove the section or set label.task: generation"]
+        return []
+    if section is None:
+        return ["generation: the section is missing (an internal error: config.fill_defaults fills it)"]
+    if section.hidden_size % section.heads:
+        return [f"generation.hidden_size: {section.hidden_size} is not a multiple of generation.heads "
+                f"({section.heads}); e.g. hidden_size: {section.heads * 32}"]
+    return []
 
 
 def _contrastive_problems(config: Config) -> list[str]:

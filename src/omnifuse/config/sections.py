@@ -17,10 +17,10 @@ from omnifuse.config.base import (  # noqa: F401  (re-exported by omnifuse.confi
     ColumnType,
     ComponentConfig,
 )
-from omnifuse.config.parsing import ParsedOptions, from_dict, to_dict
+from omnifuse.config.parsing import ParsedOptions, from_dict, positive, to_dict
 from omnifuse.errors import ConfigError
 
-Task = Literal["binary", "multiclass", "multilabel", "regression", "contrastive"]
+Task = Literal["binary", "multiclass", "multilabel", "regression", "contrastive", "generation"]
 
 
 @dataclass
@@ -61,6 +61,23 @@ class ContrastiveConfig:
     learn_temperature: bool = True  # learn the temperature (and the siglip bias) with the towers
     queue_size: int = 0  # MoCo-style queue of recent embeddings used as extra negatives; 0: off
     mask_duplicates: bool = True  # rows with identical content in a tower column are not negatives
+
+
+@dataclass
+class GenerationConfig:
+    """label.task: generation: a causal language model writes the label column's text; every input column
+    (image, audio, text, tabular) is encoded by its own encoder and projected into the LM's prefix."""
+
+    lm: Literal["tiny_decoder"] = "tiny_decoder"  # a small Llama-style decoder trained from scratch
+    hidden_size: int = positive(128)  # the LM's width (tiny_decoder); a multiple of heads
+    layers: int = positive(2)  # decoder layers (tiny_decoder)
+    heads: int = positive(4)  # attention heads (tiny_decoder)
+    projector: Literal["linear", "mlp2x_gelu"] = "mlp2x_gelu"  # encoder features -> LM width (LLaVA-1.5)
+    prefix_tokens: int = positive(4)  # LM prefix tokens per input, projected from its pooled vector
+    max_answer_tokens: int = positive(32)  # longer targets are bad rows (raise it, or shorten them)
+    min_count: int = positive(1)  # words seen fewer times in the training targets become <unk>
+    max_new_tokens: int = positive(32)  # generation stops after this many tokens (or at the end token)
+    num_beams: int = positive(1)  # 1: greedy (or sampling with temperature > 0); > 1: beam search
 
 
 @dataclass
@@ -139,6 +156,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     contrastive: ContrastiveConfig | None = None  # only for label.task: contrastive
+    generation: GenerationConfig | None = None  # only for label.task: generation
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     # `omnifuse tune`: {dotted config key: {loguniform | uniform | int: [low, high]} or {choice: [...]}}
     search: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -297,8 +315,9 @@ def _component_to_flat(value: dict[str, Any], recommended: dict[str, Any] | None
 
 def _flatten(plain: dict[str, Any]) -> dict[str, Any]:
     out = dict(plain)
-    if out.get("contrastive") is None:
-        out.pop("contrastive", None)
+    for section in ("contrastive", "generation"):
+        if out.get(section) is None:
+            out.pop(section, None)
     if out["label"]["task"] == "contrastive" and not out["label"]["column"]:
         out["label"] = {k: v for k, v in out["label"].items() if k != "column"}
     for key in ("tabular", "fusion"):
@@ -341,6 +360,8 @@ def fill_defaults(config: Config) -> None:
     for column in config.columns.values():
         if column.type in MEDIA_TYPES and column.type in DEFAULT_ENCODERS and column.encoder is None:
             column.encoder = ComponentConfig(name=DEFAULT_ENCODERS[column.type])
+    if config.label.task == "generation" and config.generation is None:
+        config.generation = GenerationConfig()
     if config.label.task == "contrastive":
         if config.contrastive is None:
             config.contrastive = ContrastiveConfig()

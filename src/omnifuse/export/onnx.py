@@ -330,6 +330,9 @@ def export_onnx(
             f"{model_dir} is a contrastive (embedding) model, which ONNX export does not cover (it embeds "
             f"one column at a time); {TORCH_BACKEND}"
         )
+    if loaded.task.name == "generation":
+        raise ExportError(f"{model_dir} is a generation model, which ONNX export does not cover yet (it "
+                          f"writes token by token with a cache); {TORCH_BACKEND}")
     specs = input_specs(loaded.config)
     encoders = {spec.name: loaded.config.encoder_of(spec.name).name for spec in specs}
     out = Path(out_path)

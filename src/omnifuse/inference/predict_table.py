@@ -18,6 +18,8 @@ def predict_table(
     ``num_workers`` > 0: rows are decoded and preprocessed in that many DataLoader worker processes.
     """
     predictor = model if isinstance(model, Predictor) else load(model)
+    if predictor.task.name == "generation":  # it writes text: one generated text per row
+        return pd.DataFrame({"prediction": predictor.generate(data)})
     logits = predictor.logits(data, num_workers=num_workers)
     frame = pd.DataFrame({"prediction": predictor.task.decode(logits)})
     if predictor.task.classes:

@@ -97,8 +97,51 @@ class Predictor:
 
         ``num_workers``: see ``logits``.
         """
+        if self.task.name == "generation":  # it writes text
+            return self.generate(rows, base_dir)
         predictions = self.task.decode(self.logits(rows, base_dir, num_workers))
         return predictions[0] if isinstance(rows, dict) else predictions
+
+    def generate(
+        self, rows: Rows | str | Path, base_dir: Path | None = None, *, max_new_tokens: int | None = None,
+        num_beams: int | None = None, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+        repetition_penalty: float = 1.0, seed: int | None = None,
+    ) -> Any:
+        """The text a generation model writes for each row: a list, or one string for one dict row.
+
+        Greedy by default; ``temperature > 0`` samples (``top_k``, ``top_p``; ``seed`` makes it
+        reproducible); ``num_beams > 1`` is beam search. ``max_new_tokens`` and ``num_beams`` default to
+        the config's ``generation`` section.
+
+        Raises:
+            DataError: not a generation model, or a missing column. BadRowError: see ``prepare``.
+        """
+        from omnifuse.generation.model import Decoding
+
+        section = self.config.generation
+        if self.task.name != "generation" or section is None:
+            raise DataError(f"generate is for generation models; this one is a {self.task.name} model: "
+                            "use predict")
+        decoding = Decoding(max_new_tokens or section.max_new_tokens, num_beams or section.num_beams,
+                            temperature, top_k, top_p, repetition_penalty, seed)
+        texts = self.generate_examples(self.prepare(rows, base_dir, purpose="generate"), decoding)
+        return texts[0] if isinstance(rows, dict) else texts
+
+    def generate_examples(self, examples: list[Example], decoding: Any = None) -> list[str]:
+        """The texts written for prepared examples, in order (``decoding``: a generation.model.Decoding;
+        None: the config's defaults, greedy)."""
+        from omnifuse.generation.model import Decoding, GenerationModel
+        from omnifuse.tasks.generation import GenerationTask
+
+        section, task = self.config.generation, self.task
+        assert isinstance(self.model, GenerationModel) and isinstance(task, GenerationTask) and section
+        decoding = decoding or Decoding(section.max_new_tokens, section.num_beams)
+        decode = task.decode_ids
+        texts: list[str] = []
+        for batch in batches(examples, self.batch_size):
+            batch = batch.to(self.device)
+            texts += [decode(ids) for ids in self.model.generate(batch.inputs, batch.presence, decoding)]
+        return texts
 
     def predict_proba(self, rows: Rows | str | Path, base_dir: Path | None = None) -> Any:
         """Class probabilities: a DataFrame with one column per class (a dict for one dict row)."""
@@ -149,6 +192,10 @@ class Predictor:
         return embedding_columns(self)
 
     def _check_predictive(self) -> None:
+        if self.task.name == "generation":
+            from omnifuse.tasks.generation import NOT_CLASSIFYING
+
+            raise DataError(NOT_CLASSIFYING)
         if self.task.name == "contrastive":
             from omnifuse.tasks.contrastive import NOT_PREDICTIVE
 
@@ -217,7 +264,12 @@ class Predictor:
         inputs = {s.name: self.preprocessors[s.name].blank() for s in self._specs}
         example = Example(index=0, inputs=inputs, presence={name: True for name in inputs})
         try:
-            self.run_examples([example])
+            if self.task.name == "generation":  # it writes; one token is enough to warm it up
+                from omnifuse.generation.model import Decoding
+
+                self.generate_examples([example], Decoding(max_new_tokens=1))
+            else:
+                self.run_examples([example])
         except (RuntimeError, ValueError, IndexError):
             pass  # an encoder that cannot take a one-sample blank (e.g. wav2vec2's convolutions): no warm-up
 

@@ -9,6 +9,7 @@ from omnifuse.registry import unknown_name_message
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.classification import ClassificationTask
 from omnifuse.tasks.contrastive import ContrastiveTask
+from omnifuse.tasks.generation import GenerationTask
 from omnifuse.tasks.multilabel import MultilabelTask
 from omnifuse.tasks.regression import RegressionTask
 
@@ -62,6 +63,8 @@ def task_from_state(state: dict[str, Any]) -> Task:
         return RegressionTask.from_state(state)
     if name == "contrastive":
         return ContrastiveTask.from_state(state)
+    if name == "generation":
+        return GenerationTask.from_state(state)
     unknown = unknown_name_message("task", str(name), list(TASK_NAMES))
     raise ModelDirError(f"the saved task state: {unknown}; the model folder is damaged or from a newer "
                         "omnifuse: train and save the model again")

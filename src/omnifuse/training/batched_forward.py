@@ -23,10 +23,12 @@ def run_model(
     mode = evaluating(model) if model.training else nullcontext()
     outputs, targets, indices = [], [], []
     forward: Any = model.embed if embed else model  # MultimodalModel.embed or forward
+    reads = getattr(model, "reads_targets", False) and not embed  # GenerationModel: teacher forcing
     with mode:
         for batch in batches:
             batch = batch.to(device)
-            outputs.append(forward(batch.inputs, batch.presence).float().cpu())
+            extra = (batch.target,) if reads else ()
+            outputs.append(forward(batch.inputs, batch.presence, *extra).float().cpu())
             if batch.target is not None:
                 targets.append(batch.target.cpu())
             indices.append(batch.index)

@@ -181,7 +181,9 @@ class Trainer:
         inputs = augment_batch(batch.inputs, self.augment, self.augment_generator)
         assert batch.target is not None, "training batches carry targets"
         with self.fabric.no_backward_sync(self.model, enabled=accumulate_now):
-            logits = self.model(inputs, presence)
+            # a generation model reads the targets for teacher forcing (GenerationModel.reads_targets)
+            reads = getattr(self.raw_model, "reads_targets", False)
+            logits = self.model(inputs, presence, batch.target) if reads else self.model(inputs, presence)
             loss = self.task.loss(logits.float(), batch.target)["loss"]
             # the auxiliary heads' logits of this forward (MultimodalModel.forward; stand-ins have none)
             side: dict[str, torch.Tensor] = getattr(self.raw_model, "aux_logits", {})

@@ -1,0 +1,67 @@
+"""A generation model's report: teacher-forced loss and perplexity, and the answers it writes scored
+against the targets (exact match), with a table of examples."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omnifuse.data.collate import Example, batches
+from omnifuse.evaluation.report import write_report
+from omnifuse.tasks.generation import IGNORE, GenerationTask
+from omnifuse.training.batched_forward import run_model
+
+if TYPE_CHECKING:
+    from omnifuse.inference.predictor import Predictor
+
+SHOWN = 10  # examples in the report's table
+_SPACE = re.compile(r"\s+")
+_PUNCTUATION = re.compile(r"[^\w\s]")
+
+
+def normalize(text: str) -> str:
+    """Lower case, punctuation removed, runs of spaces as one: what exact match compares."""
+    return _SPACE.sub(" ", _PUNCTUATION.sub(" ", text.lower())).strip()
+
+
+def references(task: GenerationTask, examples: list[Example]) -> list[str]:
+    """Each row's target text as the vocabulary spells it (a word unseen in training reads <unk>)."""
+    out = []
+    for example in examples:
+        assert example.target is not None, "evaluation examples carry targets"
+        out.append(task.decode_ids([int(i) for i in example.target.tolist() if i != IGNORE]))
+    return out
+
+
+def generation_scores(predicted: list[str], reference: list[str]) -> dict[str, Any]:
+    """``exact_match`` (normalised), ``mean_words`` generated and the number of ``rows``."""
+    pairs = list(zip(predicted, reference, strict=True))
+    matches = sum(normalize(p) == normalize(r) for p, r in pairs)
+    words = sum(len(p.split()) for p in predicted)
+    return {"exact_match": matches / max(len(pairs), 1), "mean_words": words / max(len(pairs), 1),
+            "rows": len(pairs)}
+
+
+def evaluate_generation(predictor: Predictor, examples: list[Example], out: Path, title: str,
+                        history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Metrics of ``examples`` (teacher-forced and generated) and ``out/report.md``."""
+    task = predictor.task
+    assert isinstance(task, GenerationTask), "a generation model's task"
+    outputs, targets, _ = run_model(predictor.model, batches(examples, predictor.batch_size),
+                                    predictor.device)
+    assert targets is not None, "evaluation examples carry targets"
+    metrics = task.metrics(outputs, targets)
+    written = predictor.generate_examples(examples)
+    wanted = references(task, examples)
+    metrics |= generation_scores(written, wanted)
+    rows = ["| row | target | generated |", "|---|---|---|"]
+    rows += [f"| {e.index} | {_cell(w)} | {_cell(g)} |"
+             for e, w, g in list(zip(examples, wanted, written, strict=True))[:SHOWN]]
+    write_report(out, metrics, task, title=title, history=history,
+                 extra_sections={"Examples": "\n".join(rows)})
+    return metrics
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|") or "(empty)"

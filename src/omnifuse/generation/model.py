@@ -1,0 +1,109 @@
+"""GenerationModel: encoders -> a prefix projection -> a causal language model that writes the target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from omnifuse.encoders.base import Encoder
+from omnifuse.generation.projector import PrefixProjection
+from omnifuse.generation.vocab import BOS_ID, EOS_ID, PAD_ID
+from omnifuse.model import MultimodalModel
+from omnifuse.tasks.generation import IGNORE
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How ``generate`` picks tokens: greedy (temperature 0, one beam), sampling or beam search."""
+
+    max_new_tokens: int = 32
+    num_beams: int = 1
+    temperature: float = 0.0  # > 0: sample from the softmax at this temperature
+    top_k: int = 0  # sampling: only the k most likely tokens (0: all)
+    top_p: float = 1.0  # sampling: the smallest set of tokens whose probability reaches p
+    repetition_penalty: float = 1.0
+    seed: int | None = None  # sampling: the same seed gives the same text
+
+
+class GenerationModel(MultimodalModel):
+    """Every input's encoder, ``PrefixProjection`` in the fusion slot and a causal LM in the head slot.
+
+    The LM reads ``[prefix (inputs x K embeddings), <s>, target tokens]``; ``forward`` scores the target
+    tokens (teacher forcing) and ``generate`` writes new ones after ``[prefix, <s>]``. The prefix has the
+    same length on every row (an absent input's embeddings are masked out, not removed), so a batch needs
+    no padding and batched generation equals one row at a time.
+    """
+
+    reads_targets = True  # the training loop passes the targets to forward (teacher forcing)
+
+    def __init__(self, encoders: dict[str, Encoder], projection: PrefixProjection, lm: nn.Module) -> None:
+        super().__init__(encoders, projection, lm)
+
+    @property
+    def projection(self) -> PrefixProjection:
+        assert isinstance(self.fusion, PrefixProjection)
+        return self.fusion
+
+    @property
+    def lm(self) -> Any:
+        """The causal language model (a transformers ``PreTrainedModel``)."""
+        return self.head
+
+    def prefix(self, inputs: dict[str, dict[str, Tensor]],
+               presence: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(B, P + 1, H) embeddings of the prefix and the begin token, and their (B, P + 1) mask."""
+        embeddings, mask = self.projection.prefix(self.encode(inputs), presence)  # (B, P, H), (B, P)
+        rows = embeddings.shape[0]
+        bos = self.lm.get_input_embeddings()(torch.full((rows, 1), BOS_ID, device=embeddings.device))
+        start = torch.ones(rows, 1, dtype=torch.bool, device=mask.device)
+        return torch.cat([embeddings, bos.to(embeddings.dtype)], dim=1), torch.cat([mask, start], dim=1)
+
+    def forward(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor],
+                targets: Tensor | None = None) -> Tensor:
+        """Per row ``[summed NLL, target tokens, correctly predicted tokens]`` (B, 3) of ``targets`` (B, L):
+        token ids, then the end token, padded with IGNORE (see tasks.generation)."""
+        assert targets is not None, "a generation model scores its targets; use generate() to write text"
+        prefix, prefix_mask = self.prefix(inputs, presence)  # (B, P + 1, H)
+        valid = targets != IGNORE  # (B, L)
+        inputs_ids = targets[:, :-1].masked_fill(~valid[:, :-1], PAD_ID)  # (B, L - 1): teacher forcing
+        answer = self.lm.get_input_embeddings()(inputs_ids).to(prefix.dtype)  # (B, L - 1, H)
+        embeddings = torch.cat([prefix, answer], dim=1)  # (B, P + L, H)
+        mask = torch.cat([prefix_mask, valid[:, :-1]], dim=1).long()
+        logits = self.lm(inputs_embeds=embeddings, attention_mask=mask).logits  # (B, P + L, V)
+        scored = logits[:, prefix.shape[1] - 1 :].float()  # (B, L, V): position t predicts target t
+        nll = F.cross_entropy(scored.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")  # B, L
+        correct = (scored.argmax(dim=-1) == targets) & valid
+        return torch.stack([nll.sum(dim=1), valid.sum(dim=1).float(), correct.sum(dim=1).float()], dim=1)
+
+    @torch.inference_mode()
+    def generate(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor],
+                 decoding: Decoding) -> list[list[int]]:
+        """The new token ids of each row (without the end token), written after its prefix."""
+        embeddings, mask = self.prefix(inputs, presence)
+        options: dict[str, Any] = {
+            "max_new_tokens": decoding.max_new_tokens, "num_beams": decoding.num_beams,
+            "repetition_penalty": decoding.repetition_penalty, "pad_token_id": PAD_ID,
+            "eos_token_id": EOS_ID, "bos_token_id": BOS_ID,
+        }
+        if decoding.temperature > 0:
+            options |= {"do_sample": True, "temperature": decoding.temperature,
+                        "top_k": decoding.top_k or None, "top_p": decoding.top_p}
+        else:
+            options |= {"do_sample": False}
+        with torch.random.fork_rng(devices=[]):
+            if decoding.seed is not None:
+                torch.manual_seed(decoding.seed)
+            out = self.lm.generate(inputs_embeds=embeddings, attention_mask=mask.long(), **options)
+        return [_until_end(row.tolist()) for row in out]
+
+
+def _until_end(ids: list[int]) -> list[int]:
+    """The ids before the first end (or pad) token."""
+    for i, token in enumerate(ids):
+        if token in (EOS_ID, PAD_ID):
+            return ids[:i]
+    return ids
