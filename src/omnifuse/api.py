@@ -37,7 +37,7 @@ from omnifuse.training.batched_forward import run_model
 from omnifuse.training.distributed import zero_first
 from omnifuse.training.fabric import make_fabric, needs_unused_parameters
 from omnifuse.training.feature_cache import precomputed_encoders
-from omnifuse.training.frozen_features import training_cache
+from omnifuse.training.frozen_features import FeatureCache, training_cache
 from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
 from omnifuse.training.standardize import standardize_for_run
 from omnifuse.workflows.prepare import (
@@ -132,15 +132,19 @@ def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: T
 def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bool = False,
                  fabric: Fabric | None = None,
                  epoch_callback: Callable[[int, dict[str, Any]], None] | None = None,
+                 cache: FeatureCache | None = None,
                  ) -> tuple[MultimodalModel, FitResult]:
     """Builds the model of ``cfg`` (its inputs may be a subset of what ``data`` holds) and trains it;
     checkpoints and the training log go to ``ctx.out``. ``fabric``: a launched one (``make_fabric``),
-    made from ``cfg.training`` when None. ``epoch_callback``: see ``make_trainer``."""
+    made from ``cfg.training`` when None. ``epoch_callback``: see ``make_trainer``. ``cache``: cached
+    features built by the caller (``omnifuse compare`` builds one for all its runs); None builds the run's
+    own when ``training.feature_cache`` is on."""
     model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task,
                         init_weights=init_encoder)
     # Frozen pretrained encoders run once (or are read from the disk cache), not at every step.
-    cached = None if data.train_stream is not None else training_cache(cfg, data.preprocessors, data.examples,
-                                                                       ctx.console)
+    cached = cache
+    if cached is None and data.train_stream is None:
+        cached = training_cache(cfg, data.preprocessors, data.examples, ctx.console)
     examples = data.examples if cached is None else cached.examples
     cached_names = [] if cached is None else list(cached.names)
     standardize_for_run(cfg, model, examples.get("train"), cached_names, ctx.console)

@@ -31,11 +31,10 @@ from lightning_fabric.utilities.seed import seed_everything
 from rich.console import Console
 from rich.markup import escape
 
-from omnifuse.api import fit_prepared, make_trainer, prepare_data
-from omnifuse.build import build_encoders, build_model
+from omnifuse.api import fit_prepared, prepare_data
+from omnifuse.build import build_encoders
 from omnifuse.config.binding import fusion_options
 from omnifuse.config.sections import TABULAR_INPUT, ColumnConfig, ComponentConfig, Config
-from omnifuse.contrastive.init_from import init_encoder
 from omnifuse.data.collate import Batch, Example, batches
 from omnifuse.errors import DataError, UnknownNameError
 from omnifuse.evaluation.comparison_report import (
@@ -56,11 +55,9 @@ from omnifuse.fusion.base import FUSIONS
 from omnifuse.model import MultimodalModel
 from omnifuse.training import frozen_features
 from omnifuse.training.batched_forward import run_model
-from omnifuse.training.feature_cache import precomputed_encoders
 from omnifuse.training.frozen_features import FeatureCache
 from omnifuse.training.loop import FitResult
-from omnifuse.training.standardize import standardize_for_run
-from omnifuse.workflows.prepare import PreparedData, RunContext, TableLike, make_loader
+from omnifuse.workflows.prepare import PreparedData, RunContext, TableLike
 
 TEST_BATCH = TIMING_BATCH  # batch size of the test evaluation and of the inference timing
 TIMING_REPEATS = 3  # the inference time is the median of this many passes over the test set
@@ -201,20 +198,6 @@ def build_feature_cache(cfg: Config, data: PreparedData, console: Console) -> Fe
                                                disk=cfg.training.feature_cache)
 
 
-def fit_cached(
-    cfg: Config, data: PreparedData, cache: FeatureCache, ctx: RunContext
-) -> tuple[MultimodalModel, FitResult]:
-    """``api.fit_prepared`` on the cached rows: the cached encoders are swapped out while training."""
-    model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task,
-                        init_weights=init_encoder)
-    standardize_for_run(cfg, model, cache.examples["train"], cache.names, ctx.console)
-    with precomputed_encoders(model, cache.names):
-        trainer = make_trainer(cfg, model, data.task, ctx, cached=cache.names)
-        train_loader = make_loader(cfg, cache.examples["train"], shuffle=True)
-        result = trainer.fit(train_loader, make_loader(cfg, cache.examples["valid"]))
-    return model, result
-
-
 def train_run(
     method: Method, run: int, data: PreparedData, ctx: RunContext, cache: FeatureCache | None = None
 ) -> tuple[MultimodalModel, FitResult, float]:
@@ -229,10 +212,8 @@ def train_run(
     seed_everything(seed, verbose=False)
     started = time.perf_counter()
     run_ctx = RunContext(run_dir, trainer_console, ctx.progress)
-    if cache is not None and set(cache.names) & set(cfg.input_names()):
-        model, result = fit_cached(cfg, data, cache, run_ctx)
-    else:
-        model, result = fit_prepared(cfg, data, run_ctx)
+    use = cache if cache is not None and set(cache.names) & set(cfg.input_names()) else None
+    model, result = fit_prepared(cfg, data, run_ctx, cache=use)
     return model, result, time.perf_counter() - started
 
 

@@ -20,7 +20,14 @@ from omnifuse.build import make_preprocessors, make_task_for
 from omnifuse.config.sections import Config
 from omnifuse.contrastive.init_from import pretrained_preprocessors
 from omnifuse.data.collate import Example, collate
-from omnifuse.data.dataset import ExampleDataset, attach_targets, fit_values, input_specs, make_examples
+from omnifuse.data.dataset import (
+    BadRow,
+    ExampleDataset,
+    attach_targets,
+    fit_values,
+    input_specs,
+    make_examples,
+)
 from omnifuse.data.io import Table, is_missing, read_table
 from omnifuse.data.leaks import find_config_problems, print_findings
 from omnifuse.data.preprocess.base import Preprocessor
@@ -141,6 +148,17 @@ def fit_preprocessors(cfg: Config, table: Table) -> dict[str, Preprocessor]:
     return preprocessors
 
 
+def labelled_examples(
+    cfg: Config, frame: pd.DataFrame, preprocessors: dict[str, Preprocessor], task: Task, base_dir: Path,
+    progress: Any = None,
+) -> tuple[list[Example], list[BadRow]]:
+    """The usable rows of ``frame`` preprocessed with their encoded labels, and every bad row (a cell or a
+    label that cannot be used) in row order; what training, streaming and ``validate`` all do."""
+    examples, bad = make_examples(frame, input_specs(cfg), preprocessors, cfg, base_dir, progress)
+    examples, bad_labels = attach_targets(examples, label_values(cfg, frame), task, cfg.label.column)
+    return examples, sorted(bad + bad_labels, key=lambda b: b.row)
+
+
 def prepare_examples(
     cfg: Config, table: Table, preprocessors: dict[str, Preprocessor], task: Task, ctx: RunContext, name: str
 ) -> list[Example]:
@@ -159,9 +177,7 @@ def prepare_examples(
             transient=True,
         )
 
-    examples, bad = make_examples(table.frame, input_specs(cfg), preprocessors, cfg, table.base_dir, progress)
-    examples, bad_labels = attach_targets(examples, label_values(cfg, table.frame), task, cfg.label.column)
-    bad = sorted(bad + bad_labels, key=lambda b: b.row)
+    examples, bad = labelled_examples(cfg, table.frame, preprocessors, task, table.base_dir, progress)
     apply_bad_row_policy(bad, cfg.data.on_bad_row, ctx.out if ctx.writes else None, table.source)
     if bad:
         ctx.console.print(

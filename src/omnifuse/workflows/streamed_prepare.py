@@ -20,14 +20,19 @@ import pandas as pd
 from omnifuse.build import make_task_for
 from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
-from omnifuse.data.dataset import attach_targets, input_specs, make_examples
 from omnifuse.data.io import Table, read_table
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns, write_bad_rows
 from omnifuse.data.streaming import ParquetStream, label_classes, parquet_file, read_rows
 from omnifuse.errors import DataError
 from omnifuse.tasks.base import Task
-from omnifuse.workflows.prepare import PreparedData, RunContext, fit_preprocessors, prepare_examples
+from omnifuse.workflows.prepare import (
+    PreparedData,
+    RunContext,
+    fit_preprocessors,
+    labelled_examples,
+    prepare_examples,
+)
 from omnifuse.workflows.prepare import fit_task as fit_sample_task
 
 
@@ -48,11 +53,7 @@ class RowPreparer:
 
     def __call__(self, frame: pd.DataFrame, report: bool) -> list[Example]:
         """Examples of the good rows of ``frame``; raises (policy error) or appends (skip) the bad ones."""
-        label = self.cfg.label.column
-        specs = input_specs(self.cfg)
-        examples, bad = make_examples(frame, specs, self.preprocessors, self.cfg, self.base_dir)
-        examples, bad_labels = attach_targets(examples, frame[label], self.task, label)
-        bad = sorted(bad + bad_labels, key=lambda b: b.row)
+        examples, bad = labelled_examples(self.cfg, frame, self.preprocessors, self.task, self.base_dir)
         if bad and self.cfg.data.on_bad_row == "error":
             apply_bad_row_policy(bad, "error", None, self.source)
         if bad and report:

@@ -15,13 +15,13 @@ from rich.table import Table as RichTable
 
 from omnifuse.build import make_task_for
 from omnifuse.config.sections import Config
-from omnifuse.data.dataset import BadRow, attach_targets, input_specs, make_examples
+from omnifuse.data.dataset import BadRow
 from omnifuse.data.io import Table, is_missing, read_table
 from omnifuse.data.leaks import WARNINGS_FILE, Finding, find_config_problems, print_findings, write_findings
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.data.quality import BAD_ROWS_FILE, check_columns, write_bad_rows
 from omnifuse.tasks.base import Task
-from omnifuse.workflows.prepare import fit_preprocessors, label_values
+from omnifuse.workflows.prepare import fit_preprocessors, label_values, labelled_examples
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,7 @@ def _labels(cfg: Config, frame: pd.DataFrame) -> pd.Series:
 
 
 def _bad_rows(cfg: Config, table: Table, preprocessors: dict[str, Preprocessor], task: Task) -> list[BadRow]:
-    examples, bad = make_examples(table.frame, input_specs(cfg), preprocessors, cfg, table.base_dir)
-    _, bad_labels = attach_targets(examples, _labels(cfg, table.frame), task, cfg.label.column)
-    return sorted(bad + bad_labels, key=lambda b: b.row)
+    return labelled_examples(cfg, table.frame, preprocessors, task, table.base_dir)[1]
 
 
 def _rewrite(path: Path, items: Sequence[object], write: Callable[[], None]) -> Path | None:
