@@ -32,29 +32,37 @@ def init_config(
     ] = None,
     out: Annotated[Path, typer.Option(help="Where to write the YAML.")] = Path("config.yaml"),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
-    task: Annotated[str | None, typer.Option(help="contrastive: a pretraining config (default: the "
-                                             "task inferred from --label).")] = None,
-    columns: Annotated[str | None, typer.Option(help="--task contrastive: the columns to align, "
+    task: Annotated[str | None, typer.Option(help="contrastive: a pretraining config; generation: --label is "
+                                             "the text to write (default: the task inferred from --label).")
+                    ] = None,
+    columns: Annotated[str | None, typer.Option(help="--task contrastive: the columns to align; --task "
+                                                "generation: the input columns (default: all); "
                                                 "comma-separated, e.g. image,description.")] = None,
 ) -> None:
     """Infer column types and the task from a table; write a commented config."""
     from omnifuse.data.io import read_table
-    from omnifuse.workflows.init_config import build_config, build_contrastive_config, render_yaml
+    from omnifuse.workflows import init_config as ic
 
     if out.exists() and not force:
         _fail(f"{out} already exists; pass --force to overwrite it or choose another --out")
-    if task not in (None, "contrastive"):
-        _fail(f"--task {task!r}: only 'contrastive' is chosen by hand; leave --task out for the others")
-    if task == "contrastive":
-        names = [c.strip() for c in (columns or "").split(",") if c.strip()]
+    if task not in (None, "contrastive", "generation"):
+        _fail(f"--task {task!r}: only 'contrastive' and 'generation' are chosen by hand; leave --task out "
+              "for the others")
+    names = [c.strip() for c in (columns or "").split(",") if c.strip()]
+    if task == "generation":
+        if label is None:
+            _fail("--task generation needs --label, the text column to write (a caption, an answer)")
+        assert label is not None
+        config, notes = ic.build_generation_config(read_table(train), label, names or None)
+    elif task == "contrastive":
         if len(names) < 2:
             _fail("--task contrastive needs --columns with two or more columns, e.g. --columns image,text")
-        config, notes = build_contrastive_config(read_table(train), names, label)
+        config, notes = ic.build_contrastive_config(read_table(train), names, label)
     elif label is None:
         _fail("--label is required (the column to predict), unless --task contrastive")
     else:
-        config, notes = build_config(read_table(train), label)
-    out.write_text(render_yaml(config, notes), encoding="utf-8")
+        config, notes = ic.build_config(read_table(train), label)
+    out.write_text(ic.render_yaml(config, notes), encoding="utf-8")
     for note in notes:
         console.print(f"  {note}")
     console.print(

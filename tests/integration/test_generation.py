@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import omnifuse
 from omnifuse.cli import app
 from omnifuse.config.sections import Config
-from omnifuse.errors import BadRowError, ConfigError, DataError
+from omnifuse.errors import BadRowError, ConfigError, DataError, ExportError
 
 from .conftest import make_table
 
@@ -96,7 +96,11 @@ def test_what_a_generation_model_does_not_do_is_refused_clearly(generation_dir: 
             call(row, base_dir=generation_dir)
     result = runner.invoke(app, ["export", "--model", str(generation_dir / "model"), "--format", "onnx",
                                  "--out", str(generation_dir / "m.onnx")])
-    assert result.exit_code != 0
+    assert isinstance(result.exception, ExportError)  # main() prints it in one line, status 2
+    assert "generation model, which ONNX export does not cover" in str(result.exception)
+    served = runner.invoke(app, ["serve", "--model", str(generation_dir / "model")])
+    assert isinstance(served.exception, DataError)
+    assert "`omnifuse serve` does not serve those yet" in str(served.exception)
 
 
 def test_generate_on_a_classifier_is_refused(trained_dir: Path, table_dir: Path) -> None:
@@ -115,3 +119,17 @@ def test_bad_targets_and_configs_are_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"generation: only used with label.task: generation"):
         Config.from_dict({**raw, "label": {"column": "animal", "task": "multiclass"}, "columns": {
             "photo": raw["columns"]["photo"], "caption": {"type": "ignore"}}})
+
+
+def test_init_config_writes_a_generation_config_that_trains(tmp_path: Path) -> None:
+    _captioned(tmp_path, 24, 0).to_csv(tmp_path / "train.csv", index=False)
+    out = tmp_path / "gen.yaml"
+    args = ["--task", "generation", "--label", "caption", "--columns", "photo,note", "--out", str(out)]
+    result = runner.invoke(app, ["init-config", "--train", str(tmp_path / "train.csv"), *args])
+    assert result.exit_code == 0, result.output
+    cfg = Config.from_yaml(out)
+    assert cfg.label.task == "generation" and cfg.generation is not None
+    assert cfg.input_names() == ["note", "photo"] and cfg.columns["animal"].type == "ignore"
+    missing = runner.invoke(app, ["init-config", "--train", str(tmp_path / "train.csv"), "--task",
+                                  "generation", "--out", str(tmp_path / "x.yaml")])
+    assert missing.exit_code != 0 and "--task generation needs --label" in missing.output

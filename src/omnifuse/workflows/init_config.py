@@ -21,6 +21,7 @@ from omnifuse.config.sections import (
     Config,
     ContrastiveConfig,
     DataConfig,
+    GenerationConfig,
     HeadConfig,
     LabelConfig,
     Task,
@@ -158,6 +159,44 @@ def build_contrastive_config(table: Table, columns: list[str], label: str | None
     config = Config(label=LabelConfig(column=label or "", task="contrastive"), columns=configs,
                     contrastive=section, training=contrastive_training())
     return config, notes
+
+
+def build_generation_config(table: Table, target: str, inputs: list[str] | None) -> tuple[Config, list[str]]:
+    """A generation Config: ``target`` is the text to write; ``inputs`` (default: every other column whose
+    type is inferred as usable) are encoded and projected into the language model's prefix.
+
+    Raises:
+        DataError: a named column is not in the table, or no input column is left.
+    """
+    names = [str(c) for c in table.frame.columns]
+    for name in [target, *(inputs or [])]:
+        if name not in names:
+            raise DataError(f"column {name!r} is not in table {table.source!r}; its columns: "
+                            f"{', '.join(names)}")
+    notes = [f"table: {table.source} ({len(table.frame)} rows, {len(names)} columns)",
+             f"label: generation: the model writes the text of {target!r}"]
+    configs: dict[str, ColumnConfig] = {}
+    frame = table.frame.set_axis(names, axis=1)
+    for name in [n for n in names if n != target]:
+        guess = infer_column_type(frame[name], table.base_dir)
+        if inputs is not None and name not in inputs:
+            configs[name] = ColumnConfig(type="ignore")
+            continue
+        configs[name], column_notes = _column_config(guess, frame[name], table.base_dir)
+        notes += column_notes
+    if all(c.type == "ignore" for c in configs.values()):
+        raise DataError(f"no input column is left beside {target!r}; pass --columns with the image, audio, "
+                        "text or tabular columns the text is written from")
+    config = Config(label=LabelConfig(column=target, task="generation"), columns=configs,
+                    generation=GenerationConfig(), training=generation_training())
+    return config, notes
+
+
+def generation_training() -> TrainingConfig:
+    """The training section of a generation config: the from-scratch decoder needs many epochs to learn to
+    read its prefix (README, "Generation"); the classification-only knobs are 0."""
+    return TrainingConfig(epochs=100, batch_size=32, lr=0.003, patience=20, modality_dropout=0.0,
+                          label_smoothing=0.0, aux_loss=0.0)
 
 
 def contrastive_training() -> TrainingConfig:
@@ -335,6 +374,8 @@ def render_yaml(config: Config, notes: list[str]) -> str:
     lines += _column_lines(_with_schedules(flat["columns"], config), notes)
     if "contrastive" in flat:
         lines += _section_lines("contrastive", flat["contrastive"], ContrastiveConfig)
+    if "generation" in flat:
+        lines += _section_lines("generation", flat["generation"], GenerationConfig)
     lines += _component_lines(
         "tabular", flat["tabular"], "the encoder of all numeric and categorical columns together", "  ", _PICK
     )
