@@ -473,8 +473,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _epoch_line(record: dict[str, Any], monitor: str) -> str:
+    watched = "" if monitor == "loss" else f"{monitor} {_fmt(record.get(monitor))}  "  # loss: shown already
     return (
         f"epoch {record['epoch']:>3}  train_loss {record['train_loss']:.4f}  "
-        f"valid_loss {record['valid_loss']:.4f}  {monitor} {_fmt(record.get(monitor))}  "
-        f"({record['seconds']:.1f}s)"
+        f"valid_loss {record['valid_loss']:.4f}  {watched}({record['seconds']:.1f}s)"
     )

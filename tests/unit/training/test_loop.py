@@ -196,3 +196,12 @@ def test_restore_best_false_with_ema_keeps_the_final_average(tmp_path: Path) -> 
     assert trainer.ema is not None
     state = trainer.raw_model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in trainer.ema.shadow.items())
+
+
+def test_the_epoch_line_shows_the_monitored_metric_once() -> None:
+    from omnifuse.training.loop import _epoch_line
+
+    record = {"epoch": 3, "train_loss": 0.5, "valid_loss": 0.25, "accuracy": 0.875, "seconds": 1.0}
+    assert _epoch_line(record, "accuracy") == ("epoch   3  train_loss 0.5000  valid_loss 0.2500  "
+                                               "accuracy 0.8750  (1.0s)")
+    assert _epoch_line(record, "loss") == "epoch   3  train_loss 0.5000  valid_loss 0.2500  (1.0s)"
