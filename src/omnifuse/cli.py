@@ -273,7 +273,7 @@ def _print_metrics(path: Path) -> None:
     if path.exists():
         metrics: dict[str, Any] = json.loads(path.read_text())
         task = "regression" if "rmse" in metrics else "multilabel" if "micro_f1" in metrics else "multiclass"
-        task = "contrastive" if "recall@1" in metrics else task
+        task = "contrastive" if "recall@1" in metrics else "generation" if "exact_match" in metrics else task
         Console().print(format_metrics_table(metrics, task))
 
 
