@@ -33,7 +33,7 @@ from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint
 from omnifuse.training.batched_forward import run_model
-from omnifuse.training.distributed import zero_first
+from omnifuse.training.distributed import stop_together, zero_first
 from omnifuse.training.fabric import make_fabric, needs_unused_parameters
 from omnifuse.training.feature_cache import precomputed_encoders
 from omnifuse.training.frozen_features import training_cache
@@ -85,6 +85,15 @@ def train(
     ctx = RunContext(Path(out), console or Console(), progress)
     if fabric.global_rank > 0:  # DDP: only rank 0 talks and writes; the others wait at barriers
         ctx = RunContext(ctx.out, Console(quiet=True), False, writes=False)
+    with stop_together():  # DDP: an error on one rank stops every rank at once, with that error
+        _train_and_save(cfg, train, valid, test, ctx, fabric, resume, overwrite, base_dir)
+    return load(ctx.out)
+
+
+def _train_and_save(cfg: Config, train: TableLike, valid: TableLike | None, test: TableLike | None,
+                    ctx: RunContext, fabric: Fabric, resume: bool, overwrite: bool,
+                    base_dir: str | Path | None) -> None:
+    """The steps of ``train`` after Fabric is launched: check the folder, prepare, fit, save."""
     zero_first(lambda: _prepare_out(ctx.out, resume, overwrite))
     seed_everything(cfg.training.seed, verbose=False)
     data = prepare_data(cfg, train, valid, test, ctx, resume=resume, base_dir=base_dir)
@@ -99,7 +108,6 @@ def train(
         _final_reports(predictor, data, result, ctx)
 
     zero_first(save)
-    return load(ctx.out)
 
 
 def _report_streamed_bad_rows(ctx: RunContext) -> None:
