@@ -205,3 +205,30 @@ def test_an_error_on_one_rank_stops_the_other_at_once_with_that_error(
     # stopped within seconds, although the failing process lives on (without the agreement: 45 s)
     assert other["at"] - failed["failed_at"][0] < 10
 
+
+def test_bad_rows_of_both_ranks_shards_are_listed_once_in_row_order_also_on_resume(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = [{"review": " ".join(rng.choice(WORDS[i % 3], 3)), "score": str(float(i % 3)),
+             "label": ["pos", "neg", "mid"][i % 3]} for i in range(200)]
+    # streamed batches of 16 rows go to ranks in turn: batch 2 (rows 32-47), 6 and 12 to rank 0, batches
+    # 3 and 9 to rank 1; row 5 is in the validation rows, which rank 0 alone prepares
+    bad = [5, 40, 60, 100, 101, 150, 199]
+    for row in bad:
+        rows[row]["score"] = "oops"
+    pd.DataFrame(rows).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "c.yaml").write_text(STREAMED.replace("on_bad_row: error", "on_bad_row: skip"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "omnifuse.cli", "train", "-c", str(tmp_path / "c.yaml"), "--train",
+               str(tmp_path / "train.parquet"), "-o", str(tmp_path / "m"), "-q", "--devices", "2",
+               "--strategy", "ddp", "--accelerator", "cpu"]
+    for extra in ([], ["--resume"]):
+        done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=180, env=env,
+                              cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Skipped 6 bad row(s) of the streamed table" in " ".join((done.stdout + done.stderr).split())
+        listed = pd.read_csv(tmp_path / "m" / "bad_rows.csv")
+        assert listed["row"].tolist() == bad  # each once, in row order, whichever rank found it
+        assert listed["table"].tolist() == [f"{tmp_path / 'train.parquet'} (first 30 rows: validation)"] + [
+            str(tmp_path / "train.parquet")] * 6
+        for name in ("last.safetensors", "best.safetensors"):  # a run killed in its first epoch: the
+            (tmp_path / "m" / "checkpoints" / name).unlink()  # resume starts over and reads the rows again
