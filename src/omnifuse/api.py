@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import dataclasses
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from omnifuse.contrastive.init_from import init_encoder
 from omnifuse.data.collate import Example, collate
 from omnifuse.data.dataset import ExampleDataset
 from omnifuse.data.io import read_table
-from omnifuse.data.quality import BAD_ROWS_FILE, check_columns
+from omnifuse.data.quality import BAD_ROW_PARTS, BAD_ROWS_FILE, check_columns
 from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.errors import CheckpointError, DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
@@ -34,7 +35,7 @@ from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint
 from omnifuse.training.batched_forward import run_model
-from omnifuse.training.distributed import zero_first
+from omnifuse.training.distributed import stop_together, zero_first
 from omnifuse.training.fabric import make_fabric, needs_unused_parameters
 from omnifuse.training.feature_cache import precomputed_encoders
 from omnifuse.training.frozen_features import FeatureCache, training_cache
@@ -86,12 +87,19 @@ def train(
     ctx = RunContext(Path(out), console or Console(), progress)
     if fabric.global_rank > 0:  # DDP: only rank 0 talks and writes; the others wait at barriers
         ctx = RunContext(ctx.out, Console(quiet=True), False, writes=False)
+    with stop_together():  # DDP: an error on one rank stops every rank at once, with that error
+        _train_and_save(cfg, train, valid, test, ctx, fabric, resume, overwrite, base_dir)
+    return load(ctx.out)
+
+
+def _train_and_save(cfg: Config, train: TableLike, valid: TableLike | None, test: TableLike | None,
+                    ctx: RunContext, fabric: Fabric, resume: bool, overwrite: bool,
+                    base_dir: str | Path | None) -> None:
+    """The steps of ``train`` after Fabric is launched: check the folder, prepare, fit, save."""
     zero_first(lambda: _prepare_out(ctx.out, resume, overwrite))
     seed_everything(cfg.training.seed, verbose=False)
     data = prepare_data(cfg, train, valid, test, ctx, resume=resume, base_dir=base_dir)
     model, result = fit_prepared(cfg, data, ctx, resume=resume, fabric=fabric)
-    if data.train_stream is not None:
-        _report_streamed_bad_rows(ctx)
     merge_adapters(model)  # LoRA: the folder holds merged weights, so loading needs no peft
 
     def save() -> None:
@@ -100,18 +108,16 @@ def train(
         _final_reports(predictor, data, result, ctx)
 
     zero_first(save)
-    return load(ctx.out)
 
 
-def _report_streamed_bad_rows(ctx: RunContext) -> None:
-    """One line naming how many bad rows streaming training skipped (they are found, and written to
-    bad_rows.csv, while the batches are read)."""
-    path = ctx.out / BAD_ROWS_FILE
-    if not ctx.writes or not path.exists():
+def _merge_streamed_bad_rows(data: PreparedData, ctx: RunContext, report: bool = True) -> None:
+    """Rank 0 merges the bad rows streaming found (one file per batch, written by whichever rank and
+    loader worker read it) into bad_rows.csv, and says how many there were when ``report``."""
+    if data.merge_bad_rows is None or not ctx.writes:
         return
-    with path.open(encoding="utf-8", newline="") as file:
-        count = sum(1 for row in csv.reader(file) if row and row[:2] != ["table", "row"])  # not headers
-    ctx.console.print(f"[yellow]Skipped {count} bad row(s) of the streamed table; see {path}[/yellow]")
+    count, path = data.merge_bad_rows()
+    if count and report:
+        ctx.console.print(f"[yellow]Skipped {count} bad row(s) of the streamed table; see {path}[/yellow]")
 
 
 def prepare_data(cfg: Config, train: TableLike, valid: TableLike | None, test: TableLike | None,
@@ -153,7 +159,13 @@ def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bo
         train_loader = (make_loader(cfg, examples["train"], shuffle=True) if data.train_stream is None
                         else DataLoader(data.train_stream, batch_size=cfg.training.batch_size,
                                         collate_fn=collate, num_workers=cfg.training.num_workers))
-        result = trainer.fit(train_loader, make_loader(cfg, examples["valid"]), resume=resume)
+        try:
+            result = trainer.fit(train_loader, make_loader(cfg, examples["valid"]), resume=resume)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a stopped run lists what it found too; its error counts
+                _merge_streamed_bad_rows(data, ctx, report=False)
+            raise
+    _merge_streamed_bad_rows(data, ctx)
     return model, result
 
 
@@ -193,8 +205,10 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         ) from exc
     checkpoint.check_writable(out)
     checkpoint.ensure_free_space(out, checkpoint.MIN_FREE_BYTES, "training checkpoints")
-    if not resume and (out / BAD_ROWS_FILE).exists():
-        (out / BAD_ROWS_FILE).unlink()
+    # preparing lists the bad rows again (resume too); a resumed stream keeps its first epoch's parts
+    (out / BAD_ROWS_FILE).unlink(missing_ok=True)
+    if not resume:
+        shutil.rmtree(out / BAD_ROW_PARTS, ignore_errors=True)
 
 
 def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext,

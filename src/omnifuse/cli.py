@@ -303,7 +303,7 @@ def main() -> None:
         sys.exit(130)
     except OmnifuseError as exc:
         _print_user_error(exc)
-        sys.exit(2)
+        sys.exit(1 if getattr(exc, "bug", False) else 2)  # 1: another DDP rank stopped on a bug
     except Exception as exc:  # not an input problem omnifuse knows of: a bug; show where, and say so
         if _peer_stopped(exc):
             print(PEER_LINE, file=sys.stderr)
@@ -317,13 +317,15 @@ def main() -> None:
 
 def _print_user_error(exc: Exception) -> None:
     """The error in one line; on a DDP rank other than 0 prefixed with the rank, since an error raised on
-    one rank only (a bad row in its shard of a streamed table) is printed by that rank alone."""
+    one rank only (a bad row in its shard of a streamed table) is printed by that rank alone. One print,
+    so the lines of ranks that stop at the same moment do not interleave."""
+    from rich.text import Text
+
     from omnifuse.training.distributed import global_rank
 
     rank = global_rank()
-    console.print(f"rank {rank}: " if rank else "", end="", markup=False)
-    console.print("[bold red]error:[/bold red] ", end="")
-    console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+    line = Text.assemble(f"rank {rank}: " if rank else "", ("error:", "bold red"), " ", str(exc))
+    console.print(line, highlight=False, soft_wrap=True)
 
 
 def _peer_stopped(exc: Exception) -> bool:

@@ -91,3 +91,16 @@ class ExportError(OmnifuseError, RuntimeError):
 
 class TuneError(OmnifuseError):
     """A study could not run or produced nothing usable; the message says why and what to do."""
+
+
+class PeerFailedError(OmnifuseError):
+    """Another DDP rank stopped on an error, so this one stopped too; the message is that rank's error.
+
+    Args:
+        message: names the rank and its error.
+        bug: the other rank's error was not an OmnifuseError (a bug: the CLI exits with status 1).
+    """
+
+    def __init__(self, message: str, bug: bool = False) -> None:
+        self.bug = bug
+        super().__init__(message)

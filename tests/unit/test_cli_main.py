@@ -52,3 +52,14 @@ def test_under_ddp_a_rank_names_itself_and_a_stopped_peer_is_not_called_a_bug(
     monkeypatch.setattr(distributed, "world_size", lambda: 1)  # the same text without DDP: a bug
     assert _run(monkeypatch, RuntimeError("Connection closed by peer")) == 1
     assert capsys.readouterr().err.rstrip().endswith(cli.BUG_LINE)
+
+
+def test_a_rank_stopped_by_another_ranks_bug_exits_like_a_bug_without_its_own_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from omnifuse.errors import PeerFailedError
+
+    message = "DDP rank 1 failed, so every rank stopped: ValueError: bad value"
+    assert _run(monkeypatch, PeerFailedError(message, bug=True)) == 1
+    out = capsys.readouterr()
+    assert f"error: {message}" in " ".join((out.out + out.err).split()) and "Traceback" not in out.err
+    assert _run(monkeypatch, PeerFailedError("DDP rank 1 failed, so every rank stopped: row 3: bad")) == 2

@@ -10,12 +10,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from omnifuse.training.distributed import check_peers
+
 
 def gather_rows(rows: Tensor) -> Tensor:
     """(sum of B_r, ...) the rows of every rank, in rank order (their batch sizes may differ); ``rows`` itself
     when no process group with several ranks is running. Detached: no gradient flows through."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
         return rows
+    check_peers()  # a rank that failed before this gather stops every rank here
     world = dist.get_world_size()
     size = torch.tensor([rows.shape[0]], device=rows.device)
     sizes = [torch.zeros_like(size) for _ in range(world)]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import difflib
-import io
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 import pandas as pd
 
@@ -17,6 +15,8 @@ from omnifuse.data.dataset import BadRow
 from omnifuse.errors import BadRowError, DataError
 
 BAD_ROWS_FILE = "bad_rows.csv"
+BAD_ROW_PARTS = "checkpoints/bad_rows"  # under the output folder: the streamed batches' bad rows, per batch
+HEADER = ["table", "row", "column", "value", "reason", "fix"]
 
 
 def check_columns(frame: pd.DataFrame, config: Config, source: str, need_label: bool) -> None:
@@ -56,32 +56,55 @@ def apply_bad_row_policy(bad: Sequence[BadRow], policy: str, out_dir: Path | Non
 
 
 def write_bad_rows(bad: Sequence[BadRow], path: Path, table: str) -> None:
-    """Appends the bad rows of ``table`` to a CSV (header written once). Several processes may append at
-    once (DDP ranks and their loader workers while streaming): each holds an exclusive lock on the file
-    while it checks for the header and writes its rows in one piece."""
+    """Appends the bad rows of ``table`` to a CSV (header written once). One process writes it: rank 0
+    under DDP; rows found while streaming go to per-batch parts first (``write_bad_row_part``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = io.StringIO()
-    writer = csv.writer(text)
-    for b in bad:
-        writer.writerow([table, b.row, b.column, b.value, b.reason, b.fix])
-    with path.open("a", newline="", encoding="utf-8") as handle, _locked(handle):
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
         if handle.tell() == 0:  # opened for appending: the position is the file's size
-            csv.writer(handle).writerow(["table", "row", "column", "value", "reason", "fix"])
-        handle.write(text.getvalue())
+            writer.writerow(HEADER)
+        writer.writerows(_records(bad, table))
 
 
-@contextmanager
-def _locked(handle: TextIO) -> Iterator[None]:
-    """An exclusive advisory lock on an open file (POSIX ``flock``; elsewhere, no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: one writer at a time is the caller's business
-        yield
-        return
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-    try:
-        handle.seek(0, io.SEEK_END)  # another process may have appended while this one waited
-        yield
-        handle.flush()
-    finally:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+def write_bad_row_part(bad: Sequence[BadRow], folder: Path, table: str) -> None:
+    """The bad rows of one streamed batch (sorted by row) as a file of their own, named by their first row
+    and replaced whole (written, then renamed): the DDP ranks and loader workers that read the batches
+    never share a file, and a batch read again (a first epoch redone on resume) is listed once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"rows-{bad[0].row:012d}.csv"
+    scratch = folder / f".{path.name}.{os.getpid()}"
+    with scratch.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(_records(bad, table))
+    os.replace(scratch, path)
+
+
+def merge_bad_row_parts(path: Path, folder: Path, table: str) -> int:
+    """Rewrites the bad-rows CSV ``path`` as its rows of other tables followed by the rows of ``table``
+    from the parts in ``folder``, in row order and each once; returns how many rows of ``table`` it
+    lists. Run by one process (rank 0) once the parts are written; running it again changes nothing."""
+    kept = [r for r in _read_records(path) if r[0] != table]
+    found: list[list[str]] = []
+    for part in sorted(folder.glob("rows-*.csv")) if folder.is_dir() else []:
+        found += _read_records(part, header=False)
+    streamed = list(dict.fromkeys(tuple(r) for r in found))  # parts cut at other batch bounds: once each
+    if not kept and not streamed:
+        return 0
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    with scratch.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerows([HEADER, *kept, *streamed])
+    os.replace(scratch, path)
+    return len(streamed)
+
+
+def _records(bad: Sequence[BadRow], table: str) -> list[list[object]]:
+    return [[table, b.row, b.column, b.value, b.reason, b.fix] for b in bad]
+
+
+def _read_records(path: Path, header: bool = True) -> list[list[str]]:
+    """The rows of a bad-rows CSV (without its header line when ``header``); [] when it is absent."""
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.reader(handle) if row]
+    return rows[1:] if header and rows else rows

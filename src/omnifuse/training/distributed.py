@@ -1,5 +1,5 @@
 """Data-parallel helpers on top of Lightning Fabric: per-rank shards of every global batch, gathering
-validation outputs, and agreeing across ranks.
+validation outputs, agreeing across ranks, and stopping every rank when one fails.
 
 Every rank sees the same seeded permutation of the training rows each epoch. Global batch ``k`` is the
 slice ``[k*B*W, (k+1)*B*W)`` of it (``B`` = ``training.batch_size`` per device, ``W`` = world size) and
@@ -10,12 +10,17 @@ batches, so a DDP run of ``W`` ranks with batch ``B`` follows a single-process r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+from omnifuse.errors import OmnifuseError, PeerFailedError
+
+AGREED = "_omnifuse_ranks_agreed"  # set on an exception every rank has been told about
 
 
 def world_size() -> int:
@@ -36,6 +41,7 @@ def is_rank_zero() -> bool:
 def barrier() -> None:
     """Waits for every rank (no-op without a process group)."""
     if world_size() > 1:
+        check_peers()
         dist.barrier()
 
 
@@ -142,6 +148,7 @@ def gather_outputs(logits: Tensor, targets: Tensor | None,
     world = world_size()
     if world == 1:
         return logits, targets, indices
+    check_peers()
     parts: list[Any] = [None] * world
     dist.all_gather_object(parts, (logits.cpu(), None if targets is None else targets.cpu(), indices.cpu()))
     all_logits = torch.cat([p[0] for p in parts])  # (N, C)
@@ -155,6 +162,7 @@ def sum_across_ranks(values: list[float], device: torch.device) -> list[float]:
     """Element-wise sums of ``values`` over every rank (the values themselves with one process)."""
     if world_size() == 1:
         return values
+    check_peers()
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return [float(v) for v in tensor.cpu()]
@@ -164,6 +172,7 @@ def all_ranks(flag: bool, device: torch.device) -> bool:
     """True when ``flag`` is true on every rank."""
     if world_size() == 1:
         return flag
+    check_peers()
     tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
     return bool(tensor.item())
@@ -173,6 +182,7 @@ def broadcast_from_zero(value: Any) -> Any:
     """Rank 0's ``value`` on every rank, so decisions (early stopping) cannot diverge."""
     if world_size() == 1:
         return value
+    check_peers()
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
@@ -182,10 +192,8 @@ def zero_first(fn: Callable[[], None]) -> None:
     """Runs ``fn`` on rank 0 only (writing files), then lets every rank go on together.
 
     An OmnifuseError raised there is raised on every rank (the others get its message), so no rank is
-    left waiting for one that stopped.
+    left waiting for one that stopped; any other error there reaches the others through ``stop_together``.
     """
-    from omnifuse.errors import OmnifuseError
-
     error: OmnifuseError | None = None
     if is_rank_zero():
         try:
@@ -197,3 +205,81 @@ def zero_first(fn: Callable[[], None]) -> None:
         raise error
     if message is not None:
         raise OmnifuseError(message)
+
+
+# -- stopping together ------------------------------------------------------------------------------
+# A rank that raises while the others wait in a collective (a gradient all-reduce, the validation
+# gather, a broadcast) leaves them waiting until its process ends, or for the process-group timeout
+# (30 minutes) when it does not: a caller that catches the error, or NCCL, which does not notice a
+# peer's exit. Destroying or aborting the failing rank's group does not free them (DDP keeps it alive,
+# and gloo cannot abort a pending operation). So the ranks agree instead: omnifuse calls
+# ``check_peers`` before every collective of a run, a one-element all-reduce that every rank makes,
+# and a rank that fails makes the matching call from ``stop_together`` with "failed". The first
+# collective any rank waits in after a failure is therefore that agreement, which it leaves at once
+# knowing that a rank failed, and the ranks then exchange the errors.
+
+def _agree(ok: bool) -> bool:
+    """True when every rank is ``ok`` (one all-reduce of one int32)."""
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def _errors(mine: Exception | None) -> list[tuple[int, str, bool]]:
+    """(rank, error, whether a bug) of every rank that failed, on every rank after a failed agreement."""
+    part = None
+    if mine is not None:
+        bug = not isinstance(mine, OmnifuseError)
+        part = (global_rank(), (f"{type(mine).__name__}: {mine}" if bug else str(mine))[:4000], bug)
+    parts: list[Any] = [None] * world_size()
+    dist.all_gather_object(parts, part)
+    return [p for p in parts if p is not None]
+
+
+def check_peers() -> None:
+    """Before a collective: returns when no rank failed; otherwise raises (see ``stop_together``).
+
+    Raises:
+        PeerFailedError: another rank failed; its rank and error are in the message.
+    """
+    if world_size() == 1 or _agree(True):
+        return
+    failed = _errors(None)
+    rank, error, bug = failed[0] if failed else (-1, "unknown error", True)
+    exc = PeerFailedError(
+        f"DDP rank {rank} failed, so every rank stopped: {error}. That rank's own output has the details "
+        "(a traceback when it is a bug); fix it and run again", bug=bug)
+    setattr(exc, AGREED, True)
+    raise exc
+
+
+@contextmanager
+def stop_together() -> Iterator[None]:
+    """Makes an error on one rank stop every rank within seconds, each with that error.
+
+    An exception raised on this rank inside the block is announced to the others (at the agreement
+    they make before their next collective, see ``check_peers``), which then raise PeerFailedError
+    naming this rank and its error; this rank raises its own. Without an exception, or with one
+    process, it costs nothing.
+    """
+    if world_size() == 1:
+        yield
+        return
+    try:
+        yield
+    except Exception as exc:
+        if not getattr(exc, AGREED, False) and _announce(exc):
+            setattr(exc, AGREED, True)
+        raise
+
+
+def _announce(exc: Exception) -> bool:
+    """Tells the other ranks that this one failed with ``exc``; False when they cannot be reached
+    (their processes ended: they stop on their own)."""
+    try:
+        _agree(False)
+        _errors(exc)
+    except Exception:  # noqa: BLE001 - the transport's errors vary (gloo, NCCL); the original error counts
+        return False
+    return True

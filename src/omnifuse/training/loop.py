@@ -102,6 +102,7 @@ class Trainer:
         self.sampler: distributed.GlobalBatchSampler | None = None
         self.epoch_setters: list[Any] = []  # set_epoch of the sampler / streaming dataset
         self.loss_scale = 1.0  # of the current step (see GlobalBatchSampler.loss_scale)
+        self.forward_syncs = False  # whether the DDP forward makes a collective (set in _setup)
         self.history: list[dict[str, Any]] = []
         self.start_epoch, self.step = 0, 0
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -113,7 +114,10 @@ class Trainer:
         groups = param_groups(self.raw_model, self.cfg.lr, self.cfg.weight_decay, self.schedule.lr_mults)
         optimizer = make_optimizer(groups)
         total = self.cfg.epochs * math.ceil(steps_per_epoch / self.cfg.accumulate)
+        distributed.check_peers()  # DDP's set-up broadcasts rank 0's weights: a collective
         self.model, self.optimizer = self.fabric.setup(self.raw_model, optimizer)
+        # DDP broadcasts rank 0's buffers at every forward (another collective) when there are any
+        self.forward_syncs = self.world > 1 and any(True for _ in self.raw_model.buffers())
         self.scheduler = warmup_cosine(self.optimizer, total, self.cfg.warmup_ratio)
         if self.cfg.ema_decay > 0:
             self.ema = WeightEMA(self.raw_model, self.cfg.ema_decay)
@@ -181,6 +185,8 @@ class Trainer:
         inputs = augment_batch(batch.inputs, self.augment, self.augment_generator)
         assert batch.target is not None, "training batches carry targets"
         with self.fabric.no_backward_sync(self.model, enabled=accumulate_now):
+            if self.forward_syncs:
+                distributed.check_peers()
             # a generation model reads the targets for teacher forcing (GenerationModel.reads_targets)
             reads = getattr(self.raw_model, "reads_targets", False)
             logits = self.model(inputs, presence, batch.target) if reads else self.model(inputs, presence)
@@ -189,6 +195,8 @@ class Trainer:
             side: dict[str, torch.Tensor] = getattr(self.raw_model, "aux_logits", {})
             if side and self.cfg.aux_loss > 0:
                 loss = loss + self.cfg.aux_loss * self._aux_loss(side, batch.presence, batch.target)
+            if not accumulate_now:  # before the gradient all-reduce (a no-op with one process)
+                distributed.check_peers()
             self.fabric.backward(loss * (self.loss_scale / self.cfg.accumulate))
         if not accumulate_now:
             if self.cfg.grad_clip > 0:
@@ -235,9 +243,17 @@ class Trainer:
         ``--resume`` redoes the interrupted epoch from its start and ends exactly as an uninterrupted
         run. A second Ctrl-C aborts at once (KeyboardInterrupt).
 
+        With several ranks an error on one stops them all within seconds (``distributed.stop_together``).
+
         Raises:
             TrainingInterrupted: on Ctrl-C. CheckpointError: disk full or too little free space.
+            PeerFailedError: another DDP rank failed (its error is in the message).
         """
+        with distributed.stop_together():
+            return self._fit(train, valid, resume)
+
+    def _fit(self, train: DataLoader[Any], valid: DataLoader[Any], resume: bool) -> FitResult:
+        """``fit`` on this rank: shard the loader, set up, resume, check the disk, run the epochs."""
         train, self.sampler = distributed.shard_train_loader(train, self.rank, self.world, self.cfg.seed)
         stream_epoch = getattr(train.dataset, "set_epoch", None)  # a streaming dataset shuffles per epoch
         sampler_epoch = None if self.sampler is None else self.sampler.set_epoch

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ class PreparedData:
     preprocessors: dict[str, Preprocessor]
     examples: dict[str, list[Example]]
     train_stream: Any = None  # data.streaming: a ParquetStream of the training rows (no examples["train"])
+    # data.streaming: merges the stream's bad rows into bad_rows.csv (rank 0, after fit): (number, file)
+    merge_bad_rows: Callable[[], tuple[int, Path]] | None = None
     tables: dict[str, Table] = dataclasses.field(default_factory=dict)  # behind examples, for the baselines
 
 

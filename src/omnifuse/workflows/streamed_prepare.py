@@ -6,8 +6,11 @@
   ``data.stream_sample_rows`` rows; for regression and multilabel the task (label mean/std, classes)
   too. Classification classes come from a scan of the whole label column (one column in memory at a time,
   distinct values only), so no class is missed.
-- Bad rows are found as batches are read: ``data.on_bad_row: skip`` appends them to bad_rows.csv during
-  the first epoch; ``error`` stops training at the first one (run ``omnifuse validate`` first).
+- Bad rows are found as batches are read: with ``data.on_bad_row: skip`` the first epoch writes each
+  batch's bad rows to a file of its own (``checkpoints/bad_rows/``; the DDP ranks and loader workers that
+  read the batches never share a file), and rank 0 merges them into bad_rows.csv in row order after
+  training (``RowPreparer.merge_bad_rows``); ``error`` stops training at the first one (run
+  ``omnifuse validate`` first).
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
 from omnifuse.data.io import Table, read_table
 from omnifuse.data.preprocess.base import Preprocessor
-from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns, write_bad_rows
+from omnifuse.data.quality import (
+    BAD_ROW_PARTS,
+    BAD_ROWS_FILE,
+    apply_bad_row_policy,
+    check_columns,
+    merge_bad_row_parts,
+    write_bad_row_part,
+)
 from omnifuse.data.streaming import ParquetStream, label_classes, parquet_file, read_rows
 from omnifuse.errors import DataError
 from omnifuse.tasks.base import Task
@@ -42,23 +52,29 @@ class RowPreparer:
     Args:
         cfg / preprocessors / task: as fitted on the sample.
         base_dir: the folder file paths are resolved against.
-        bad_rows: the bad_rows.csv to append to (``on_bad_row: skip``).
+        out: the output folder, which holds bad_rows.csv and the per-batch parts (``on_bad_row: skip``).
         source: the table's name in messages and bad_rows.csv.
     """
 
     def __init__(self, cfg: Config, preprocessors: dict[str, Preprocessor], task: Task, base_dir: Path,
-                 bad_rows: Path, source: str) -> None:
+                 out: Path, source: str) -> None:
         self.cfg, self.preprocessors, self.task = cfg, preprocessors, task
-        self.base_dir, self.bad_rows, self.source = base_dir, bad_rows, source
+        self.base_dir, self.out, self.source = base_dir, out, source
 
     def __call__(self, frame: pd.DataFrame, report: bool) -> list[Example]:
-        """Examples of the good rows of ``frame``; raises (policy error) or appends (skip) the bad ones."""
+        """Examples of the good rows of ``frame``; raises (policy error) or records (skip) the bad ones."""
         examples, bad = labelled_examples(self.cfg, frame, self.preprocessors, self.task, self.base_dir)
         if bad and self.cfg.data.on_bad_row == "error":
             apply_bad_row_policy(bad, "error", None, self.source)
         if bad and report:
-            write_bad_rows(bad, self.bad_rows, self.source)
+            write_bad_row_part(bad, self.out / BAD_ROW_PARTS, self.source)
         return examples
+
+    def merge_bad_rows(self) -> tuple[int, Path]:
+        """Merges the batches' bad rows into bad_rows.csv (one process, rank 0, after training); returns
+        their number and the file."""
+        path = self.out / BAD_ROWS_FILE
+        return merge_bad_row_parts(path, self.out / BAD_ROW_PARTS, self.source), path
 
 
 def prepare_streaming(cfg: Config, train: Any, valid: Any, test: Any, ctx: RunContext, *,
@@ -90,10 +106,11 @@ def prepare_streaming(cfg: Config, train: Any, valid: Any, test: Any, ctx: RunCo
     for table in tables.values():
         check_columns(table.frame, cfg, table.source, need_label=True)
     examples = {name: prepare_examples(cfg, t, preprocessors, task, ctx, name) for name, t in tables.items()}
-    preparer = RowPreparer(cfg, preprocessors, task, folder, ctx.out / BAD_ROWS_FILE, str(train))
+    preparer = RowPreparer(cfg, preprocessors, task, folder, ctx.out, str(train))
     stream = ParquetStream(path, columns, held, d.stream_batch_rows, preparer, shuffle=True,
                            seed=cfg.training.seed)
-    return PreparedData(task, preprocessors, examples, train_stream=stream)
+    return PreparedData(task, preprocessors, examples, train_stream=stream,
+                        merge_bad_rows=preparer.merge_bad_rows)
 
 
 def _fit_task(cfg: Config, sample: Table, file: Any, batch_rows: int) -> Task:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +10,15 @@ import pytest
 
 from omnifuse.config.sections import Config
 from omnifuse.data.dataset import BadRow
-from omnifuse.data.quality import BAD_ROWS_FILE, apply_bad_row_policy, check_columns, write_bad_rows
+from omnifuse.data.quality import (
+    BAD_ROWS_FILE,
+    HEADER,
+    apply_bad_row_policy,
+    check_columns,
+    merge_bad_row_parts,
+    write_bad_row_part,
+    write_bad_rows,
+)
 from omnifuse.errors import BadRowError, DataError
 
 
@@ -123,30 +130,30 @@ def test_write_bad_rows_quotes_commas_and_newlines(tmp_path: Path) -> None:
     assert list(frame.columns) == ["table", "row", "column", "value", "reason", "fix"]
 
 
-LONG = "x" * 3000  # rows of several KB: one call's rows take several write() calls
+def _rows(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
 
 
-def _append_many(path: str, writer: int, start: Barrier) -> None:
-    start.wait()  # every writer begins at once
-    for call in range(20):
-        rows = [BadRow(writer * 1000 + call * 5 + i, "note", f"v{i}, {LONG}", "empty", "fix it")
-                for i in range(5)]
-        write_bad_rows(rows, Path(path), "t.csv")
+def _bad(*rows: int) -> list[BadRow]:
+    return [BadRow(r, "score", f"v{r}, \"quoted\"\nline", "not a number", "fix it") for r in rows]
 
 
-def test_several_processes_append_whole_rows_and_one_header(tmp_path: Path) -> None:
-    import multiprocessing
+def test_streamed_parts_merge_after_the_other_tables_in_row_order_each_once(tmp_path: Path) -> None:
+    parts, path = tmp_path / "checkpoints" / "bad_rows", tmp_path / BAD_ROWS_FILE
+    write_bad_rows(_bad(5), path, "t.parquet (first 30 rows: validation)")  # written while preparing
+    for rows in ((150, 151), (40,), (60,), (150, 151)):  # by rank 1, rank 0, rank 1, then read again
+        write_bad_row_part(_bad(*rows), parts, "t.parquet")
+    assert merge_bad_row_parts(path, parts, "t.parquet") == 4
+    expected = [HEADER, ["t.parquet (first 30 rows: validation)", "5", "score", 'v5, "quoted"\nline',
+                         "not a number", "fix it"]]
+    expected += [["t.parquet", str(r), "score", f'v{r}, "quoted"\nline', "not a number", "fix it"]
+                 for r in (40, 60, 150, 151)]
+    assert _rows(path) == expected
+    assert merge_bad_row_parts(path, parts, "t.parquet") == 4 and _rows(path) == expected  # idempotent
+    assert sorted(p.name for p in parts.iterdir()) == [f"rows-{r:012d}.csv" for r in (40, 60, 150)]  # no .tmp
 
-    path = tmp_path / BAD_ROWS_FILE
-    context = multiprocessing.get_context("fork")
-    start = context.Barrier(4)
-    writers = [context.Process(target=_append_many, args=(str(path), w, start)) for w in range(4)]
-    for process in writers:
-        process.start()
-    for process in writers:
-        process.join(timeout=60)
-        assert process.exitcode == 0
-    frame = pd.read_csv(path)
-    assert list(frame.columns) == ["table", "row", "column", "value", "reason", "fix"]  # one header, first
-    assert len(frame) == 4 * 20 * 5 and frame["row"].is_unique  # every row once, none torn
-    assert set(frame["value"]) == {f"v{i}, {LONG}" for i in range(5)}
+
+def test_merging_nothing_writes_nothing(tmp_path: Path) -> None:
+    assert merge_bad_row_parts(tmp_path / BAD_ROWS_FILE, tmp_path / "none", "t.parquet") == 0
+    assert not (tmp_path / BAD_ROWS_FILE).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -147,3 +148,44 @@ def test_bf16_mixed_trains_under_cpu_autocast(tmp_path: Path) -> None:
     result = trainer.fit(loader, DataLoader(ExampleDataset(_examples(4)), batch_size=4, collate_fn=collate))
     assert result.history and all(p.dtype == torch.float32 for p in net.parameters())  # fp32 master weights
     assert (True, torch.bfloat16) in net.autocast  # training steps ran under bf16 autocast
+
+
+def test_without_a_process_group_stop_together_and_check_peers_change_nothing() -> None:
+    distributed.check_peers()
+    with pytest.raises(ValueError, match="^bad value$"), distributed.stop_together():
+        raise ValueError("bad value")
+
+
+def _rank_that_fails_or_waits(rank: int, port: int, results: Any) -> None:
+    """Rank 1 fails inside stop_together; rank 0 goes on to a collective (the end-of-epoch sum)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        with distributed.stop_together():
+            if rank == 1:
+                raise ValueError("bad value in rank 1's batch")
+            distributed.sum_across_ranks([1.0], torch.device("cpu"))
+    except Exception as exc:  # noqa: BLE001 - what each rank raised is the result
+        results.put((rank, type(exc).__name__, str(exc), getattr(exc, "bug", None)))
+    dist.destroy_process_group()
+
+
+def test_an_error_on_one_rank_is_raised_on_the_other_at_its_next_collective() -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    mp.start_processes(_rank_that_fails_or_waits, args=(port, results), nprocs=2, join=True,
+                       start_method="spawn")
+    raised = dict((r[0], r[1:]) for r in (results.get(timeout=10), results.get(timeout=10)))
+    assert raised[1] == ("ValueError", "bad value in rank 1's batch", None)  # its own error
+    name, message, bug = raised[0]
+    assert name == "PeerFailedError" and bug is True
+    assert message.startswith("DDP rank 1 failed, so every rank stopped: ValueError: bad value in rank 1's "
+                              "batch. That rank's own output has the details")
