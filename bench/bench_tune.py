@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BenchResult, Settings, av_digits_setup, median
+from common import MEL_CNN_MODEL, BenchResult, Settings, av_digits_setup, median
 from rich.console import Console
 
 NAME = "tune"
@@ -39,7 +39,7 @@ def _sizes(settings: Settings) -> dict[str, int]:
 def _config(epochs: int) -> Any:
     from omnifuse.config.sections import Config
 
-    raw = av_digits_setup(192, 64).config.to_dict()
+    raw = av_digits_setup(192, 64, MEL_CNN_MODEL).config.to_dict()  # mel_cnn: the audio channels below
     raw["training"].update(epochs=epochs, patience=epochs, accelerator="cpu", modality_dropout=0.0)
     raw["columns"]["image"]["encoder"]["widths"] = [16, 32]  # a light model: many trials in a few minutes
     raw["columns"]["audio"]["encoder"]["channels"] = 16

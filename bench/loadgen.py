@@ -1,5 +1,10 @@
 """A small HTTP load generator: N concurrent asyncio clients POSTing one body in a loop (127.0.0.1 only).
 
+Each client keeps one HTTP/1.1 connection open and writes the same pre-encoded request on it; answers are
+read by their ``content-length`` (or chunks). It is lean on purpose: the server under test shares the
+machine's CPU cores with it, and an httpx client spent 1.7 ms of CPU per request on a 2-core machine, more
+than the model's forward (which left the server 40% fewer rows/s); this one spends about 0.06 ms.
+
 Usage (standalone):
     .venv/bin/python bench/loadgen.py --url http://127.0.0.1:8000/v1/predict --body row.json --clients 16
 """
@@ -50,28 +55,90 @@ def check_local(url: str) -> None:
         raise ValueError(f"the load generator only targets 127.0.0.1, got host {host!r}")
 
 
-async def run_load(url: str, body: bytes, clients: int, requests_per_client: int,
-                   headers: dict[str, str] | None = None, rows_per_request: int = 1) -> LoadResult:
-    """Runs ``clients`` concurrent loops of ``requests_per_client`` POSTs each (one connection per client)."""
-    import httpx
+def encode_request(url: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    """The bytes of one ``POST`` of ``body`` to ``url`` (HTTP/1.1, keep-alive)."""
+    parts = urlparse(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sent = {"host": parts.netloc, "content-type": "application/json", **(headers or {}),
+            "content-length": str(len(body))}
+    head = "".join(f"{name}: {value}\r\n" for name, value in sent.items())
+    return f"POST {target} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
 
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """One HTTP/1.1 answer from ``reader``: (status, body, whether the connection stays open).
+
+    Raises:
+        ConnectionError: the server closed the connection or sent something that is not HTTP/1.x.
+    """
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        version, status, *_ = status_line.split(" ", 2)
+        if not version.startswith("HTTP/1."):
+            raise ConnectionError(f"not an HTTP/1.x answer: {status_line[:60]!r}")
+        fields = {k.strip().lower(): v.strip().lower() for k, _, v in (x.partition(":") for x in lines if x)}
+        if "content-length" in fields:
+            data = await reader.readexactly(int(fields["content-length"]))
+        elif fields.get("transfer-encoding") == "chunked":
+            data = await _read_chunks(reader)
+        else:
+            raise ConnectionError("an answer with neither content-length nor chunked transfer-encoding")
+        return int(status), data, fields.get("connection") != "close"
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        raise ConnectionError(f"a broken HTTP answer ({exc})") from None
+
+
+async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
+    out = bytearray()
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailer fields, then the empty line
+                pass
+            return bytes(out)
+        out += await reader.readexactly(size)
+        await reader.readexactly(2)  # the CRLF after the chunk
+
+
+async def run_load(url: str, body: bytes, clients: int, requests_per_client: int,
+                   headers: dict[str, str] | None = None, rows_per_request: int = 1,
+                   timeout_s: float = 60.0) -> LoadResult:
+    """Runs ``clients`` concurrent loops of ``requests_per_client`` POSTs each (one connection per client).
+
+    A failed connection or an answer slower than ``timeout_s`` counts one error; the client's next request
+    opens a new connection.
+    """
     check_local(url)
+    parts = urlparse(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = encode_request(url, body, headers)
     result = LoadResult(rows_per_request=rows_per_request)
-    sent_headers = {"content-type": "application/json", **(headers or {})}
 
     async def client() -> None:
-        async with httpx.AsyncClient(timeout=60) as session:
-            for _ in range(requests_per_client):
-                started = time.perf_counter()
-                try:
-                    answer = await session.post(url, content=body, headers=sent_headers)
-                except httpx.HTTPError:
-                    result.errors += 1
-                    continue
-                if answer.status_code == 200:
-                    result.latencies.append(time.perf_counter() - started)
-                else:
-                    result.errors += 1
+        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for _ in range(requests_per_client):
+            started = time.perf_counter()
+            try:
+                if connection is None:
+                    connection = await asyncio.open_connection(host, port)
+                connection[1].write(request)
+                status, _, keep_alive = await asyncio.wait_for(read_answer(connection[0]), timeout_s)
+            except OSError:  # ConnectionError and TimeoutError included
+                result.errors += 1
+                if connection is not None:
+                    connection[1].close()
+                connection = None
+                continue
+            if not keep_alive:
+                connection[1].close()
+                connection = None
+            if status == 200:
+                result.latencies.append(time.perf_counter() - started)
+            else:
+                result.errors += 1
+        if connection is not None:
+            connection[1].close()
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
