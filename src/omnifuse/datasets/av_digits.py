@@ -97,21 +97,21 @@ def build_av_digits(
         OptionError: the splits ask for more than the 1797 digit images, or a parameter is out of range.
     """
     sizes = split_sizes(n_train, n_valid, n_test)
-    _check_params(sizes, pixel_drop)
-    split_voices = _split_voices(voices)
+    check_params(sizes, pixel_drop)
+    by_split = split_voices(voices)
     espeak = require_espeak()
     params: dict[str, Any] = {
         "builder": "av_digits",
         "format": FORMAT_VERSION,
         **{f"n_{k}": v for k, v in sizes.items()},
         "seed": seed,
-        "voices": [list(v) for v in split_voices.values()],
+        "voices": [list(v) for v in by_split.values()],
         "pixel_drop": pixel_drop,
         "snr_db": snr_db,
     }
 
     def fill(folder: Path) -> None:
-        _fill(folder, sizes, seed, pixel_drop, snr_db, espeak, progress, split_voices)
+        _fill(folder, sizes, seed, pixel_drop, snr_db, espeak, progress, by_split)
 
     return build_atomically(out_dir, params, fill)
 
@@ -131,7 +131,7 @@ def require_espeak() -> str:
     return path
 
 
-def _split_voices(
+def split_voices(
     voices: tuple[Sequence[str], Sequence[str], Sequence[str]] | None,
 ) -> dict[str, tuple[str, ...]]:
     """{split: voices}, the defaults when ``voices`` is None.
@@ -148,8 +148,12 @@ def _split_voices(
     return out
 
 
-def _check_params(sizes: dict[str, int], pixel_drop: float) -> None:
-    """Reject split sizes beyond the digit images available and a pixel drop outside [0, 1)."""
+def check_params(sizes: dict[str, int], pixel_drop: float) -> None:
+    """Check the split sizes against the digit images available and the pixel drop.
+
+    Raises:
+        OptionError: the splits ask for more than the 1797 images, or ``pixel_drop`` is outside [0, 1).
+    """
     total = sum(sizes.values())
     if total > N_DIGITS_AVAILABLE:
         raise OptionError(
@@ -173,12 +177,12 @@ def _fill(
     """Write images, audio and CSVs of every split into ``folder``."""
     (folder / "images").mkdir()
     (folder / "audio").mkdir()
-    images, labels = _load_digits()
-    indices = _split_indices(labels, sizes, np.random.default_rng([seed, 0]))
+    images, labels = load_digit_images()
+    indices = split_indices(labels, sizes, np.random.default_rng([seed, 0]))
     plan_rng = np.random.default_rng([seed, 1])
-    plans = {split: _plan_clips(labels[idx], voices[split], plan_rng) for split, idx in indices.items()}
+    plans = {split: plan_clips(labels[idx], voices[split], plan_rng) for split, idx in indices.items()}
     with progress_bar(show) as bar:
-        clips = _synthesize_all(sorted({k for keys in plans.values() for k in keys}), espeak, bar)
+        clips = synthesize_all(sorted({k for keys in plans.values() for k in keys}), espeak, bar)
         rows_task = bar.add_task("AV-Digits rows", total=sum(sizes.values()))
         tables = {}
         for s, (split, idx) in enumerate(indices.items()):
@@ -190,7 +194,7 @@ def _fill(
     write_csvs(folder, tables)
 
 
-def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
     """Return scikit-learn's handwritten digits as ``(images (N, 8, 8) in 0..16, labels (N,))``."""
     from sklearn.datasets import load_digits  # slow import, only needed when building
 
@@ -198,7 +202,7 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(digits.images, dtype=np.float32), np.asarray(digits.target, dtype=np.int64)
 
 
-def _split_indices(
+def split_indices(
     labels: np.ndarray, sizes: dict[str, int], rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """Disjoint, class-balanced row indices per split, each split in shuffled order."""
@@ -210,7 +214,7 @@ def _split_indices(
     return out
 
 
-def _plan_clips(labels: np.ndarray, voices: tuple[str, ...], rng: np.random.Generator) -> list[ClipKey]:
+def plan_clips(labels: np.ndarray, voices: tuple[str, ...], rng: np.random.Generator) -> list[ClipKey]:
     """Pick a (voice, speed, pitch, digit) clip for every row from the split's voices."""
     return [
         (str(rng.choice(voices)), int(rng.choice(SPEEDS_WPM)), int(rng.choice(PITCHES)), int(digit))
@@ -218,7 +222,7 @@ def _plan_clips(labels: np.ndarray, voices: tuple[str, ...], rng: np.random.Gene
     ]
 
 
-def _synthesize_all(keys: Sequence[ClipKey], espeak: str, bar: Progress) -> dict[ClipKey, np.ndarray]:
+def synthesize_all(keys: Sequence[ClipKey], espeak: str, bar: Progress) -> dict[ClipKey, np.ndarray]:
     """Speak every distinct clip once, on a small thread pool (espeak-ng runs as a subprocess)."""
     task = bar.add_task("espeak-ng clips", total=len(keys))
     workers = max(2, min(4, os.cpu_count() or 2))
@@ -268,11 +272,31 @@ def _write_split(
     rows = []
     for i, (image, key) in enumerate(zip(images, keys, strict=True)):
         image_rel, audio_rel = f"images/{split}_{i}.png", f"audio/{split}_{i}.wav"
-        Image.fromarray(degrade_image(image, pixel_drop, rng)).save(folder / image_rel)
-        noisy = add_noise(clips[key], snr_db, rng)
-        sf.write(folder / audio_rel, noisy, SAMPLE_RATE, subtype="PCM_16")
+        write_pair(folder, image_rel, audio_rel, image, clips[key], pixel_drop, snr_db, rng)
         rows.append({"image": image_rel, "audio": audio_rel, "label": key[3]})
     return pd.DataFrame(rows, columns=["image", "audio", "label"])
+
+
+def write_pair(
+    folder: Path,
+    image_rel: str,
+    audio_rel: str,
+    image: np.ndarray,
+    clip: np.ndarray,
+    pixel_drop: float,
+    snr_db: float,
+    rng: np.random.Generator,
+) -> None:
+    """Write one row's degraded digit picture (PNG) and noisy spoken clip (16 kHz PCM-16 WAV).
+
+    Args:
+        folder: the dataset folder; ``image_rel`` and ``audio_rel`` are relative to it.
+        image: an 8x8 digit in 0..16 (see :func:`degrade_image`).
+        clip: float32 mono samples at 16 kHz (see :func:`add_noise`).
+        pixel_drop, snr_db, rng: as in :func:`build_av_digits`; the image draws from ``rng`` first.
+    """
+    Image.fromarray(degrade_image(image, pixel_drop, rng)).save(folder / image_rel)
+    sf.write(folder / audio_rel, add_noise(clip, snr_db, rng), SAMPLE_RATE, subtype="PCM_16")
 
 
 def degrade_image(image: np.ndarray, pixel_drop: float, rng: np.random.Generator) -> np.ndarray:

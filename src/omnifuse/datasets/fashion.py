@@ -8,6 +8,7 @@ enough. Reads the Debian ``dataset-fashion-mnist`` idx files (https://github.com
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ def build_fashion(
     """
     sizes = split_sizes(n_train, n_valid, n_test)
     source_dir = Path(source_dir)
-    _check_source(source_dir)
+    check_source(source_dir)
     params: dict[str, Any] = {
         "builder": "fashion",
         "format": FORMAT_VERSION,
@@ -137,8 +138,12 @@ def build_fashion(
     return build_atomically(out_dir, params, fill)
 
 
-def _check_source(source_dir: Path) -> None:
-    """Raise a RuntimeError naming the install command when a Fashion-MNIST file is missing."""
+def check_source(source_dir: Path) -> None:
+    """Check that the four Fashion-MNIST files are in ``source_dir``.
+
+    Raises:
+        SetupError: a file is missing; the message names the install command.
+    """
     missing = [name for pair in _FILES.values() for name in pair if not (source_dir / name).is_file()]
     if missing:
         raise SetupError(
@@ -177,7 +182,7 @@ def _load_split_source(source_dir: Path, part: str) -> tuple[np.ndarray, np.ndar
     return images, labels.astype(np.int64)
 
 
-def _pick_rows(
+def pick_rows(
     source_dir: Path, sizes: dict[str, int], rng: np.random.Generator
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Choose class-balanced rows per split: train and valid disjoint from the train file, test from t10k."""
@@ -206,22 +211,49 @@ def _check_size(what: str, wanted: int, available: int, source_dir: Path) -> Non
 
 
 def _fill(folder: Path, source_dir: Path, sizes: dict[str, int], seed: int, show: bool) -> None:
-    """Write the pictures and the three CSVs into ``folder``."""
+    """Write the pictures, their seller descriptions and the three CSVs into ``folder``."""
+
+    def describe(label: int, rng: np.random.Generator) -> dict[str, str]:
+        return {"description": make_description(label, rng)[0]}
+
+    fill_tables(folder, source_dir, sizes, seed, show, describe, ("description",), "Fashion rows")
+
+
+TextOf = Callable[[int, np.random.Generator], dict[str, str]]
+
+
+def fill_tables(
+    folder: Path,
+    source_dir: Path,
+    sizes: dict[str, int],
+    seed: int,
+    show: bool,
+    text_of: TextOf,
+    text_columns: tuple[str, ...],
+    title: str,
+) -> None:
+    """Write ``images/<split>_<i>.png`` of class-balanced rows and CSVs of ``image``, the text, ``label``.
+
+    Args:
+        folder: the dataset folder being built. source_dir, sizes, seed: as in :func:`build_fashion`.
+        show: draw a progress bar titled ``title``.
+        text_of: ``(label index, rng) -> {column: text}`` for the ``text_columns`` of one row; every call
+            draws from one generator seeded by ``seed``.
+    """
     (folder / "images").mkdir()
-    picked = _pick_rows(source_dir, sizes, np.random.default_rng([seed, 0]))
+    picked = pick_rows(source_dir, sizes, np.random.default_rng([seed, 0]))
     text_rng = np.random.default_rng([seed, 1])
     tables = {}
     with progress_bar(show) as bar:
-        task = bar.add_task("Fashion rows", total=sum(sizes.values()))
+        task = bar.add_task(title, total=sum(sizes.values()))
         for split, (images, labels) in picked.items():
             rows = []
             for i, (image, label) in enumerate(zip(images, labels, strict=True)):
                 rel = f"images/{split}_{i}.png"
                 Image.fromarray(image).save(folder / rel)
-                description, _ = make_description(int(label), text_rng)
-                rows.append({"image": rel, "description": description, "label": CLASS_NAMES[label]})
+                rows.append({"image": rel, **text_of(int(label), text_rng), "label": CLASS_NAMES[label]})
                 bar.advance(task)
-            tables[split] = pd.DataFrame(rows, columns=["image", "description", "label"])
+            tables[split] = pd.DataFrame(rows, columns=["image", *text_columns, "label"])
     write_csvs(folder, tables)
 
 
