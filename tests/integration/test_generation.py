@@ -55,7 +55,8 @@ def test_training_writes_a_report_with_generated_examples(generation_dir: Path) 
     assert "Task: **generation**" in report and "## Examples" in report
     assert "| row | target | generated |" in report
     metrics = json.loads((model / "metrics.json").read_text())
-    for key in ("loss", "perplexity", "token_accuracy", "exact_match", "mean_words"):
+    for key in ("loss", "perplexity", "token_accuracy", "exact_match", "mean_words", "bleu_4", "rouge_l",
+                "cider_d", "vqa_accuracy"):
         assert key in metrics, key
     assert 0.0 <= metrics["exact_match"] <= 1.0 and metrics["perplexity"] >= 1.0
 

@@ -43,6 +43,19 @@ def generation_scores(predicted: list[str], reference: list[str]) -> dict[str, A
             "rows": len(pairs)}
 
 
+def text_scores(predicted: list[str], reference: list[str]) -> dict[str, Any]:
+    """BLEU-1..4, ROUGE-L, CIDEr-D and VQA accuracy (``evaluation.generation_metrics``); {} without the
+    ``generation`` extra (exact match is reported either way)."""
+    from omnifuse.errors import MissingExtraError
+    from omnifuse.evaluation.generation_metrics import generation_metrics
+
+    try:
+        scores = generation_metrics(predicted, reference)
+    except MissingExtraError:
+        return {}
+    return {k: v for k, v in scores.items() if k not in ("exact_match", "mean_length")}
+
+
 def evaluate_generation(predictor: Predictor, examples: list[Example], out: Path, title: str,
                         history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Metrics of ``examples`` (teacher-forced and generated) and ``out/report.md``."""
@@ -55,6 +68,7 @@ def evaluate_generation(predictor: Predictor, examples: list[Example], out: Path
     written = predictor.generate_examples(examples)
     wanted = references(task, examples)
     metrics |= generation_scores(written, wanted)
+    metrics |= text_scores(written, wanted)
     rows = ["| row | target | generated |", "|---|---|---|"]
     rows += [f"| {e.index} | {_cell(w)} | {_cell(g)} |"
              for e, w, g in list(zip(examples, wanted, written, strict=True))[:SHOWN]]
