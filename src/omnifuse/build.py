@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from torch import nn
+
 from omnifuse import catalog  # noqa: F401  (fills the registries)
 from omnifuse.config.binding import encoder_options, fusion_options
 from omnifuse.config.sections import ComponentConfig, Config
@@ -65,7 +67,7 @@ def make_task_for(config: Config) -> Task:
 
         gen = config.generation
         assert gen is not None, "filled in at load (config.fill_defaults)"
-        return GenerationTask(gen.max_answer_tokens, gen.min_count)
+        return GenerationTask(gen.max_answer_tokens, gen.min_count, lm=gen.lm)
     if config.label.task == "contrastive":
         from omnifuse.tasks.contrastive import ContrastiveTask
 
@@ -133,18 +135,41 @@ def build_generation_model(
     init_weights: InitWeights | None = None,
 ) -> MultimodalModel:
     """A GenerationModel: every input's encoder, the prefix projection and the language model (its
-    vocabulary comes from the fitted task)."""
-    from omnifuse.generation.lm import tiny_decoder
+    vocabulary comes from the fitted task; a pretrained LM is loaded from ``generation.lm`` when training,
+    rebuilt from the model folder's ``assets/_generation/lm/config.json`` when loading)."""
+    from omnifuse.generation.lm import embedding_width
     from omnifuse.generation.model import GenerationModel
+    from omnifuse.generation.names import TINY_DECODER
     from omnifuse.generation.projector import PrefixProjection
     from omnifuse.tasks.generation import GenerationTask
 
     section = config.generation
     assert section is not None and isinstance(task, GenerationTask), "filled in at load (fill_defaults)"
     encoders = build_encoders(config, preprocessors, assets, init_weights)
+    lm = _language_model(config, task, assets)
+    pretrained = section.lm != TINY_DECODER
+    if pretrained and section.train_lm != "full":  # auto / none: LLaVA's align stage, the LM stays as is
+        for param in lm.parameters():
+            param.requires_grad_(False)
     dims = {n: e.output_dim for n, e in sorted(encoders.items())}
-    projection = PrefixProjection(dims, section.hidden_size, section.prefix_tokens, section.projector)
-    return GenerationModel(encoders, projection, tiny_decoder(section, len(task.vocab)))
+    width = embedding_width(lm, section.lm)
+    projection = PrefixProjection(dims, width, section.prefix_tokens, section.projector)
+    return GenerationModel(encoders, projection, lm, task.special, pretrained_lm=pretrained)
+
+
+def _language_model(config: Config, task: Task, assets: Path | None) -> nn.Module:
+    """tiny_decoder, a pretrained LM (training) or its architecture from the saved config (loading)."""
+    from omnifuse.generation.lm import lm_from_config_folder, load_pretrained_lm, tiny_decoder
+    from omnifuse.generation.names import GENERATION_ASSETS, TINY_DECODER
+    from omnifuse.tasks.generation import GenerationTask
+
+    section = config.generation
+    assert section is not None and isinstance(task, GenerationTask)
+    if section.lm == TINY_DECODER:
+        return tiny_decoder(section, len(task.vocab))
+    if assets is not None:
+        return lm_from_config_folder(assets / GENERATION_ASSETS / "lm")
+    return load_pretrained_lm(section.lm)
 
 
 def standardizers(config: Config, encoders: dict[str, Encoder]) -> dict[str, FeatureStandardizer]:

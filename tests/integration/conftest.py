@@ -86,3 +86,10 @@ def trained_dir(table_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         progress=False,
     )
     return out
+
+
+def make_captioned_table(folder: Path, n: int, seed: int) -> pd.DataFrame:
+    """``make_table`` with a ``caption`` column to write ("a photo of a cat .")."""
+    frame = make_table(folder, n, seed)
+    frame["caption"] = [f"a photo of a {a} ." for a in frame["animal"]]
+    return frame

@@ -15,7 +15,7 @@ from omnifuse.cli import app
 from omnifuse.config.sections import Config
 from omnifuse.errors import BadRowError, ConfigError, DataError, ExportError
 
-from .conftest import make_table
+from .conftest import make_captioned_table
 
 CONFIG = """
 label: {column: caption, task: generation}
@@ -32,17 +32,11 @@ training: {epochs: 4, batch_size: 16, lr: 0.005}
 runner = CliRunner()
 
 
-def _captioned(folder: Path, n: int, seed: int) -> pd.DataFrame:
-    frame = make_table(folder, n, seed)
-    frame["caption"] = [f"a photo of a {a} ." for a in frame["animal"]]
-    return frame
-
-
 @pytest.fixture(scope="module")
 def generation_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("captions")
-    _captioned(folder, 48, 0).to_csv(folder / "train.csv", index=False)
-    _captioned(folder, 12, 1).to_csv(folder / "test.csv", index=False)
+    make_captioned_table(folder, 48, 0).to_csv(folder / "train.csv", index=False)
+    make_captioned_table(folder, 12, 1).to_csv(folder / "test.csv", index=False)
     (folder / "config.yaml").write_text(CONFIG)
     omnifuse.train(folder / "config.yaml", folder / "train.csv", test=folder / "test.csv",
                    out=folder / "model", progress=False)
@@ -110,7 +104,7 @@ def test_generate_on_a_classifier_is_refused(trained_dir: Path, table_dir: Path)
 
 
 def test_bad_targets_and_configs_are_reported(tmp_path: Path) -> None:
-    frame = _captioned(tmp_path, 12, 0)
+    frame = make_captioned_table(tmp_path, 12, 0)
     frame.loc[3, "caption"] = ""
     raw = yaml.safe_load(CONFIG)
     with pytest.raises(BadRowError, match=r"column 'caption' row 3: the label is missing"):
@@ -123,7 +117,7 @@ def test_bad_targets_and_configs_are_reported(tmp_path: Path) -> None:
 
 
 def test_init_config_writes_a_generation_config_that_trains(tmp_path: Path) -> None:
-    _captioned(tmp_path, 24, 0).to_csv(tmp_path / "train.csv", index=False)
+    make_captioned_table(tmp_path, 24, 0).to_csv(tmp_path / "train.csv", index=False)
     out = tmp_path / "gen.yaml"
     args = ["--task", "generation", "--label", "caption", "--columns", "photo,note", "--out", str(out)]
     result = runner.invoke(app, ["init-config", "--train", str(tmp_path / "train.csv"), *args])

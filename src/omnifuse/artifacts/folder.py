@@ -19,6 +19,7 @@ from omnifuse.config.sections import Config
 from omnifuse.data.preprocess.base import Preprocessor
 from omnifuse.ensemble.layout import is_ensemble, single_model_only
 from omnifuse.errors import ConfigError, ModelDirError
+from omnifuse.generation.names import GENERATION_ASSETS
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks import task_from_state
 from omnifuse.tasks.base import Task
@@ -76,6 +77,7 @@ def save_model(
         enc_dir.mkdir(parents=True, exist_ok=True)
         pre.save_assets(pre_dir)
         model.encoders[name].save_assets(enc_dir)  # type: ignore[operator]
+    _save_generation_assets(folder / ASSETS / GENERATION_ASSETS, task, model)
     state = {
         "omnifuse_version": __version__,
         "task": task.state_dict(),
@@ -90,6 +92,15 @@ def save_model(
     metadata = {"omnifuse_version": __version__, "architecture": _fingerprint(weights)}
     save_weights(folder / WEIGHTS, weights, metadata)
     write_manifest(folder, REQUIRED, ASSETS)
+
+
+def _save_generation_assets(folder: Path, task: Task, model: MultimodalModel) -> None:
+    """A pretrained LM's tokenizer files and config.json (nothing for other models, or tiny_decoder)."""
+    save_lm = getattr(model, "save_assets", None)
+    if task.name != "generation" or save_lm is None:
+        return
+    task.save_assets(folder / "tokenizer")
+    save_lm(folder / "lm")
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -118,6 +129,7 @@ def load_model(folder: str | Path) -> LoadedModel:
             f"{folder / PREPROCESSORS}: the task state is damaged ({exc}); re-train or restore "
             "the file from the original model folder"
         ) from None
+    task.load_assets(folder / ASSETS / GENERATION_ASSETS / "tokenizer")
     model = build_model(config, preprocessors, task, assets=folder / ASSETS)
     _load_weights(folder, model)
     model.eval()

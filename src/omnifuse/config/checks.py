@@ -11,10 +11,11 @@ from omnifuse.augment.pipelines import augment_problems
 from omnifuse.config.base import MEDIA_TYPES, TABULAR_INPUT, TABULAR_TYPES, ComponentConfig
 from omnifuse.config.binding import component_problems
 from omnifuse.config.parsing import field_default
+from omnifuse.generation.names import GENERATION_ASSETS, PACKAGED_PREFIX, PACKAGED_SMOLLM2, TINY_DECODER
 from omnifuse.registry import unknown_name_message
 
 if TYPE_CHECKING:
-    from omnifuse.config.sections import ColumnConfig, Config
+    from omnifuse.config.sections import ColumnConfig, Config, GenerationConfig
 
 
 def config_problems(config: Config) -> list[str]:
@@ -180,9 +181,27 @@ def _generation_problems(config: Config) -> list[str]:
         return []
     if section is None:
         return ["generation: the section is missing (an internal error: config.fill_defaults fills it)"]
-    if section.hidden_size % section.heads:
-        return [f"generation.hidden_size: {section.hidden_size} is not a multiple of generation.heads "
-                f"({section.heads}); e.g. hidden_size: {section.heads * 32}"]
+    problems = _lm_problems(section)
+    if GENERATION_ASSETS in config.input_names():
+        problems.append(f"columns.{GENERATION_ASSETS}: the name is reserved for the generation model's "
+                        "files; rename the column (or the entry)")
+    if section.lm == TINY_DECODER and section.hidden_size % section.heads:
+        problems.append(f"generation.hidden_size: {section.hidden_size} is not a multiple of "
+                        f"generation.heads ({section.heads}); e.g. hidden_size: {section.heads * 32}")
+    return problems
+
+
+def _lm_problems(section: GenerationConfig) -> list[str]:
+    """generation.lm: tiny_decoder, the packaged SmolLM2, or a folder / hub name (loaded at training)."""
+    if not section.lm.strip():
+        return [f"generation.lm: empty; use {TINY_DECODER}, {PACKAGED_SMOLLM2}, a local folder or a "
+                "hub name of a causal LM"]
+    if section.lm.startswith(PACKAGED_PREFIX) and section.lm != PACKAGED_SMOLLM2:
+        return [f"generation.lm: {section.lm!r} is not a packaged language model; the packaged one is "
+                f"{PACKAGED_SMOLLM2}"]
+    if section.lm == TINY_DECODER and section.train_lm == "none":
+        return ["generation.train_lm: none would keep tiny_decoder at its random start; use auto (it "
+                "trains), or a pretrained generation.lm"]
     return []
 
 

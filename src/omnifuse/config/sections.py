@@ -68,14 +68,19 @@ class GenerationConfig:
     """label.task: generation: a causal language model writes the label column's text; every input column
     (image, audio, text, tabular) is encoded by its own encoder and projected into the LM's prefix."""
 
-    lm: Literal["tiny_decoder"] = "tiny_decoder"  # a small Llama-style decoder trained from scratch
+    # tiny_decoder (a small Llama-style decoder trained from scratch), packaged:SmolLM2-135M-Instruct,
+    # a local folder or a hub name of a Hugging Face causal LM (written with its own tokenizer)
+    lm: str = "tiny_decoder"
+    # auto: tiny_decoder trains, a pretrained LM stays frozen (LLaVA's align stage: the projector and the
+    # from-scratch encoders learn); full: a pretrained LM is fine-tuned too; none: frozen
+    train_lm: Literal["auto", "full", "none"] = "auto"
     hidden_size: int = positive(128)  # the LM's width (tiny_decoder); a multiple of heads
     layers: int = positive(2)  # decoder layers (tiny_decoder)
     heads: int = positive(4)  # attention heads (tiny_decoder)
     projector: Literal["linear", "mlp2x_gelu"] = "mlp2x_gelu"  # encoder features -> LM width (LLaVA-1.5)
     prefix_tokens: int = positive(4)  # LM prefix tokens per input, projected from its pooled vector
-    max_answer_tokens: int = positive(32)  # longer targets are bad rows (raise it, or shorten them)
-    min_count: int = positive(1)  # words seen fewer times in the training targets become <unk>
+    max_answer_tokens: int = positive(32)  # longer targets (in the LM's tokens) are bad rows
+    min_count: int = positive(1)  # tiny_decoder: words seen fewer times in the targets become <unk>
     max_new_tokens: int = positive(32)  # generation stops after this many tokens (or at the end token)
     num_beams: int = positive(1)  # 1: greedy (or sampling with temperature > 0); > 1: beam search
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,7 +12,8 @@ from torch import Tensor, nn
 
 from omnifuse.encoders.base import Encoder
 from omnifuse.generation.projector import PrefixProjection
-from omnifuse.generation.vocab import BOS_ID, EOS_ID, PAD_ID
+from omnifuse.generation.tokenizer import SpecialIds
+from omnifuse.generation.vocab import WordVocab
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.generation import IGNORE
 
@@ -40,8 +42,11 @@ class GenerationModel(MultimodalModel):
 
     reads_targets = True  # the training loop passes the targets to forward (teacher forcing)
 
-    def __init__(self, encoders: dict[str, Encoder], projection: PrefixProjection, lm: nn.Module) -> None:
+    def __init__(self, encoders: dict[str, Encoder], projection: PrefixProjection, lm: nn.Module,
+                 special: SpecialIds = WordVocab.special, pretrained_lm: bool = False) -> None:
         super().__init__(encoders, projection, lm)
+        self.special = special  # the tokenizer's begin, end and pad ids
+        self.pretrained_lm = pretrained_lm  # its config.json goes into the model folder's assets
 
     @property
     def projection(self) -> PrefixProjection:
@@ -58,7 +63,8 @@ class GenerationModel(MultimodalModel):
         """(B, P + 1, H) embeddings of the prefix and the begin token, and their (B, P + 1) mask."""
         embeddings, mask = self.projection.prefix(self.encode(inputs), presence)  # (B, P, H), (B, P)
         rows = embeddings.shape[0]
-        bos = self.lm.get_input_embeddings()(torch.full((rows, 1), BOS_ID, device=embeddings.device))
+        begin = torch.full((rows, 1), self.special.bos, device=embeddings.device)  # (B, 1)
+        bos = self.lm.get_input_embeddings()(begin)  # (B, 1, H)
         start = torch.ones(rows, 1, dtype=torch.bool, device=mask.device)
         return torch.cat([embeddings, bos.to(embeddings.dtype)], dim=1), torch.cat([mask, start], dim=1)
 
@@ -69,7 +75,8 @@ class GenerationModel(MultimodalModel):
         assert targets is not None, "a generation model scores its targets; use generate() to write text"
         prefix, prefix_mask = self.prefix(inputs, presence)  # (B, P + 1, H)
         valid = targets != IGNORE  # (B, L)
-        inputs_ids = targets[:, :-1].masked_fill(~valid[:, :-1], PAD_ID)  # (B, L - 1): teacher forcing
+        # (B, L - 1): teacher forcing
+        inputs_ids = targets[:, :-1].masked_fill(~valid[:, :-1], self.special.pad)
         answer = self.lm.get_input_embeddings()(inputs_ids).to(prefix.dtype)  # (B, L - 1, H)
         embeddings = torch.cat([prefix, answer], dim=1)  # (B, P + L, H)
         mask = torch.cat([prefix_mask, valid[:, :-1]], dim=1).long()
@@ -86,8 +93,8 @@ class GenerationModel(MultimodalModel):
         embeddings, mask = self.prefix(inputs, presence)
         options: dict[str, Any] = {
             "max_new_tokens": decoding.max_new_tokens, "num_beams": decoding.num_beams,
-            "repetition_penalty": decoding.repetition_penalty, "pad_token_id": PAD_ID,
-            "eos_token_id": EOS_ID, "bos_token_id": BOS_ID,
+            "repetition_penalty": decoding.repetition_penalty, "pad_token_id": self.special.pad,
+            "eos_token_id": self.special.eos, "bos_token_id": self.special.bos,
         }
         if decoding.temperature > 0:
             options |= {"do_sample": True, "temperature": decoding.temperature,
@@ -98,12 +105,19 @@ class GenerationModel(MultimodalModel):
             if decoding.seed is not None:
                 torch.manual_seed(decoding.seed)
             out = self.lm.generate(inputs_embeds=embeddings, attention_mask=mask.long(), **options)
-        return [_until_end(row.tolist()) for row in out]
+        return [_until_end(row.tolist(), (self.special.eos, self.special.pad)) for row in out]
+
+    def save_assets(self, folder: Path) -> None:
+        """A pretrained LM's ``config.json`` (its weights are in the model's weights file)."""
+        if self.pretrained_lm:
+            from omnifuse.generation.lm import save_lm_config
+
+            save_lm_config(self.lm, folder)
 
 
-def _until_end(ids: list[int]) -> list[int]:
+def _until_end(ids: list[int], ends: tuple[int, int]) -> list[int]:
     """The ids before the first end (or pad) token."""
     for i, token in enumerate(ids):
-        if token in (EOS_ID, PAD_ID):
+        if token in ends:
             return ids[:i]
     return ids

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from omnifuse.generation.tokenizer import SpecialIds
+
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
@@ -26,6 +28,7 @@ class WordVocab:
     """Token ids of words; 0-3 are the pad, unknown, begin and end tokens."""
 
     tokens: list[str] = field(default_factory=lambda: list(SPECIALS))
+    special = SpecialIds(BOS_ID, EOS_ID, PAD_ID)  # class constant, not a field
 
     def fit(self, texts: Sequence[str], min_count: int = 1) -> None:
         """Every word seen at least ``min_count`` times, most frequent first (ties alphabetically)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,12 @@ class Task(ABC):
     @abstractmethod
     def from_state(cls, state: dict[str, Any]) -> Task:
         """Rebuilds a fitted task from ``state_dict()`` output."""
+
+    def save_assets(self, folder: Path) -> None:
+        """Writes files the state does not hold (a pretrained tokenizer) into ``folder``; most tasks: none."""
+
+    def load_assets(self, folder: Path) -> None:
+        """Reads what ``save_assets`` wrote, after ``from_state``."""
 
     def training_state(self) -> dict[str, Any]:
         """What the task accumulates while training (tensors and plain values) for the training checkpoint,

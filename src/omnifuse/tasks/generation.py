@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from omnifuse.errors import BadValueError, DataError
-from omnifuse.generation.vocab import EOS_ID, WordVocab, words
+from omnifuse.generation.names import TINY_DECODER
+from omnifuse.generation.tokenizer import HFTokenizer, SpecialIds
+from omnifuse.generation.vocab import WordVocab
 from omnifuse.tasks.base import MISSING_FIX, MISSING_REASON, Task, is_missing
 
 IGNORE = -100  # target positions that carry no token (cross_entropy's ignore_index)
@@ -31,32 +34,53 @@ class GenerationTask(Task):
     """Targets are token ids of the label text; see the module docstring.
 
     Args:
-        max_answer_tokens: longest target (in words) a row may have.
-        min_count: words seen fewer times in the training targets become unknown.
+        max_answer_tokens: longest target (in tokens: words for ``tiny_decoder``) a row may have.
+        min_count: ``tiny_decoder``: words seen fewer times in the training targets become unknown.
         vocab: a fitted vocabulary (from ``from_state``); None until ``fit``.
+        lm: ``generation.lm``: ``tiny_decoder`` writes with a word vocabulary fitted on the targets, a
+            pretrained LM with its own tokenizer (loaded from ``lm`` at ``fit``, from the model folder's
+            files by ``load_assets``).
     """
 
     name = "generation"
 
     def __init__(self, max_answer_tokens: int = 32, min_count: int = 1,
-                 vocab: WordVocab | None = None) -> None:
+                 vocab: WordVocab | None = None, lm: str = TINY_DECODER) -> None:
         self.max_answer_tokens = max_answer_tokens
         self.min_count = min_count
-        self.vocab = vocab or WordVocab()
+        self.lm = lm
+        words = vocab or (WordVocab() if lm == TINY_DECODER else None)
+        self.tokenizer: WordVocab | HFTokenizer | None = words
+
+    @property
+    def vocab(self) -> WordVocab | HFTokenizer:
+        """The tokenizer (loaded from the pretrained LM the first time it is needed)."""
+        if self.tokenizer is None:
+            from omnifuse.generation.lm import load_lm_tokenizer
+
+            self.tokenizer = HFTokenizer(load_lm_tokenizer(self.lm))
+        return self.tokenizer
+
+    @property
+    def special(self) -> SpecialIds:
+        """The begin, end and pad ids of the tokenizer."""
+        return self.vocab.special
 
     def fit(self, labels: Sequence[Any]) -> None:
         texts = [str(v) for v in labels if not is_missing(v)]
         if not texts:
             raise DataError("the target column has no text on the training rows; fill in the texts to write")
-        self.vocab.fit(texts, self.min_count)
+        vocab = self.vocab
+        if isinstance(vocab, WordVocab):
+            vocab.fit(texts, self.min_count)
 
     def check_labels(self, labels: Sequence[Any]) -> list[tuple[int, str, str]]:
         problems = []
         for i, value in enumerate(labels):
             if is_missing(value):
                 problems.append((i, MISSING_REASON, MISSING_FIX))
-            elif (count := len(words(str(value)))) > self.max_answer_tokens:
-                problems.append((i, f"the text has {count} words, more than generation.max_answer_tokens "
+            elif (count := len(self.vocab.encode(str(value)))) > self.max_answer_tokens:
+                problems.append((i, f"the text has {count} tokens, more than generation.max_answer_tokens "
                                     f"({self.max_answer_tokens})", "raise generation.max_answer_tokens or "
                                     "shorten the text"))
         return problems
@@ -64,7 +88,7 @@ class GenerationTask(Task):
     def encode(self, label: Any) -> Tensor:
         if is_missing(label):
             raise BadValueError(MISSING_REASON, MISSING_FIX)
-        ids = self.vocab.encode(str(label))[: self.max_answer_tokens] + [EOS_ID]
+        ids = self.vocab.encode(str(label))[: self.max_answer_tokens] + [self.special.eos]
         padded = ids + [IGNORE] * (self.max_answer_tokens + 1 - len(ids))
         return torch.tensor(padded, dtype=torch.long)  # (max_answer_tokens + 1,)
 
@@ -100,13 +124,27 @@ class GenerationTask(Task):
         return []
 
     def state_dict(self) -> dict[str, Any]:
+        """The options; the word vocabulary inline (a pretrained LM's tokenizer goes to ``save_assets``)."""
+        vocab = self.vocab
+        words = vocab.state_dict() if isinstance(vocab, WordVocab) else None
         return {"name": self.name, "max_answer_tokens": self.max_answer_tokens, "min_count": self.min_count,
-                "vocab": self.vocab.state_dict()}
+                "lm": self.lm, "vocab": words}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> GenerationTask:
-        return cls(int(state["max_answer_tokens"]), int(state.get("min_count", 1)),
-                   WordVocab.from_state(state["vocab"]))
+        vocab = WordVocab.from_state(state["vocab"]) if state.get("vocab") is not None else None
+        return cls(int(state["max_answer_tokens"]), int(state.get("min_count", 1)), vocab,
+                   str(state.get("lm", TINY_DECODER)))
+
+    def save_assets(self, folder: Path) -> None:
+        """A pretrained LM's tokenizer files (nothing for the word vocabulary, which is in the state)."""
+        if isinstance(self.vocab, HFTokenizer):
+            self.vocab.save(folder)
+
+    def load_assets(self, folder: Path) -> None:
+        """Reads the tokenizer files ``save_assets`` wrote (never the network)."""
+        if self.tokenizer is None:
+            self.tokenizer = HFTokenizer.load(folder)
 
     def default_monitor(self) -> tuple[str, str]:
         return "loss", "min"

@@ -30,7 +30,7 @@ def test_missing_and_too_long_targets_are_reported_with_the_fix() -> None:
     problems = _task().check_labels(["a red square", "", "a red square a blue"])
     assert [p[0] for p in problems] == [1, 2]
     assert "missing" in problems[0][1]
-    assert "5 words, more than generation.max_answer_tokens (4)" in problems[1][1]
+    assert "5 tokens, more than generation.max_answer_tokens (4)" in problems[1][1]
     assert "raise generation.max_answer_tokens" in problems[1][2]
 
 
