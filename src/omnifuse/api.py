@@ -222,9 +222,20 @@ def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext,
     schedule = EncoderSchedule(
         lr_mults={n: cfg.encoder_of(n).lr_mult for n in names},
         freeze_epochs={n: cfg.encoder_of(n).freeze_epochs for n in names},
+        head_lr_mult=_head_lr_mult(cfg),
     )
     return Trainer(model, task, cfg.training, schedule, ctx.out / "checkpoints", ctx.console, ctx.progress,
                    fabric=fabric, epoch_callback=epoch_callback, augment=_augmentations(cfg, cached, ctx))
+
+
+def _head_lr_mult(cfg: Config) -> float:
+    """``generation.lm_lr_mult`` for a pretrained LM (tiny_decoder and the other heads: 1)."""
+    from omnifuse.generation.names import TINY_DECODER
+
+    section = cfg.generation
+    if cfg.label.task != "generation" or section is None or section.lm == TINY_DECODER:
+        return 1.0
+    return section.lm_lr_mult
 
 
 def _final_reports(predictor: Predictor, data: PreparedData, result: FitResult, ctx: RunContext) -> None:

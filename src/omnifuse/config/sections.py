@@ -17,7 +17,7 @@ from omnifuse.config.base import (  # noqa: F401  (re-exported by omnifuse.confi
     ColumnType,
     ComponentConfig,
 )
-from omnifuse.config.parsing import ParsedOptions, from_dict, positive, to_dict
+from omnifuse.config.parsing import ParsedOptions, bounded, from_dict, positive, to_dict
 from omnifuse.errors import ConfigError
 
 Task = Literal["binary", "multiclass", "multilabel", "regression", "contrastive", "generation"]
@@ -74,6 +74,7 @@ class GenerationConfig:
     # auto: tiny_decoder trains, a pretrained LM stays frozen (LLaVA's align stage: the projector and the
     # from-scratch encoders learn); full: a pretrained LM is fine-tuned too; none: frozen
     train_lm: Literal["auto", "full", "none"] = "auto"
+    lm_lr_mult: float = bounded(0.1, low=0.0)  # train_lm: full: a pretrained LM learns at training.lr x this
     hidden_size: int = positive(128)  # the LM's width (tiny_decoder); a multiple of heads
     layers: int = positive(2)  # decoder layers (tiny_decoder)
     heads: int = positive(4)  # attention heads (tiny_decoder)

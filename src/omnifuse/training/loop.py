@@ -38,10 +38,12 @@ AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation stream differs from the moda
 
 @dataclass
 class EncoderSchedule:
-    """Per-encoder learning-rate multipliers and freeze epochs ({input name: value})."""
+    """Per-encoder learning-rate multipliers and freeze epochs ({input name: value}), and the head's
+    multiplier (a pretrained language model's ``generation.lm_lr_mult``)."""
 
     lr_mults: dict[str, float] = field(default_factory=dict)
     freeze_epochs: dict[str, int] = field(default_factory=dict)
+    head_lr_mult: float = 1.0
 
 
 @dataclass
@@ -111,7 +113,8 @@ class Trainer:
 
     # -- setup ------------------------------------------------------------------------------
     def _setup(self, steps_per_epoch: int) -> None:
-        groups = param_groups(self.raw_model, self.cfg.lr, self.cfg.weight_decay, self.schedule.lr_mults)
+        groups = param_groups(self.raw_model, self.cfg.lr, self.cfg.weight_decay, self.schedule.lr_mults,
+                              self.schedule.head_lr_mult)
         optimizer = make_optimizer(groups)
         total = self.cfg.epochs * math.ceil(steps_per_epoch / self.cfg.accumulate)
         distributed.check_peers()  # DDP's set-up broadcasts rank 0's weights: a collective

@@ -14,9 +14,11 @@ def _no_decay(name: str, param: nn.Parameter) -> bool:
 
 
 def param_groups(
-    model: nn.Module, lr: float, weight_decay: float, lr_mults: dict[str, float]
+    model: nn.Module, lr: float, weight_decay: float, lr_mults: dict[str, float], head_lr_mult: float = 1.0,
 ) -> list[dict[str, object]]:
-    """AdamW groups: (encoder, decay or not) for each encoder with its lr multiplier, then the rest.
+    """AdamW groups: (encoder, decay or not) for each encoder with its lr multiplier, then the head (at
+    ``head_lr_mult``: a pretrained language model fine-tuned gently) when it has its own multiplier, then
+    the rest.
 
     Args:
         model: a MultimodalModel (has ``encoders``), or any module (all parameters in the "rest").
@@ -29,6 +31,10 @@ def param_groups(
         mult = lr_mults.get(name, 1.0)
         groups += _split(encoder.named_parameters(), lr * mult, weight_decay, f"encoder:{name}")
         seen.update(id(p) for p in encoder.parameters())
+    head = getattr(model, "head", None)
+    if head_lr_mult != 1.0 and isinstance(head, nn.Module):
+        groups += _split(head.named_parameters(), lr * head_lr_mult, weight_decay, "head")
+        seen.update(id(p) for p in head.parameters())
     rest = [(n, p) for n, p in model.named_parameters() if id(p) not in seen]
     groups += _split(iter(rest), lr, weight_decay, "fusion+head")
     return [g for g in groups if g["params"]]

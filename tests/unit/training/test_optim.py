@@ -158,3 +158,15 @@ def test_schedule_scales_each_group_by_its_own_lr() -> None:
 
 def test_zero_total_steps_does_not_divide_by_zero() -> None:
     assert _lrs(total=0, ratio=0.1) == [1.0]
+
+
+def test_the_head_gets_its_own_groups_only_with_its_own_multiplier() -> None:
+    model = Tiny()
+    plain = _by_name(param_groups(model, 0.01, 0.1, {}))
+    assert not any(name.startswith("head/") for name in plain)  # at 1.0 the head is part of the rest
+    groups = _by_name(param_groups(model, 0.01, 0.1, {}, head_lr_mult=0.1))
+    assert groups["head/decay"]["lr"] == pytest.approx(0.001)
+    head = {id(p) for p in model.head.parameters()}
+    assert _ids(groups["head/decay"]) | _ids(groups["head/no_decay"]) == head
+    rest = _ids(groups["fusion+head/decay"]) | _ids(groups["fusion+head/no_decay"])
+    assert not rest & head  # each parameter in one group
