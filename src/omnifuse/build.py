@@ -32,6 +32,12 @@ def make_preprocessors(config: Config) -> dict[str, Preprocessor]:
         entry = ENCODERS.get(component.name)
         options = encoder_options(component, f"{spec.name}.encoder")
         preprocessors[spec.name] = entry.make_preprocessor(options, spec)
+    if config.generation is not None:  # lm_prompt inputs are written in the language model's tokens
+        from omnifuse.generation.prompt import PromptPreprocessor
+
+        for pre in preprocessors.values():
+            if isinstance(pre, PromptPreprocessor):
+                pre.lm = config.generation.lm
     return preprocessors
 
 
@@ -141,6 +147,7 @@ def build_generation_model(
     from omnifuse.generation.model import GenerationModel
     from omnifuse.generation.names import TINY_DECODER
     from omnifuse.generation.projector import PrefixProjection
+    from omnifuse.generation.prompt import PromptEncoder
     from omnifuse.tasks.generation import GenerationTask
 
     section = config.generation
@@ -151,8 +158,11 @@ def build_generation_model(
     if pretrained and section.train_lm != "full":  # auto / none: LLaVA's align stage, the LM stays as is
         for param in lm.parameters():
             param.requires_grad_(False)
-    dims = {n: e.output_dim for n, e in sorted(encoders.items())}
     width = embedding_width(lm, section.lm)
+    for encoder in encoders.values():
+        if isinstance(encoder, PromptEncoder):
+            encoder.attach(lm, width)
+    dims = {n: e.output_dim for n, e in sorted(encoders.items()) if not isinstance(e, PromptEncoder)}
     projection = PrefixProjection(dims, width, section.prefix_tokens, section.projector)
     return GenerationModel(encoders, projection, lm, task.special, pretrained_lm=pretrained)
 

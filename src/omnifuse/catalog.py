@@ -17,6 +17,7 @@ import omnifuse.fusion.late
 import omnifuse.fusion.tensor
 import omnifuse.fusion.transformer
 import omnifuse.fusion.weighted_sum
+import omnifuse.generation.prompt
 import omnifuse.heads.classification
 import omnifuse.heads.regression  # noqa: F401
 from omnifuse.encoders.base import ENCODERS

@@ -38,6 +38,9 @@ def init_config(
     columns: Annotated[str | None, typer.Option(help="--task contrastive: the columns to align; --task "
                                                 "generation: the input columns (default: all); "
                                                 "comma-separated, e.g. image,description.")] = None,
+    prompt_column: Annotated[str | None, typer.Option(
+        help="--task generation: a text column the language model reads as its own prompt tokens (a "
+             "question, an instruction; encoder lm_prompt).")] = None,
 ) -> None:
     """Infer column types and the task from a table; write a commented config."""
     from omnifuse.data.io import read_table
@@ -53,7 +56,9 @@ def init_config(
         if label is None:
             _fail("--task generation needs --label, the text column to write (a caption, an answer)")
         assert label is not None
-        config, notes = ic.build_generation_config(read_table(train), label, names or None)
+        config, notes = ic.build_generation_config(read_table(train), label, names or None, prompt_column)
+    elif prompt_column is not None:
+        _fail("--prompt-column is for --task generation (the language model's prompt)")
     elif task == "contrastive":
         if len(names) < 2:
             _fail("--task contrastive needs --columns with two or more columns, e.g. --columns image,text")

@@ -77,6 +77,7 @@ class Case:
 CASES: dict[str, dict[str, Case]] = {
     "bilstm": {"tiny": Case("text", lambda s: {"embed_dim": 8, "hidden_dim": 4, "num_layers": 2})},
     "bow": {"tiny": Case("text", lambda s: {"embed_dim": 8})},
+    "lm_prompt": {"tiny_decoder_words": Case("text", lambda s: {"max_tokens": 6})},
     "tfidf": {"tiny": Case("text", lambda s: {"embed_dim": 8, "min_df": 1, "char_max": 3})},
     "textcnn": {"tiny": Case("text", lambda s: {"embed_dim": 8, "num_filters": 3, "kernel_sizes": (2, 3)})},
     "hf_text": {"tiny_bert": Case("text", lambda s: {"model": str(s.bert), "max_length": 8})},

@@ -18,7 +18,8 @@ from omnifuse.generation.tokenizer import HFTokenizer
 
 from .conftest import make_captioned_table
 
-WORDS = ["a", "photo", "of", "cat", "dog", "bird", "fish", "."]
+WORDS = ["a", "photo", "of", "cat", "dog", "bird", "fish", ".", "an", "animal", "red", "blue", "say", "the",
+         "colour", "please", "now"]
 
 
 def _tiny_lm(folder: Path) -> Path:

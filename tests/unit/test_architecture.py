@@ -100,6 +100,7 @@ INTERNAL_RAISES = {
     "omnifuse/encoders/text.py": "built on a wrong or unfitted preprocessor: a programming error",
     "omnifuse/encoders/tabular.py": "an encoder built on a wrong preprocessor is a programming error",
     "omnifuse/encoders/lexical.py": "built on a wrong or unfitted preprocessor: a programming error",
+    "omnifuse/generation/prompt.py": "a wrong preprocessor, or a forward before attach: programming errors",
     "omnifuse/data/preprocess/text.py": "an unfitted preprocessor is a programming error",
     "omnifuse/data/preprocess/tfidf.py": "an unfitted preprocessor is a programming error",
     "omnifuse/serving/batching.py": "the micro-batcher's own contracts (the server builds it)",

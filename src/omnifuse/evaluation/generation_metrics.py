@@ -70,6 +70,8 @@ def _cider_d(predictions: Sequence[str], refs: list[list[str]]) -> float:
 
     gts = {i: [tokens(r) for r in rs] for i, rs in enumerate(refs)}
     res = {i: [tokens(p)] for i, p in enumerate(predictions)}
+    if not any(r for rs in gts.values() for r in rs):
+        return 0.0  # no reference word at all: nothing to match (the scorer fails on an empty vocabulary)
     score, _ = Cider().compute_score(gts, res)
     return float(score)
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from omnifuse.encoders.base import Encoder
 from omnifuse.generation.projector import PrefixProjection
+from omnifuse.generation.prompt import PromptEncoder
 from omnifuse.generation.tokenizer import SpecialIds
 from omnifuse.generation.vocab import WordVocab
 from omnifuse.model import MultimodalModel
@@ -58,15 +59,31 @@ class GenerationModel(MultimodalModel):
         """The causal language model (a transformers ``PreTrainedModel``)."""
         return self.head
 
+    @property
+    def prompt_inputs(self) -> list[str]:
+        """The ``lm_prompt`` inputs: read as the LM's own tokens, after the projected media."""
+        return [n for n, e in self.encoders.items() if isinstance(e, PromptEncoder)]
+
     def prefix(self, inputs: dict[str, dict[str, Tensor]],
                presence: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """(B, P + 1, H) embeddings of the prefix and the begin token, and their (B, P + 1) mask."""
-        embeddings, mask = self.projection.prefix(self.encode(inputs), presence)  # (B, P, H), (B, P)
-        rows = embeddings.shape[0]
-        begin = torch.full((rows, 1), self.special.bos, device=embeddings.device)  # (B, 1)
-        bos = self.lm.get_input_embeddings()(begin)  # (B, 1, H)
-        start = torch.ones(rows, 1, dtype=torch.bool, device=mask.device)
-        return torch.cat([embeddings, bos.to(embeddings.dtype)], dim=1), torch.cat([mask, start], dim=1)
+        """(B, P + 1, H) embeddings of ``[media prefix, prompt tokens, <s>]`` and their (B, P + 1) mask,
+        left-aligned: each row's masked positions (absent inputs, prompt padding) come first, so that the
+        real ones are contiguous and end at the begin token, as left-padded generation expects."""
+        features = self.encode(inputs)
+        prompts = self.prompt_inputs
+        media = {n: o for n, o in features.items() if n not in prompts}
+        projected, present = self.projection.prefix(media, {n: presence[n] for n in media})  # (B, P, H)
+        parts, masks = [projected], [present]
+        for name in prompts:
+            tokens, real = features[name].tokens, features[name].mask  # (B, T, H), (B, T)
+            assert tokens is not None and real is not None, "PromptEncoder returns tokens and a mask"
+            parts.append(tokens.to(parts[0].dtype))
+            masks.append(real & presence[name].to(torch.bool)[:, None])
+        rows = parts[0].shape[0]
+        begin = torch.full((rows, 1), self.special.bos, device=parts[0].device)  # (B, 1)
+        parts.append(self.lm.get_input_embeddings()(begin).to(parts[0].dtype))  # (B, 1, H)
+        masks.append(torch.ones(rows, 1, dtype=torch.bool, device=parts[0].device))
+        return left_align(torch.cat(parts, dim=1), torch.cat(masks, dim=1))
 
     def forward(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor],
                 targets: Tensor | None = None) -> Tensor:
@@ -80,7 +97,8 @@ class GenerationModel(MultimodalModel):
         answer = self.lm.get_input_embeddings()(inputs_ids).to(prefix.dtype)  # (B, L - 1, H)
         embeddings = torch.cat([prefix, answer], dim=1)  # (B, P + L, H)
         mask = torch.cat([prefix_mask, valid[:, :-1]], dim=1).long()
-        logits = self.lm(inputs_embeds=embeddings, attention_mask=mask).logits  # (B, P + L, V)
+        logits = self.lm(inputs_embeds=embeddings, attention_mask=mask,
+                         position_ids=positions(mask)).logits  # (B, P + L, V)
         scored = logits[:, prefix.shape[1] - 1 :].float()  # (B, L, V): position t predicts target t
         nll = F.cross_entropy(scored.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")  # B, L
         correct = (scored.argmax(dim=-1) == targets) & valid
@@ -113,6 +131,19 @@ class GenerationModel(MultimodalModel):
             from omnifuse.generation.lm import save_lm_config
 
             save_lm_config(self.lm, folder)
+
+
+def left_align(embeddings: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Each row's masked positions moved before its real ones, the order of each kept (B, S, H), (B, S)."""
+    order = torch.sort(mask.to(torch.int8), dim=1, stable=True).indices  # (B, S): masked first
+    aligned = torch.gather(embeddings, 1, order[:, :, None].expand(-1, -1, embeddings.shape[-1]))
+    return aligned, torch.gather(mask, 1, order)
+
+
+def positions(mask: Tensor) -> Tensor:
+    """Position ids counting the real positions only (B, S), as ``generate`` computes them from the mask
+    (masked positions get 0; they are never attended to)."""
+    return (mask.long().cumsum(dim=1) - 1).clamp(min=0)
 
 
 def _until_end(ids: list[int], ends: tuple[int, int]) -> list[int]:

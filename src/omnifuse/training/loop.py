@@ -184,7 +184,8 @@ class Trainer:
     def _train_step(self, batch: Batch, accumulate_now: bool) -> float:
         """One forward/backward (the loss times ``self.loss_scale``); returns the unscaled mean loss."""
         batch = batch.to(self.fabric.device)
-        presence = drop_modalities(batch.presence, self.cfg.modality_dropout, self.generator)
+        presence = drop_modalities(batch.presence, self.cfg.modality_dropout, self.generator,
+                                   keep=getattr(self.raw_model, "prompt_inputs", ()))
         inputs = augment_batch(batch.inputs, self.augment, self.augment_generator)
         assert batch.target is not None, "training batches carry targets"
         with self.fabric.no_backward_sync(self.model, enabled=accumulate_now):

@@ -161,15 +161,17 @@ def build_contrastive_config(table: Table, columns: list[str], label: str | None
     return config, notes
 
 
-def build_generation_config(table: Table, target: str, inputs: list[str] | None) -> tuple[Config, list[str]]:
+def build_generation_config(table: Table, target: str, inputs: list[str] | None,
+                            prompt: str | None = None) -> tuple[Config, list[str]]:
     """A generation Config: ``target`` is the text to write; ``inputs`` (default: every other column whose
-    type is inferred as usable) are encoded and projected into the language model's prefix.
+    type is inferred as usable) are encoded and projected into the language model's prefix; ``prompt``, a
+    text column, is read by the language model as its own tokens (``lm_prompt``).
 
     Raises:
         DataError: a named column is not in the table, or no input column is left.
     """
     names = [str(c) for c in table.frame.columns]
-    for name in [target, *(inputs or [])]:
+    for name in [target, *(inputs or []), *([prompt] if prompt else [])]:
         if name not in names:
             raise DataError(f"column {name!r} is not in table {table.source!r}; its columns: "
                             f"{', '.join(names)}")
@@ -178,6 +180,11 @@ def build_generation_config(table: Table, target: str, inputs: list[str] | None)
     configs: dict[str, ColumnConfig] = {}
     frame = table.frame.set_axis(names, axis=1)
     for name in [n for n in names if n != target]:
+        if name == prompt:
+            configs[name] = ColumnConfig(type="text", encoder=ComponentConfig(name="lm_prompt"))
+            notes.append(f"columns.{name}: the prompt, read by the language model as its own tokens "
+                         "(encoder lm_prompt)")
+            continue
         guess = infer_column_type(frame[name], table.base_dir)
         if inputs is not None and name not in inputs:
             configs[name] = ColumnConfig(type="ignore")

@@ -49,7 +49,7 @@ def test_unknown_encoder_lists_encoders_of_that_modality() -> None:
     with pytest.raises(
         ConfigError,
         match=r"columns\.review\.encoder: unknown encoder 'textcn'\. "
-        r"Did you mean 'textcnn'\? Available: bilstm, bow, hf_text, textcnn, tfidf$",
+        r"Did you mean 'textcnn'\? Available: bilstm, bow, hf_text, lm_prompt, textcnn, tfidf$",
     ):
         Config.from_dict(raw)
 
@@ -79,7 +79,7 @@ def test_encoder_of_wrong_modality() -> None:
     with pytest.raises(
         ConfigError,
         match=r"columns\.review\.encoder: encoder 'small_cnn' reads image, not text; "
-        r"use one of bilstm, bow, hf_text, textcnn",
+        r"use one of bilstm, bow, hf_text, lm_prompt, textcnn",
     ):
         Config.from_dict(raw)
     with pytest.raises(

@@ -57,3 +57,7 @@ def test_bad_calls_name_the_fix() -> None:
         generation_metrics(["a", "b"], ["a"])
     with pytest.raises(DataError, match="no predictions to score"):
         generation_metrics([], [])
+
+
+def test_references_without_a_word_score_zero_cider_instead_of_failing() -> None:
+    assert generation_metrics(["", ""], ["", "."])["cider_d"] == 0.0

@@ -103,6 +103,7 @@ ENCODER_CASES: dict[str, Callable[[dict[str, str]], tuple[str, dict[str, Any]]]]
     "mfcc_stats": lambda hf: ("audio", {"name": "mfcc_stats", "n_mels": 8, "n_mfcc": 4, "segments": 2,
                                         "hidden_dim": 8, "output_dim": 8}),
     "bow": lambda hf: ("text", {"name": "bow", "embed_dim": 8}),
+    "lm_prompt": lambda hf: ("text", {"name": "lm_prompt", "max_tokens": 6}),
     "tfidf": lambda hf: ("text", {"name": "tfidf", "embed_dim": 8, "min_df": 1}),
     "small_cnn": lambda hf: ("image", {"name": "small_cnn", "size": 16, "widths": [4, 8]}),
     "tabular_mlp": lambda hf: ("tabular", {"name": "tabular_mlp", "embed_dim": 4, "hidden_dim": 8}),

@@ -83,3 +83,11 @@ def test_input_is_not_modified() -> None:
     copy = {n: t.clone() for n, t in presence.items()}
     drop_modalities(presence, 0.5, torch.Generator().manual_seed(0))
     assert all(torch.equal(presence[n], copy[n]) for n in presence)
+
+
+def test_kept_inputs_are_never_hidden_and_the_others_still_are() -> None:
+    presence = {n: torch.ones(200, dtype=torch.bool) for n in ("image", "audio", "question")}
+    out = drop_modalities(presence, 0.5, torch.Generator().manual_seed(0), keep=("question",))
+    assert out["question"].all()
+    assert not out["image"].all() and not out["audio"].all()
+    assert (out["image"] | out["audio"]).all()  # one of the droppable ones stays on every row
