@@ -7,7 +7,7 @@ import dataclasses
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning_fabric import Fabric
 from lightning_fabric.utilities.seed import seed_everything
@@ -49,6 +49,9 @@ from omnifuse.workflows.prepare import (
     prepare_examples,
     prepare_tables,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def train(
@@ -243,6 +246,7 @@ def _final_reports(predictor: Predictor, data: PreparedData, result: FitResult, 
     metrics = _evaluate_examples(
         predictor, data.examples[split], ctx.out, f"Training report ({split} split)", result.history,
         _baselines(predictor.config, data, split, ctx),
+        data.tables[split].frame if split in data.tables else None,
     )
     payload = {
         "split": split,
@@ -273,7 +277,10 @@ def _evaluate_examples(
     title: str,
     history: list[dict[str, Any]] | None = None,
     baselines: dict[str, Any] | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
+    """The metrics (and report) of ``examples``; ``frame``: their table (a generation model's written
+    texts are scored against its label texts as they are, not as its vocabulary spells them)."""
     if predictor.task.name == "contrastive":
         from omnifuse.contrastive.evaluate import evaluate_contrastive
 
@@ -281,7 +288,9 @@ def _evaluate_examples(
     if predictor.task.name == "generation":
         from omnifuse.generation.evaluate import evaluate_generation
 
-        return evaluate_generation(predictor, examples, out, title, history)
+        column = predictor.config.label.column
+        texts = None if frame is None or column not in frame else list(frame[column])
+        return evaluate_generation(predictor, examples, out, title, history, texts)
     batches = list(DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate))
     logits, targets, _ = run_model(predictor.model, batches, predictor.device)
     assert targets is not None, "evaluation examples carry targets"
@@ -337,7 +346,7 @@ def evaluate(
 
         baselines = training_baselines(predictor.folder, table.source)
     metrics = _evaluate_examples(predictor, examples, ctx.out, f"Evaluation on {table.source}",
-                                 baselines=baselines)
+                                 baselines=baselines, frame=table.frame)
     artifacts.write_json(ctx.out / artifacts.METRICS, metrics)
     return metrics
 

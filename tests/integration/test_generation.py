@@ -48,6 +48,11 @@ def test_training_writes_a_report_with_generated_examples(generation_dir: Path) 
     report = (model / "report.md").read_text()
     assert "Task: **generation**" in report and "## Examples" in report
     assert "| row | target | generated |" in report
+    captions = pd.read_csv(generation_dir / "test.csv")["caption"]
+    lines = [line for line in report.splitlines() if line.startswith("| ") and "|---" not in line]
+    shown = [line.split(" | ") for line in lines]
+    rows = [(int(cells[0].strip("| ")), cells[1]) for cells in shown if cells[0].strip("| ").isdigit()]
+    assert rows and all(target == captions[row] for row, target in rows)  # the table's texts, as written
     metrics = json.loads((model / "metrics.json").read_text())
     for key in ("loss", "perplexity", "token_accuracy", "exact_match", "mean_words", "bleu_4", "rouge_l",
                 "cider_d", "vqa_accuracy"):

@@ -4,6 +4,7 @@ against the targets (exact match), with a table of examples."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +26,15 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", _PUNCTUATION.sub(" ", text.lower())).strip()
 
 
-def references(task: GenerationTask, examples: list[Example]) -> list[str]:
-    """Each row's target text as the vocabulary spells it (a word unseen in training reads <unk>)."""
+def references(task: GenerationTask, examples: list[Example],
+               texts: Sequence[Any] | None = None) -> list[str]:
+    """Each row's target text: ``texts[row]`` (the table's label column) when given, else as the
+    tokenizer spells the encoded target (a word unseen in training then reads <unk>)."""
     out = []
     for example in examples:
+        if texts is not None:
+            out.append(str(texts[example.index]))
+            continue
         assert example.target is not None, "evaluation examples carry targets"
         out.append(task.decode_ids([int(i) for i in example.target.tolist() if i != IGNORE]))
     return out
@@ -57,8 +63,10 @@ def text_scores(predicted: list[str], reference: list[str]) -> dict[str, Any]:
 
 
 def evaluate_generation(predictor: Predictor, examples: list[Example], out: Path, title: str,
-                        history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Metrics of ``examples`` (teacher-forced and generated) and ``out/report.md``."""
+                        history: list[dict[str, Any]] | None = None,
+                        texts: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Metrics of ``examples`` (teacher-forced and generated) and ``out/report.md``; ``texts``: the label
+    column of their table, which the written texts are scored against (see ``references``)."""
     task = predictor.task
     assert isinstance(task, GenerationTask), "a generation model's task"
     outputs, targets, _ = run_model(predictor.model, batches(examples, predictor.batch_size),
@@ -66,7 +74,7 @@ def evaluate_generation(predictor: Predictor, examples: list[Example], out: Path
     assert targets is not None, "evaluation examples carry targets"
     metrics = task.metrics(outputs, targets)
     written = predictor.generate_examples(examples)
-    wanted = references(task, examples)
+    wanted = references(task, examples, texts)
     metrics |= generation_scores(written, wanted)
     metrics |= text_scores(written, wanted)
     rows = ["| row | target | generated |", "|---|---|---|"]
