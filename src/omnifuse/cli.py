@@ -53,10 +53,12 @@ def init_config(
               "for the others")
     names = [c.strip() for c in (columns or "").split(",") if c.strip()]
     if task == "generation":
+        table = read_table(train)
+        label, prompt_column = ic.conversation_defaults(table, label, prompt_column)
         if label is None:
             _fail("--task generation needs --label, the text column to write (a caption, an answer)")
         assert label is not None
-        config, notes = ic.build_generation_config(read_table(train), label, names or None, prompt_column)
+        config, notes = ic.build_generation_config(table, label, names or None, prompt_column)
     elif prompt_column is not None:
         _fail("--prompt-column is for --task generation (the language model's prompt)")
     elif task == "contrastive":

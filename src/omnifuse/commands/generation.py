@@ -1,11 +1,15 @@
-"""CLI command: ``omnifuse generate`` (the text a generation model writes for every row of a table)."""
+"""CLI commands: ``omnifuse generate`` (the text a generation model writes for every row of a table) and
+``omnifuse chat`` (an interactive terminal chat with a model trained on conversations)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from omnifuse.generation.chat import ChatSession
 
 
 def generate(
@@ -32,6 +36,64 @@ def generate(
     console.print(f"[green]Wrote {len(texts)} generated text(s) to {out}[/green]")
 
 
+CHAT_HELP = "/image PATH, /audio PATH: attach a file; /reset: forget the chat; /quit: leave"
+
+
+def chat(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A generation model with a prompt column.")],
+    image: Annotated[Path | None, typer.Option(help="An image to attach from the start.")] = None,
+    audio: Annotated[Path | None, typer.Option(help="An audio file to attach from the start.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Most tokens per answer.")] = None,
+    temperature: Annotated[float, typer.Option(min=0.0, help="> 0 samples at this temperature.")] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Sampling: the same seed writes the same text.")] = None,
+) -> None:
+    """Chat in the terminal with a generation model trained on conversations: the history is kept (the
+    model reads it through its chat template), and media can be attached at any turn."""
+    from omnifuse.cli import console
+    from omnifuse.errors import OmnifuseError
+    from omnifuse.generation.chat import ChatSession, prompt_column
+    from omnifuse.inference.predictor import load
+
+    predictor = load(model)
+    prompt_column(predictor.config)  # a clear error before the first question when there is none
+
+    def reply(history: list[dict[str, str]], media: dict[str, object]) -> str:
+        return predictor.chat(history, media, max_new_tokens=max_new_tokens, temperature=temperature,
+                              seed=seed)
+
+    session = ChatSession(reply)
+    for kind, path in (("image", image), ("audio", audio)):
+        if path is not None:
+            session.attach(kind, path)
+    console.print(f"Chat with {model} ({CHAT_HELP}).")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            return
+        if line in ("/quit", "/exit"):
+            return
+        try:
+            console.print(_chat_turn(session, line))
+        except OmnifuseError as exc:
+            console.print(f"[red]{exc}[/red]")
+
+
+def _chat_turn(session: ChatSession, line: str) -> str:
+    """What the chat prints for one line the user typed (a command or a question)."""
+    command, _, rest = line.partition(" ")
+    if command in ("/image", "/audio"):
+        session.attach(command[1:], Path(rest.strip()).expanduser())
+        return f"(attached {rest.strip()} as the {command[1:]})"
+    if command == "/reset":
+        session.reset()
+        return "(the chat and its media are forgotten)"
+    if command.startswith("/") or not line:
+        return f"({CHAT_HELP})"
+    return f"model> {session.ask(line)}"
+
+
 def register(app: typer.Typer) -> None:
     """Adds this group's commands to ``app``."""
     app.command()(generate)
+    app.command()(chat)

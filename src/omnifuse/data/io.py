@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from omnifuse.errors import BadValueError, DataError
+from omnifuse.generation.conversations import flatten_conversations, is_conversation_table
 
 _CSV_EXTENSIONS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 _PARQUET_EXTENSIONS = (".parquet", ".pq")
@@ -152,7 +153,10 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 f"{type(record).__name__}; each line must hold one object mapping column to value"
             )
         records.append(record)
-    return pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records)
+    if is_conversation_table(frame):  # LLaVA conversations: one row per answer
+        return flatten_conversations(frame, str(path))
+    return frame
 
 
 def _check_duplicates(names: list[Any], source: str) -> None:

@@ -9,6 +9,7 @@ Outside a generation model it is a plain mean of learned word vectors (``bow`` d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,10 @@ class PromptPreprocessor(Preprocessor):
         Raises:
             BadValueError: ``value`` is not a string.
         """
+        text = render_prompt(check_text(value), None if not self.pretrained else self.tokenizer)
         if not self.pretrained:
-            return self.words(value)
-        ids = self.tokenizer(check_text(value), add_special_tokens=False)["input_ids"][: self.max_tokens]
+            return self.words(text)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][: self.max_tokens]
         if not ids:
             return blank_text()
         input_ids = torch.tensor(ids, dtype=torch.long)  # (T,)
@@ -110,6 +112,34 @@ class PromptPreprocessor(Preprocessor):
             from omnifuse.data.preprocess.text import load_hf_tokenizer
 
             self._tokenizer = load_hf_tokenizer(folder)
+
+
+def render_prompt(text: str, tokenizer: PreTrainedTokenizerBase | None) -> str:
+    """A prompt cell as the text the LM reads: a JSON list of ``{"role", "content"}`` messages (a
+    conversation's history, see ``generation.conversations``) through the tokenizer's chat template, or
+    as ``user: ...`` / ``assistant: ...`` lines ending with ``assistant:`` when there is none; any other
+    text as it is."""
+    messages = chat_messages(text)
+    if messages is None:
+        return text
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        return str(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+    return "\n".join([*(f"{m['role']}: {m['content']}" for m in messages), "assistant:"])
+
+
+def chat_messages(text: str) -> list[dict[str, str]] | None:
+    """The messages of a prompt cell holding a JSON list of ``{"role", "content"}``; None otherwise."""
+    if not text.startswith("["):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in value):
+        return None
+    return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
 class PromptEncoder(Encoder):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,20 @@ class Predictor:
                             temperature, top_k, top_p, repetition_penalty, seed)
         texts = self.generate_examples(self.prepare(rows, base_dir, purpose="generate"), decoding)
         return texts[0] if isinstance(rows, dict) else texts
+
+    def chat(self, messages: Sequence[Mapping[str, Any]], media: Mapping[str, Any] | None = None,
+             base_dir: Path | None = None, **decoding: Any) -> str:
+        """The model's answer to a chat: ``messages`` (``{"role", "content"}``, multi-turn, ending with the
+        user's) rendered with the LM's chat template into its prompt column, and ``media`` ({column or
+        "image" / "audio": path or bytes}). ``decoding``: as ``generate`` (temperature, seed, ...).
+
+        Raises:
+            DataError: not a generation model with a prompt column (``lm_prompt``), a malformed message,
+                an unknown medium. BadRowError: a medium the model needs is missing or unreadable.
+        """
+        from omnifuse.generation.chat import chat_row
+
+        return str(self.generate(chat_row(self.config, messages, media or {}), base_dir, **decoding))
 
     def generate_examples(self, examples: list[Example], decoding: Any = None) -> list[str]:
         """The texts written for prepared examples, in order (``decoding``: a generation.model.Decoding;

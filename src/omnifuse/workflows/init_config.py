@@ -170,6 +170,8 @@ def build_generation_config(table: Table, target: str, inputs: list[str] | None,
     Raises:
         DataError: a named column is not in the table, or no input column is left.
     """
+    from omnifuse.generation.conversations import ORIGIN, PROMPT
+
     names = [str(c) for c in table.frame.columns]
     for name in [target, *(inputs or []), *([prompt] if prompt else [])]:
         if name not in names:
@@ -180,6 +182,9 @@ def build_generation_config(table: Table, target: str, inputs: list[str] | None,
     configs: dict[str, ColumnConfig] = {}
     frame = table.frame.set_axis(names, axis=1)
     for name in [n for n in names if n != target]:
+        if name in ORIGIN and prompt == PROMPT:  # where a conversation row came from: not an input
+            configs[name] = ColumnConfig(type="ignore")
+            continue
         if name == prompt:
             configs[name] = ColumnConfig(type="text", encoder=ComponentConfig(name="lm_prompt"))
             notes.append(f"columns.{name}: the prompt, read by the language model as its own tokens "
@@ -197,6 +202,17 @@ def build_generation_config(table: Table, target: str, inputs: list[str] | None,
     config = Config(label=LabelConfig(column=target, task="generation"), columns=configs,
                     generation=GenerationConfig(), training=generation_training())
     return config, notes
+
+
+def conversation_defaults(table: Table, label: str | None,
+                          prompt: str | None) -> tuple[str | None, str | None]:
+    """A table read from LLaVA conversations (``generation.conversations``) writes its ``answer`` column
+    from its ``prompt`` column unless the user names others."""
+    from omnifuse.generation.conversations import ANSWER, ORIGIN, PROMPT
+
+    if not set(ORIGIN) | {PROMPT, ANSWER} <= set(table.frame.columns):
+        return label, prompt
+    return label or ANSWER, prompt or PROMPT
 
 
 def generation_training() -> TrainingConfig:
