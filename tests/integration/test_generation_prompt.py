@@ -56,11 +56,16 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_tiny_decoder_learns_an_answer_that_only_the_prompt_gives(table: Path) -> None:
+@pytest.fixture(scope="module")
+def tiny(table: Path) -> Path:
     (table / "tiny.yaml").write_text(_config("tiny_decoder", 25))
     omnifuse.train(table / "tiny.yaml", table / "train.csv", valid=table / "test.csv", out=table / "tiny",
                    progress=False)
-    predictor = omnifuse.load(table / "tiny")
+    return table / "tiny"
+
+
+def test_tiny_decoder_learns_an_answer_that_only_the_prompt_gives(table: Path, tiny: Path) -> None:
+    predictor = omnifuse.load(tiny)
     test = pd.read_csv(table / "test.csv")
     written = predictor.generate(test, base_dir=table)
     animal_rows = [w for w, q in zip(written, test["question"], strict=True) if q == ASK["animal"]]
@@ -90,8 +95,8 @@ def test_a_pretrained_lm_reads_the_prompt_in_its_own_embeddings(table: Path) -> 
     assert again == predictor.generate(test, base_dir=table)
 
 
-def test_the_prompt_is_never_scored(table: Path) -> None:
-    predictor = omnifuse.load(table / "tiny")
+def test_the_prompt_is_never_scored(table: Path, tiny: Path) -> None:
+    predictor = omnifuse.load(tiny)
     rows = pd.read_csv(table / "test.csv").head(2)
     batch = collate(predictor.prepare(rows, table, True))
     targets = torch.stack([predictor.task.encode(a) for a in rows["answer"]])  # (B, L)
@@ -127,3 +132,26 @@ def test_init_config_writes_the_prompt_column_as_lm_prompt(table: Path, tmp_path
     refused = CliRunner().invoke(app, ["init-config", "--train", str(table / "train.csv"), "--label",
                                        "answer", "--prompt-column", "question", "--out", str(tmp_path / "d")])
     assert refused.exit_code == 2 and "--task generation" in refused.output
+
+
+def test_streamed_pieces_join_into_the_written_text_and_stop_strings_end_it(table: Path, tiny: Path) -> None:
+    import threading
+
+    predictor = omnifuse.load(tiny)
+    test = pd.read_csv(table / "test.csv")
+    for i in range(4):
+        row = test.iloc[i].to_dict()
+        whole = predictor.generate(row, base_dir=table)
+        pieces = list(predictor.generate(row, base_dir=table, stream=True))
+        assert "".join(pieces) == whole and len(pieces) == len(whole.split())
+    animal = next(i for i, q in enumerate(test["question"]) if q == ASK["animal"])
+    row = test.iloc[animal].to_dict()  # writes "an animal"
+    assert predictor.generate(row, base_dir=table, stop=["ani"]) == "an "
+    assert "".join(predictor.generate(row, base_dir=table, stop=["ani"], stream=True)) == "an "
+    before = threading.active_count()
+    stream = predictor.generate(row, base_dir=table, stream=True)
+    next(stream)
+    stream.close()  # a consumer that leaves early stops the writing thread
+    assert threading.active_count() == before
+    with pytest.raises(omnifuse.errors.DataError, match="one row"):
+        predictor.generate(test.head(2), base_dir=table, stream=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -57,9 +58,9 @@ def chat(
     predictor = load(model)
     prompt_column(predictor.config)  # a clear error before the first question when there is none
 
-    def reply(history: list[dict[str, str]], media: dict[str, object]) -> str:
+    def reply(history: list[dict[str, str]], media: dict[str, object]) -> Iterator[str]:
         return predictor.chat(history, media, max_new_tokens=max_new_tokens, temperature=temperature,
-                              seed=seed)
+                              seed=seed, stream=True)  # type: ignore[no-any-return]
 
     session = ChatSession(reply)
     for kind, path in (("image", image), ("audio", audio)):
@@ -74,23 +75,35 @@ def chat(
         if line in ("/quit", "/exit"):
             return
         try:
-            console.print(_chat_turn(session, line))
+            _chat_turn(session, line, lambda text: console.print(text, end="", markup=False,
+                                                                   highlight=False))
         except OmnifuseError as exc:
-            console.print(f"[red]{exc}[/red]")
+            console.print(f"\n[red]{exc}[/red]")
 
 
-def _chat_turn(session: ChatSession, line: str) -> str:
-    """What the chat prints for one line the user typed (a command or a question)."""
+def _chat_turn(session: ChatSession, line: str, show: Callable[[str], None]) -> None:
+    """Handles one line the user typed: a command, or a question whose answer is shown as it comes."""
     command, _, rest = line.partition(" ")
+    notice = _command(session, command, rest.strip(), line)
+    if notice is not None:
+        show(notice + "\n")
+        return
+    show("model> ")
+    session.ask(line, show)
+    show("\n")
+
+
+def _command(session: ChatSession, command: str, rest: str, line: str) -> str | None:
+    """What a chat command answers (None: the line is a question)."""
     if command in ("/image", "/audio"):
-        session.attach(command[1:], Path(rest.strip()).expanduser())
-        return f"(attached {rest.strip()} as the {command[1:]})"
+        session.attach(command[1:], Path(rest).expanduser())
+        return f"(attached {rest} as the {command[1:]})"
     if command == "/reset":
         session.reset()
         return "(the chat and its media are forgotten)"
     if command.startswith("/") or not line:
         return f"({CHAT_HELP})"
-    return f"model> {session.ask(line)}"
+    return None
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ messages and the media attached to it, and ``ChatSession`` keeps a multi-turn hi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,17 +77,24 @@ def _media_column(config: Config, key: str) -> str:
 
 @dataclass
 class ChatSession:
-    """A multi-turn chat: the history and the attached media; ``ask`` answers with ``reply``."""
+    """A multi-turn chat: the history and the attached media; ``ask`` answers with ``reply`` (the answer,
+    or an iterator of its pieces)."""
 
-    reply: Callable[[list[dict[str, str]], dict[str, Any]], str]
+    reply: Callable[[list[dict[str, str]], dict[str, Any]], str | Iterable[str]]
     history: list[dict[str, str]] = field(default_factory=list)
     media: dict[str, Any] = field(default_factory=dict)
 
-    def ask(self, text: str) -> str:
-        """Adds the user's turn, answers it, keeps the answer in the history."""
+    def ask(self, text: str, on_piece: Callable[[str], None] | None = None) -> str:
+        """Adds the user's turn, answers it (each piece to ``on_piece`` as it comes), keeps the answer in
+        the history."""
         self.history.append({"role": "user", "content": text})
         try:
-            answer = self.reply(self.history, self.media)
+            written = self.reply(self.history, self.media)
+            answer = ""
+            for piece in [written] if isinstance(written, str) else written:
+                answer += piece
+                if on_piece is not None:
+                    on_piece(piece)
         except Exception:
             self.history.pop()  # a failed turn leaves the history as it was
             raise

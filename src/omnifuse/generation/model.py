@@ -106,8 +106,9 @@ class GenerationModel(MultimodalModel):
 
     @torch.inference_mode()
     def generate(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor],
-                 decoding: Decoding) -> list[list[int]]:
-        """The new token ids of each row (without the end token), written after its prefix."""
+                 decoding: Decoding, streamer: Any = None, stopping: Any = None) -> list[list[int]]:
+        """The new token ids of each row (without the end token), written after its prefix; ``streamer``
+        (one row) receives them as they are written, ``stopping`` (a stopping criterion) can end early."""
         embeddings, mask = self.prefix(inputs, presence)
         options: dict[str, Any] = {
             "max_new_tokens": decoding.max_new_tokens, "num_beams": decoding.num_beams,
@@ -119,6 +120,12 @@ class GenerationModel(MultimodalModel):
                         "top_k": decoding.top_k or None, "top_p": decoding.top_p}
         else:
             options |= {"do_sample": False}
+        if streamer is not None:
+            options["streamer"] = streamer
+        if stopping is not None:
+            from transformers import StoppingCriteriaList
+
+            options["stopping_criteria"] = StoppingCriteriaList([stopping])
         with torch.random.fork_rng(devices=[]):
             if decoding.seed is not None:
                 torch.manual_seed(decoding.seed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,18 +106,22 @@ class Predictor:
     def generate(
         self, rows: Rows | str | Path, base_dir: Path | None = None, *, max_new_tokens: int | None = None,
         num_beams: int | None = None, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-        repetition_penalty: float = 1.0, seed: int | None = None,
+        repetition_penalty: float = 1.0, seed: int | None = None, stop: Sequence[str] = (),
+        stream: bool = False,
     ) -> Any:
         """The text a generation model writes for each row: a list, or one string for one dict row.
 
         Greedy by default; ``temperature > 0`` samples (``top_k``, ``top_p``; ``seed`` makes it
         reproducible); ``num_beams > 1`` is beam search. ``max_new_tokens`` and ``num_beams`` default to
-        the config's ``generation`` section.
+        the config's ``generation`` section. ``stop``: strings the text ends before. ``stream=True`` (one
+        row, no beams): an iterator of the text's pieces as the tokens are written.
 
         Raises:
-            DataError: not a generation model, or a missing column. BadRowError: see ``prepare``.
+            DataError: not a generation model, a missing column, or a stream of several rows or beams.
+            BadRowError: see ``prepare``.
         """
         from omnifuse.generation.model import Decoding
+        from omnifuse.generation.stream import cut_at_stop, until_stop
 
         section = self.config.generation
         if self.task.name != "generation" or section is None:
@@ -125,14 +129,38 @@ class Predictor:
                             "use predict")
         decoding = Decoding(max_new_tokens or section.max_new_tokens, num_beams or section.num_beams,
                             temperature, top_k, top_p, repetition_penalty, seed)
-        texts = self.generate_examples(self.prepare(rows, base_dir, purpose="generate"), decoding)
+        examples = self.prepare(rows, base_dir, purpose="generate")
+        if stream:
+            if len(examples) != 1 or decoding.num_beams > 1:
+                raise DataError("stream=True writes one row with greedy decoding or sampling; give one row "
+                                "and num_beams=1 (or leave stream out)")
+            return until_stop(self.stream_example(examples[0], decoding), stop)
+        texts = [cut_at_stop(t, stop) for t in self.generate_examples(examples, decoding)]
         return texts[0] if isinstance(rows, dict) else texts
 
+    def stream_example(self, example: Example, decoding: Any) -> Iterator[str]:
+        """The text pieces written for one prepared example, as its tokens come (see ``generate``)."""
+        from omnifuse.data.collate import collate
+        from omnifuse.generation.model import GenerationModel
+        from omnifuse.generation.stream import stream_ids, text_deltas
+        from omnifuse.tasks.generation import GenerationTask
+
+        model, task = self.model, self.task
+        assert isinstance(model, GenerationModel) and isinstance(task, GenerationTask)
+        batch = collate([example]).to(self.device)
+
+        def run(streamer: Any, stopping: Any) -> None:
+            model.generate(batch.inputs, batch.presence, decoding, streamer, stopping)
+
+        special = task.special
+        return text_deltas(stream_ids(run), task.decode_ids, (special.eos, special.pad))
+
     def chat(self, messages: Sequence[Mapping[str, Any]], media: Mapping[str, Any] | None = None,
-             base_dir: Path | None = None, **decoding: Any) -> str:
+             base_dir: Path | None = None, **decoding: Any) -> Any:
         """The model's answer to a chat: ``messages`` (``{"role", "content"}``, multi-turn, ending with the
         user's) rendered with the LM's chat template into its prompt column, and ``media`` ({column or
-        "image" / "audio": path or bytes}). ``decoding``: as ``generate`` (temperature, seed, ...).
+        "image" / "audio": path or bytes}). ``decoding``: as ``generate`` (temperature, seed, stop, ...;
+        ``stream=True``: an iterator of the answer's pieces).
 
         Raises:
             DataError: not a generation model with a prompt column (``lm_prompt``), a malformed message,
@@ -140,7 +168,7 @@ class Predictor:
         """
         from omnifuse.generation.chat import chat_row
 
-        return str(self.generate(chat_row(self.config, messages, media or {}), base_dir, **decoding))
+        return self.generate(chat_row(self.config, messages, media or {}), base_dir, **decoding)
 
     def generate_examples(self, examples: list[Example], decoding: Any = None) -> list[str]:
         """The texts written for prepared examples, in order (``decoding``: a generation.model.Decoding;
