@@ -289,7 +289,8 @@ def _evaluate_examples(
         from omnifuse.generation.evaluate import evaluate_generation
 
         column = predictor.config.label.column
-        texts = None if frame is None or column not in frame else list(frame[column])
+        # rows keep their table's row numbers (a carved validation split too): texts by row number
+        texts = None if frame is None or column not in frame else frame[column].to_dict()
         return evaluate_generation(predictor, examples, out, title, history, texts)
     batches = list(DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate))
     logits, targets, _ = run_model(predictor.model, batches, predictor.device)

@@ -98,9 +98,6 @@ def test_what_a_generation_model_does_not_do_is_refused_clearly(generation_dir: 
                                  "--out", str(generation_dir / "m.onnx")])
     assert isinstance(result.exception, ExportError)  # main() prints it in one line, status 2
     assert "generation model, which ONNX export does not cover" in str(result.exception)
-    served = runner.invoke(app, ["serve", "--model", str(generation_dir / "model")])
-    assert isinstance(served.exception, DataError)
-    assert "`omnifuse serve` does not serve those yet" in str(served.exception)
 
 
 def test_generate_on_a_classifier_is_refused(trained_dir: Path, table_dir: Path) -> None:

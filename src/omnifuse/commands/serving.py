@@ -61,12 +61,16 @@ def serve(
 
         torch.set_num_threads(torch_threads)
     predictor = load(model)
-    if predictor.task.name == "generation":
-        from omnifuse.errors import DataError
+    if predictor.task.name == "generation":  # OpenAI's chat API
+        from omnifuse.serving.chat_app import create_chat_app
 
-        raise DataError(f"{model} is a generation model; `omnifuse serve` does not serve those yet (the "
-                        "OpenAI-compatible chat endpoint is planned): use `omnifuse generate` or "
-                        "Predictor.generate")
+        chat = create_chat_app(predictor, api_key=api_key or None, allow_files=allow_files,
+                               max_file_bytes=int(max_file_mb * MB), timeout_s=timeout_s)
+        console.print(f"[green]Serving {model}[/green] at http://{host}:{port}/v1/chat/completions "
+                      "(OpenAI-compatible)" + (" with an API key" if api_key else ""))
+        uvicorn.run(chat, host=host, port=port, timeout_graceful_shutdown=graceful_s, log_level="info",
+                    access_log=False)
+        return
     search_index = load_search_index(index, model, predictor) if index is not None else None
     app = create_app(
         predictor, api_key=api_key or None, max_batch=max_batch, max_wait_ms=max_wait_ms,

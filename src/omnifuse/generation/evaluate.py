@@ -4,7 +4,7 @@ against the targets (exact match), with a table of examples."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +27,8 @@ def normalize(text: str) -> str:
 
 
 def references(task: GenerationTask, examples: list[Example],
-               texts: Sequence[Any] | None = None) -> list[str]:
-    """Each row's target text: ``texts[row]`` (the table's label column) when given, else as the
+               texts: Mapping[Any, Any] | None = None) -> list[str]:
+    """Each row's target text: ``texts[row number]`` (the table's label column) when given, else as the
     tokenizer spells the encoded target (a word unseen in training then reads <unk>)."""
     out = []
     for example in examples:
@@ -64,7 +64,7 @@ def text_scores(predicted: list[str], reference: list[str]) -> dict[str, Any]:
 
 def evaluate_generation(predictor: Predictor, examples: list[Example], out: Path, title: str,
                         history: list[dict[str, Any]] | None = None,
-                        texts: Sequence[Any] | None = None) -> dict[str, Any]:
+                        texts: Mapping[Any, Any] | None = None) -> dict[str, Any]:
     """Metrics of ``examples`` (teacher-forced and generated) and ``out/report.md``; ``texts``: the label
     column of their table, which the written texts are scored against (see ``references``)."""
     task = predictor.task

@@ -12,5 +12,5 @@ def test_references_are_the_label_texts_when_the_table_is_given() -> None:
     task.fit(["a red square"])
     texts = ["a red square", "a green zebra"]  # 'green', 'zebra': never seen in training
     examples = [Example(i, {}, {}, task.encode(t)) for i, t in enumerate(texts)]
-    assert references(task, examples, texts) == texts
+    assert references(task, examples, dict(enumerate(texts))) == texts
     assert references(task, examples) == ["a red square", "a <unk> <unk>"]  # without the table
