@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_batch_predict  # noqa: E402
 import bench_data_pipeline  # noqa: E402
 import bench_feature_cache  # noqa: E402
+import bench_generation  # noqa: E402
 import bench_index  # noqa: E402
 import bench_onnx  # noqa: E402
 import bench_predict_latency  # noqa: E402
@@ -54,6 +55,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         bench_data_pipeline,
         bench_onnx,
         bench_serving,
+        bench_generation,
         bench_streaming,
         bench_index,
         bench_quality,
