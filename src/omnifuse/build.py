@@ -163,8 +163,28 @@ def build_generation_model(
         if isinstance(encoder, PromptEncoder):
             encoder.attach(lm, width)
     dims = {n: e.output_dim for n, e in sorted(encoders.items()) if not isinstance(e, PromptEncoder)}
+    prompt = sum(getattr(preprocessors[n], "max_tokens", 0) for n in encoders if n not in dims)
+    check_context(lm, len(dims) * section.prefix_tokens, prompt, section.max_answer_tokens)
     projection = PrefixProjection(dims, width, section.prefix_tokens, section.projector)
     return GenerationModel(encoders, projection, lm, task.special, pretrained_lm=pretrained)
+
+
+def check_context(lm: nn.Module, prefix: int, prompt: int, answer: int) -> None:
+    """The longest sequence the model reads (prefix + prompt + begin token + answer + end token) fits the
+    LM's positions.
+
+    Raises:
+        ConfigError: it does not, with the sizes and what to lower.
+    """
+    from omnifuse.errors import ConfigError
+
+    context = getattr(getattr(lm, "config", None), "max_position_embeddings", None)
+    needed = prefix + prompt + answer + 2
+    if isinstance(context, int) and needed > context:
+        raise ConfigError([f"generation: the longest sequence is {needed} tokens ({prefix} prefix, "
+                           f"{prompt} prompt (lm_prompt max_tokens), {answer} answer (max_answer_tokens), "
+                           f"begin and end) but the language model reads at most {context}; lower "
+                           "max_tokens, max_answer_tokens or prefix_tokens"])
 
 
 def _language_model(config: Config, task: Task, assets: Path | None) -> nn.Module:

@@ -162,3 +162,10 @@ def test_the_packaged_smollm2_trains_saves_and_loads_as_a_plain_model(table: Pat
     texts = predictor.generate(rows, base_dir=table, max_new_tokens=4)
     assert len(texts) == 2 and texts == omnifuse.load(tmp_path / "m").generate(rows, base_dir=table,
                                                                                  max_new_tokens=4)
+
+
+def test_a_sequence_longer_than_the_lm_reads_is_refused_with_the_sizes(table: Path, tmp_path: Path) -> None:
+    text = _config(table / "lm").replace("max_answer_tokens: 8", "max_answer_tokens: 70")  # the LM reads 64
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"longest sequence is 74 tokens .* reads at most 64; lower"):
+        omnifuse.train(tmp_path / "c.yaml", table / "train.csv", out=tmp_path / "m", progress=False)
