@@ -232,7 +232,8 @@ def make_trainer(cfg: Config, model: Any, task: Task, ctx: RunContext,
 
 
 def _head_lr_mult(cfg: Config) -> float:
-    """``generation.lm_lr_mult`` for a pretrained LM (tiny_decoder and the other heads: 1)."""
+    """``generation.lm_lr_mult`` for a pretrained LM (tiny_decoder and the other heads: 1); with LoRA it is
+    the adapters' rate."""
     from omnifuse.generation.names import TINY_DECODER
 
     section = cfg.generation

@@ -158,6 +158,10 @@ def build_generation_model(
     if pretrained and section.train_lm != "full":  # auto / none: LLaVA's align stage, the LM stays as is
         for param in lm.parameters():
             param.requires_grad_(False)
+    if pretrained and section.train_lm == "lora" and assets is None:  # a saved folder holds merged weights
+        from omnifuse.encoders.hf_adapters import add_lora
+
+        lm = add_lora(lm, section.lora_r, section.lora_alpha, 0.05, tuple(section.lora_targets), "generation")
     width = embedding_width(lm, section.lm)
     for encoder in encoders.values():
         if isinstance(encoder, PromptEncoder):

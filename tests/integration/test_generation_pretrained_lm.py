@@ -127,6 +127,8 @@ def test_bad_lm_names_are_config_errors(table: Path) -> None:
         Config.from_dict({**base, "generation": {"lm": "packaged:gpt-5"}})
     with pytest.raises(ConfigError, match="random start"):
         Config.from_dict({**base, "generation": {"train_lm": "none"}})
+    with pytest.raises(ConfigError, match="lora adapts a pretrained LM"):
+        Config.from_dict({**base, "generation": {"train_lm": "lora"}})
     with pytest.raises(ConfigError, match="reserved"):
         Config.from_dict({**base, "columns": {"_generation": {"type": "image"}}})
 
@@ -169,3 +171,18 @@ def test_a_sequence_longer_than_the_lm_reads_is_refused_with_the_sizes(table: Pa
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"longest sequence is 74 tokens .* reads at most 64; lower"):
         omnifuse.train(tmp_path / "c.yaml", table / "train.csv", out=tmp_path / "m", progress=False)
+
+
+def test_train_lm_lora_adapts_the_attention_and_saves_merged_plain_weights(table: Path) -> None:
+    pytest.importorskip("peft", reason="LoRA needs the lora extra (peft)")
+    from transformers import AutoModelForCausalLM
+
+    folder = _train(table, "lora", "lora")
+    source = AutoModelForCausalLM.from_pretrained(table / "lm").state_dict()
+    predictor = omnifuse.load(folder)  # a plain LM: no peft keys in the folder
+    saved = _lm_weights(predictor.model.state_dict())
+    assert saved.keys() == {f"head.{k}" for k in source}
+    changed = {k for k, v in saved.items() if not torch.equal(v, source[k.removeprefix("head.")])}
+    assert changed and all(k.endswith(("q_proj.weight", "v_proj.weight")) for k in changed)
+    test = pd.read_csv(table / "test.csv")
+    assert omnifuse.load(folder).generate(test, base_dir=table) == predictor.generate(test, base_dir=table)

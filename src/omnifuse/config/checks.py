@@ -199,6 +199,9 @@ def _lm_problems(section: GenerationConfig) -> list[str]:
     if section.lm.startswith(PACKAGED_PREFIX) and section.lm != PACKAGED_SMOLLM2:
         return [f"generation.lm: {section.lm!r} is not a packaged language model; the packaged one is "
                 f"{PACKAGED_SMOLLM2}"]
+    if section.lm == TINY_DECODER and section.train_lm == "lora":
+        return ["generation.train_lm: lora adapts a pretrained LM; tiny_decoder trains whole (use auto), "
+                "or set generation.lm to a pretrained one"]
     if section.lm == TINY_DECODER and section.train_lm == "none":
         return ["generation.train_lm: none would keep tiny_decoder at its random start; use auto (it "
                 "trains), or a pretrained generation.lm"]

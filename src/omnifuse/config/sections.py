@@ -73,8 +73,12 @@ class GenerationConfig:
     lm: str = "tiny_decoder"
     # auto: tiny_decoder trains, a pretrained LM stays frozen (LLaVA's align stage: the projector and the
     # from-scratch encoders learn); full: a pretrained LM is fine-tuned too; none: frozen
-    train_lm: Literal["auto", "full", "none"] = "auto"
-    lm_lr_mult: float = bounded(0.1, low=0.0)  # train_lm: full: a pretrained LM learns at training.lr x this
+    # lora: LoRA adapters on a pretrained LM (peft), merged into its weights when the model is saved
+    train_lm: Literal["auto", "full", "lora", "none"] = "auto"
+    lm_lr_mult: float = bounded(0.1, low=0.0)  # full / lora: a pretrained LM learns at training.lr x this
+    lora_r: int = positive(8)  # train_lm: lora: the adapters' rank
+    lora_alpha: int = positive(16)  # train_lm: lora: their scaling numerator
+    lora_targets: list[str] = field(default_factory=list)  # train_lm: lora: modules; []: peft's default
     hidden_size: int = positive(128)  # the LM's width (tiny_decoder); a multiple of heads
     layers: int = positive(2)  # decoder layers (tiny_decoder)
     heads: int = positive(4)  # attention heads (tiny_decoder)

@@ -77,3 +77,6 @@ def merge_adapters(model: nn.Module) -> None:
         merge: Any = getattr(encoder, "merge_adapters", None)  # encoders that can hold adapters
         if callable(merge) and encoder is not model:
             merge()
+    own: Any = getattr(model, "merge_own_adapters", None)  # a generation model's LoRA-adapted LM
+    if callable(own):
+        own()

@@ -132,6 +132,13 @@ class GenerationModel(MultimodalModel):
             out = self.lm.generate(inputs_embeds=embeddings, attention_mask=mask.long(), **options)
         return [_until_end(row.tolist(), (self.special.eos, self.special.pad)) for row in out]
 
+    def merge_own_adapters(self) -> None:
+        """A LoRA-adapted LM (``train_lm: lora``) with its adapters merged into its weights, so the saved
+        folder holds a plain LM (``encoders.hf_adapters.merge_adapters`` calls it before saving)."""
+        from omnifuse.encoders.hf_adapters import merge_lora
+
+        self.head = merge_lora(self.head)
+
     def save_assets(self, folder: Path) -> None:
         """A pretrained LM's ``config.json`` (its weights are in the model's weights file)."""
         if self.pretrained_lm:
