@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup system-deps demo demo-fashion test test-all bench lint clean
+.PHONY: setup system-deps demo demo-fashion demo-chat test test-all bench lint clean
 
 setup: $(STAMP) system-deps
 
@@ -28,6 +28,9 @@ demo: setup
 
 demo-fashion: setup
 	$(VENV)/bin/omnifuse demo --dataset fashion --out runs/demo
+
+demo-chat: setup
+	$(VENV)/bin/omnifuse demo --dataset av_digits_qa --out runs/demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -228,13 +228,19 @@ def compare(
 @app.command()
 def demo(
     dataset: Annotated[
-        str, typer.Option(help="av_digits (image + audio) or fashion (image + text).")
+        str, typer.Option(help="av_digits (image + audio), fashion (image + text), or av_digits_qa (a "
+                                "generation model answering questions about a picture and a voice).")
     ] = "av_digits",
     out: Annotated[Path, typer.Option(help="Folder for the demo's data and models.")] = Path("runs/demo"),
     quick: Annotated[bool, typer.Option(help="Tiny table, 2 epochs: a smoke run of the whole path.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Build a bundled table, train unimodal and fused models, compare them, predict."""
+    if dataset == "av_digits_qa":
+        from omnifuse.workflows.demo_chat import run_chat_demo
+
+        run_chat_demo(out, console=console, progress=not quiet, quick=quick)
+        return
     from omnifuse.workflows.demo import run_demo
 
     run_demo(dataset, out, console=console, progress=not quiet, quick=quick)

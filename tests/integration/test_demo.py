@@ -37,3 +37,19 @@ def test_fashion_quick_demo(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--dataset", "fashion", "--quick", "--out", str(tmp_path), "-q"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "models" / "fashion" / "fused" / "model.safetensors").exists()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng (make setup does it)")
+def test_av_digits_qa_quick_demo_trains_on_conversations_and_chats(tmp_path: Path) -> None:
+    from omnifuse.workflows.demo_chat import run_chat_demo
+
+    scores = run_chat_demo(tmp_path, progress=False, quick=True)
+    assert set(scores) == {"all", "written", "spoken", "agree", "describe"}
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    predictor = omnifuse.load(tmp_path / "models" / "av_digits_qa")
+    assert predictor.config.encoder_of("prompt").name == "lm_prompt"  # the conversations' history
+    result = runner.invoke(app, ["demo", "--dataset", "av_digits_qa", "--quick", "--out", str(tmp_path),
+                                 "-q"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "classical baseline" in output and "Predictor.chat on test rows" in output
