@@ -155,3 +155,17 @@ def test_streamed_pieces_join_into_the_written_text_and_stop_strings_end_it(tabl
     assert threading.active_count() == before
     with pytest.raises(omnifuse.errors.DataError, match="one row"):
         predictor.generate(test.head(2), base_dir=table, stream=True)
+
+
+def test_sequence_accuracy_is_the_share_that_greedy_decoding_writes_exactly(table: Path, tiny: Path) -> None:
+    predictor = omnifuse.load(tiny)
+    rows = pd.read_csv(table / "test.csv")
+    rows.loc[::3, "answer"] = "a photo"  # some rows the model cannot get right
+    batch = collate(predictor.prepare(rows, table, True))
+    targets = torch.stack([predictor.task.encode(a) for a in rows["answer"]])  # (B, L)
+    with torch.no_grad():
+        outputs = predictor.model(batch.inputs, batch.presence, targets)  # (B, 3)
+    written = predictor.generate(rows, base_dir=table)
+    exact = sum(w == a for w, a in zip(written, rows["answer"], strict=True)) / len(rows)
+    assert 0 < exact < 1
+    assert predictor.task.metrics(outputs, targets)["sequence_accuracy"] == pytest.approx(exact)

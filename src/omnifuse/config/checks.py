@@ -83,7 +83,7 @@ MONITORS: dict[str, tuple[str, ...]] = {
     "multilabel": ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "roc_auc", "loss"),
     "regression": ("rmse", "mae", "r2", "loss"),
     "contrastive": ("recall@1", "recall@5", "recall@10", "mrr", "loss"),
-    "generation": ("loss", "perplexity", "token_accuracy"),
+    "generation": ("loss", "perplexity", "token_accuracy", "sequence_accuracy"),
 }
 
 

@@ -112,12 +112,17 @@ class GenerationTask(Task):
         return self.vocab.decode(ids)
 
     def metrics(self, logits: Tensor, targets: Tensor) -> dict[str, Any]:
-        """Teacher-forced ``loss`` (per token), ``perplexity`` and ``token_accuracy`` of a whole set."""
+        """Teacher-forced ``loss`` (per token), ``perplexity``, ``token_accuracy`` and
+        ``sequence_accuracy`` of a whole set: the share of rows whose every target token (and the end
+        token) is the most likely one, which is the share that greedy decoding writes exactly, without
+        writing anything (so early stopping can watch it every epoch)."""
         totals = logits.double().sum(dim=0)  # (3,)
         tokens = max(float(totals[1]), 1.0)
         loss = float(totals[0]) / tokens
         accuracy = float(totals[2]) / tokens
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "token_accuracy": accuracy}
+        exact = float((logits[:, 2] == logits[:, 1]).double().mean()) if len(logits) else 0.0
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "token_accuracy": accuracy,
+                "sequence_accuracy": exact}
 
     @property
     def classes(self) -> list[Any]:

@@ -43,6 +43,7 @@ def test_loss_and_metrics_are_per_token_over_the_whole_set() -> None:
     assert metrics["loss"] == pytest.approx(0.75)
     assert metrics["perplexity"] == pytest.approx(math.exp(0.75))
     assert metrics["token_accuracy"] == pytest.approx(7.0 / 8.0)
+    assert metrics["sequence_accuracy"] == pytest.approx(0.5)  # the second row has every token right
     assert task.default_monitor() == ("loss", "min")
 
 
