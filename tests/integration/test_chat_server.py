@@ -69,3 +69,30 @@ def test_bad_requests_get_openai_errors_not_500(client, chat_model: Path) -> Non
     refused = http.post("/v1/chat/completions", json={"messages": []}, headers={"Authorization": "Bearer k"})
     assert refused.status_code == 400 and set(refused.json()["error"]) == {"message", "type", "param", "code"}
     assert http.get("/v1/models").status_code == 401  # no key
+
+
+def test_concurrent_requests_are_written_in_one_batch_with_the_same_answers(chat_model: Path) -> None:  # noqa: F811
+    import asyncio
+
+    import httpx
+
+    from omnifuse.serving.chat_app import create_chat_app
+
+    app = create_chat_app(omnifuse.load(chat_model / "m"), model_name="digits", max_wait_ms=200.0)
+    images = sorted((chat_model / "img").iterdir())[:4]
+    bodies = [{"messages": _messages("data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()),
+               "max_tokens": 4} for p in images]
+
+    async def ask_all() -> list[str]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                answers = await asyncio.gather(*(http.post("/v1/chat/completions", json=b) for b in bodies))
+                alone = [await http.post("/v1/chat/completions", json=b) for b in bodies]
+        assert all(a.status_code == 200 for a in [*answers, *alone])
+        together = [a.json()["choices"][0]["message"]["content"] for a in answers]
+        assert together == [a.json()["choices"][0]["message"]["content"] for a in alone]
+        return together
+
+    asyncio.run(ask_all())
+    assert app.state.chat.largest_batch > 1  # the four concurrent answers shared a generate call

@@ -65,7 +65,8 @@ def serve(
         from omnifuse.serving.chat_app import create_chat_app
 
         chat = create_chat_app(predictor, api_key=api_key or None, allow_files=allow_files,
-                               max_file_bytes=int(max_file_mb * MB), timeout_s=timeout_s)
+                               max_file_bytes=int(max_file_mb * MB), timeout_s=timeout_s,
+                               max_batch=max_batch, max_wait_ms=max_wait_ms)
         console.print(f"[green]Serving {model}[/green] at http://{host}:{port}/v1/chat/completions "
                       "(OpenAI-compatible)" + (" with an API key" if api_key else ""))
         uvicorn.run(chat, host=host, port=port, timeout_graceful_shutdown=graceful_s, log_level="info",

@@ -116,23 +116,54 @@ def _number(data: dict[str, Any], key: str, default: Any, kind: type, low: float
 
 
 class ChatService:
-    """Answers chat requests with ``predictor`` on one model thread."""
+    """Answers chat requests with ``predictor`` on one model thread; answers that arrive within
+    ``max_wait_s`` of each other are written in one batch (``serving.batching.MicroBatcher``; rows with
+    the same decoding options share a ``generate`` call, and left-aligned prefixes make a batched answer
+    the one written alone)."""
 
-    def __init__(self, predictor: Predictor, model_name: str, limits: Limits, timeout_s: float) -> None:
+    def __init__(self, predictor: Predictor, model_name: str, limits: Limits, timeout_s: float,
+                 max_batch: int = 8, max_wait_s: float = 0.01) -> None:
+        from omnifuse.serving.batching import MicroBatcher
+
         self.predictor, self.model_name, self.limits = predictor, model_name, limits
         self.timeout_s = timeout_s
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="omnifuse-chat")
         self.base = limits.allow_files or Path.cwd()
+        self.batcher = MicroBatcher(self.write_batch, self.pool, max_batch, max_wait_s, self._record)
+        self.largest_batch = 0  # most answers written together so far
         self.ready = False
+
+    def _record(self, rows: int, requests: int) -> None:
+        self.largest_batch = max(self.largest_batch, rows)
 
     async def run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
 
-    def write(self, request: ChatRequest, choice: int) -> str:
-        options = dict(request.options)
-        if options["seed"] is not None:
-            options["seed"] += choice  # n choices: different samples, reproducible
-        return str(self.predictor.chat(request.messages, request.media, self.base, **options))
+    def answers(self, request: ChatRequest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(row, decoding options) of each of the request's ``n`` answers (seeds offset per answer)."""
+        from omnifuse.generation.chat import chat_row
+
+        row = chat_row(self.predictor.config, request.messages, request.media)
+        out = []
+        for choice in range(request.choices):
+            options = dict(request.options)
+            if options["seed"] is not None:
+                options["seed"] += choice  # n choices: different samples, reproducible
+            out.append((row, options))
+        return out
+
+    def write_batch(self, items: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+        """The answers of a batch of (row, options), one ``generate`` call per distinct options."""
+        groups: dict[str, list[int]] = {}
+        for i, (_, options) in enumerate(items):
+            groups.setdefault(json.dumps(options, sort_keys=True), []).append(i)
+        texts: list[str] = [""] * len(items)
+        for indices in groups.values():
+            rows = [items[i][0] for i in indices]
+            written = self.predictor.generate(rows, self.base, **items[indices[0]][1])
+            for i, text in zip(indices, written, strict=True):
+                texts[i] = str(text)
+        return texts
 
     def completion(self, request: ChatRequest, texts: list[str]) -> dict[str, Any]:
         """The ``chat.completion`` object of the written texts (token counts: the model's tokenizer)."""

@@ -27,7 +27,7 @@ log = logging.getLogger("omnifuse.serving")
 
 def create_chat_app(predictor: Predictor, *, api_key: str | None = None, allow_files: Path | None = None,
                     max_file_bytes: int = 16 * 1024 * 1024, timeout_s: float = 120.0,
-                    model_name: str | None = None) -> FastAPI:
+                    model_name: str | None = None, max_batch: int = 8, max_wait_ms: float = 10.0) -> FastAPI:
     """The OpenAI-compatible app serving a generation ``predictor`` (``omnifuse serve`` runs it).
 
     Args:
@@ -36,21 +36,25 @@ def create_chat_app(predictor: Predictor, *, api_key: str | None = None, allow_f
         max_file_bytes: largest decoded image or audio (413 above).
         timeout_s: most seconds per answer (504 after).
         model_name: the name in ``/v1/models`` and answers (default: the model folder's name).
+        max_batch / max_wait_ms: answers written together, and how long the first waits for others.
     """
     from fastapi import FastAPI
 
     name = model_name or (predictor.folder.name if predictor.folder is not None else "omnifuse")
-    service = ChatService(predictor, name, Limits(max_file_bytes=max_file_bytes, allow_files=allow_files),
-                          timeout_s)
+    limits = Limits(max_file_bytes=max_file_bytes, allow_files=allow_files)
+    service = ChatService(predictor, name, limits, timeout_s, max_batch, max_wait_ms / 1000.0)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.run(predictor.warm_up)
+        service.batcher.start()
         service.ready = True
         yield
+        await service.batcher.stop(timeout_s=5.0)
         service.pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title=f"omnifuse chat: {name}", lifespan=lifespan)
+    app.state.chat = service
     _add_routes(app, service, api_key)
     return app
 
@@ -85,7 +89,12 @@ def _add_routes(app: FastAPI, service: ChatService, api_key: str | None) -> None
     @app.post("/v1/chat/completions")
     async def completions(request: Request) -> Any:
         _check_key(request, api_key)
-        chat = parse_chat_request(await request.body(), service.model_name, service.limits)
+        service.batcher.expect(1)  # a batch forming now waits (max_wait_ms) for this one
+        try:
+            chat = parse_chat_request(await request.body(), service.model_name, service.limits)
+            answers = None if chat.stream else service.answers(chat)
+        finally:
+            service.batcher.expect(-1)
         if chat.stream:
             if chat.choices != 1:
                 raise ApiError(400, "'n' must be 1 with 'stream': true")
@@ -93,8 +102,8 @@ def _add_routes(app: FastAPI, service: ChatService, api_key: str | None) -> None
             await service.run(service.predictor.prepare, row, service.base)  # bad: a 400, not a cut stream
             return StreamingResponse(service.events(chat), media_type="text/event-stream")
         try:
-            texts = [await asyncio.wait_for(service.run(service.write, chat, i), service.timeout_s)
-                     for i in range(chat.choices)]
+            assert answers is not None
+            texts = await asyncio.wait_for(service.batcher.submit(answers), service.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(504, f"the answer took more than {service.timeout_s:g} s",
                            fix="ask for fewer max_tokens") from None
