@@ -150,6 +150,12 @@ def fit_prepared(cfg: Config, data: PreparedData, ctx: RunContext, *, resume: bo
     own when ``training.feature_cache`` is on."""
     model = build_model(cfg, {n: data.preprocessors[n] for n in cfg.input_names()}, data.task,
                         init_weights=init_encoder)
+    if cfg.generation is not None and cfg.generation.init_from and not resume:
+        from omnifuse.generation.stages import start_from
+
+        copied, total = start_from(model, Path(cfg.generation.init_from))
+        if ctx.writes:
+            ctx.console.print(f"Started from {cfg.generation.init_from}: {copied} of {total} tensors")
     # Frozen pretrained encoders run once (or are read from the disk cache), not at every step.
     cached = cache
     if cached is None and data.train_stream is None:

@@ -186,3 +186,21 @@ def test_train_lm_lora_adapts_the_attention_and_saves_merged_plain_weights(table
     assert changed and all(k.endswith(("q_proj.weight", "v_proj.weight")) for k in changed)
     test = pd.read_csv(table / "test.csv")
     assert omnifuse.load(folder).generate(test, base_dir=table) == predictor.generate(test, base_dir=table)
+
+
+def test_a_lora_stage_starts_from_an_align_stage_folder(table: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft", reason="LoRA needs the lora extra (peft)")
+    from omnifuse.errors import ModelDirError
+
+    align = table / "frozen" if (table / "frozen").is_dir() else _train(table, "frozen", "auto")
+    text = _config(table / "lm", "lora").replace("lr: 0.005", "lr: 1.0e-12")  # stage 2 barely moves
+    (tmp_path / "c.yaml").write_text(text.replace("max_answer_tokens: 8}", f"max_answer_tokens: 8, "
+                                                                           f"init_from: {align}}}"))
+    omnifuse.train(tmp_path / "c.yaml", table / "train.csv", out=tmp_path / "m", progress=False)
+    first, second = (omnifuse.load(f).model.state_dict() for f in (align, tmp_path / "m"))
+    projector = [k for k in first if k.startswith("fusion.")]
+    assert projector and all(torch.allclose(first[k], second[k], atol=1e-6) for k in projector)
+    (tmp_path / "c.yaml").write_text(text.replace("max_answer_tokens: 8}", "max_answer_tokens: 8, "
+                                                                           f"init_from: {tmp_path}}}"))
+    with pytest.raises(ModelDirError, match="has no model.safetensors"):
+        omnifuse.train(tmp_path / "c.yaml", table / "train.csv", out=tmp_path / "m2", progress=False)

@@ -79,6 +79,8 @@ class GenerationConfig:
     lora_r: int = positive(8)  # train_lm: lora: the adapters' rank
     lora_alpha: int = positive(16)  # train_lm: lora: their scaling numerator
     lora_targets: list[str] = field(default_factory=list)  # train_lm: lora: modules; []: peft's default
+    # a generation model folder to start from (its matching weights): LLaVA's stages, e.g. align then lora
+    init_from: str = ""
     hidden_size: int = positive(128)  # the LM's width (tiny_decoder); a multiple of heads
     layers: int = positive(2)  # decoder layers (tiny_decoder)
     heads: int = positive(4)  # attention heads (tiny_decoder)
