@@ -169,3 +169,14 @@ def test_sequence_accuracy_is_the_share_that_greedy_decoding_writes_exactly(tabl
     exact = sum(w == a for w, a in zip(written, rows["answer"], strict=True)) / len(rows)
     assert 0 < exact < 1
     assert predictor.task.metrics(outputs, targets)["sequence_accuracy"] == pytest.approx(exact)
+
+
+def test_the_resampler_projector_trains_saves_and_writes(table: Path, tmp_path: Path) -> None:
+    text = _config("tiny_decoder", 2).replace("prefix_tokens: 1", "prefix_tokens: 3, projector: resampler")
+    (tmp_path / "r.yaml").write_text(text)
+    omnifuse.train(tmp_path / "r.yaml", table / "train.csv", out=tmp_path / "m", progress=False)
+    predictor = omnifuse.load(tmp_path / "m")
+    assert predictor.config.generation.projector == "resampler"
+    test = pd.read_csv(table / "test.csv").head(4)
+    written = predictor.generate(test, base_dir=table)
+    assert written == [predictor.generate(test.iloc[[i]], base_dir=table)[0] for i in range(4)]

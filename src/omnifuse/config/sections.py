@@ -84,8 +84,10 @@ class GenerationConfig:
     hidden_size: int = positive(128)  # the LM's width (tiny_decoder); a multiple of heads
     layers: int = positive(2)  # decoder layers (tiny_decoder)
     heads: int = positive(4)  # attention heads (tiny_decoder)
-    projector: Literal["linear", "mlp2x_gelu"] = "mlp2x_gelu"  # encoder features -> LM width (LLaVA-1.5)
-    prefix_tokens: int = positive(4)  # LM prefix tokens per input, projected from its pooled vector
+    # encoder features -> LM width: linear, mlp2x_gelu (LLaVA-1.5) from the pooled vector, or resampler
+    # (prefix_tokens learned queries cross-attending to the encoder's tokens)
+    projector: Literal["linear", "mlp2x_gelu", "resampler"] = "mlp2x_gelu"
+    prefix_tokens: int = positive(4)  # LM prefix tokens per input
     max_answer_tokens: int = positive(32)  # longer targets (in the LM's tokens) are bad rows
     min_count: int = positive(1)  # tiny_decoder: words seen fewer times in the targets become <unk>
     max_new_tokens: int = positive(32)  # generation stops after this many tokens (or at the end token)
