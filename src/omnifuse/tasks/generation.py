@@ -129,9 +129,9 @@ class GenerationTask(Task):
         return []
 
     def state_dict(self) -> dict[str, Any]:
-        """The options; the word vocabulary inline (a pretrained LM's tokenizer goes to ``save_assets``)."""
-        vocab = self.vocab
-        words = vocab.state_dict() if isinstance(vocab, WordVocab) else None
+        """The options; the word vocabulary inline (a pretrained LM's tokenizer goes to ``save_assets``;
+        it is not loaded here, so ``repr`` and ``==`` never reach for the LM's files)."""
+        words = self.tokenizer.state_dict() if isinstance(self.tokenizer, WordVocab) else None
         return {"name": self.name, "max_answer_tokens": self.max_answer_tokens, "min_count": self.min_count,
                 "lm": self.lm, "vocab": words}
 
