@@ -66,6 +66,7 @@ def test_a_loaded_model_writes_what_the_trained_one_wrote(generation_dir: Path) 
     texts = predictor.generate(test, base_dir=generation_dir)
     assert len(texts) == len(test) and all(isinstance(t, str) for t in texts)
     assert predictor.predict(test, base_dir=generation_dir) == texts  # predict writes too
+    assert predictor.generate(test, base_dir=str(generation_dir)) == texts  # a str folder works too
     again = omnifuse.load(generation_dir / "model").generate(test, base_dir=generation_dir)
     assert again == texts
     one = predictor.generate(test.iloc[0].to_dict(), base_dir=generation_dir)

@@ -245,7 +245,7 @@ class Predictor:
             raise DataError(NOT_PREDICTIVE)
 
     def prepare(
-        self, rows: Rows | str | Path, base_dir: Path | None = None, allow_outside: bool | None = None,
+        self, rows: Rows | str | Path, base_dir: str | Path | None = None, allow_outside: bool | None = None,
         purpose: str = "predict",
     ) -> list[Example]:
         """Checks and preprocesses rows into model-ready examples (no forward pass).
@@ -261,6 +261,7 @@ class Predictor:
             DataError: a column is missing. BadRowError: a row cannot be preprocessed (names row, column,
                 value and fix).
         """
+        base_dir = None if base_dir is None else Path(base_dir)  # a str folder works too
         records, folder = to_records(rows, base_dir)
         check_records(records, self.config)
         outside = outside_paths_allowed(rows, base_dir) if allow_outside is None else allow_outside
