@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from omnifuse.inference.predictor import Predictor
 
 log = logging.getLogger("omnifuse.serving")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def create_chat_app(predictor: Predictor, *, api_key: str | None = None, allow_files: Path | None = None,
@@ -39,6 +40,7 @@ def create_chat_app(predictor: Predictor, *, api_key: str | None = None, allow_f
         max_batch / max_wait_ms: answers written together, and how long the first waits for others.
     """
     from fastapi import FastAPI
+    from fastapi.staticfiles import StaticFiles
 
     name = model_name or (predictor.folder.name if predictor.folder is not None else "omnifuse")
     limits = Limits(max_file_bytes=max_file_bytes, allow_files=allow_files)
@@ -55,12 +57,13 @@ def create_chat_app(predictor: Predictor, *, api_key: str | None = None, allow_f
 
     app = FastAPI(title=f"omnifuse chat: {name}", lifespan=lifespan)
     app.state.chat = service
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     _add_routes(app, service, api_key)
     return app
 
 
 def _add_routes(app: FastAPI, service: ChatService, api_key: str | None) -> None:
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
@@ -73,6 +76,14 @@ def _add_routes(app: FastAPI, service: ChatService, api_key: str | None) -> None
     @app.get("/health")
     async def health() -> Any:
         return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        """The chat page (history, image and audio attachments, the streamed answer)."""
+        html = STATIC_DIR / "chat.html"
+        if not html.is_file():
+            raise ApiError(404, "this installation has no chat page", fix="use the API: /v1/chat/completions")
+        return FileResponse(html, media_type="text/html")
 
     @app.get("/ready")
     async def ready() -> Any:
