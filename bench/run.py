@@ -27,6 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_batch_predict  # noqa: E402
+import bench_chat_server  # noqa: E402
 import bench_data_pipeline  # noqa: E402
 import bench_feature_cache  # noqa: E402
 import bench_generation  # noqa: E402
@@ -56,6 +57,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         bench_onnx,
         bench_serving,
         bench_generation,
+        bench_chat_server,
         bench_streaming,
         bench_index,
         bench_quality,
