@@ -204,3 +204,29 @@ def test_a_lora_stage_starts_from_an_align_stage_folder(table: Path, tmp_path: P
                                                                            f"init_from: {tmp_path}}}"))
     with pytest.raises(ModelDirError, match="has no model.safetensors"):
         omnifuse.train(tmp_path / "c.yaml", table / "train.csv", out=tmp_path / "m2", progress=False)
+
+
+def test_a_gpt2_style_lm_with_one_end_token_and_no_pad_trains_saves_and_writes(table: Path,
+                                                                              tmp_path: Path) -> None:
+    """GPT-2's layout: absolute positions, one <|endoftext|> token for begin and end, no pad token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<|endoftext|>", "<unk>", *WORDS])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>",
+                                        bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(vocab), n_embd=24, n_layer=1, n_head=2, n_positions=64,
+                        bos_token_id=0, eos_token_id=0)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    tokenizer.save_pretrained(tmp_path / "gpt2")
+    (tmp_path / "c.yaml").write_text(_config(tmp_path / "gpt2", "full"))
+    omnifuse.train(tmp_path / "c.yaml", table / "train.csv", out=tmp_path / "m", progress=False)
+    predictor = omnifuse.load(tmp_path / "m")
+    assert predictor.task.special.bos == predictor.task.special.eos == predictor.task.special.pad == 0
+    test = pd.read_csv(table / "test.csv")
+    texts = predictor.generate(test, base_dir=table)
+    assert texts == omnifuse.load(tmp_path / "m").generate(test, base_dir=table)
+    assert all(set(t.split()) <= set(WORDS) for t in texts)
