@@ -42,7 +42,7 @@ def chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = Config.from_yaml(folder / "c.yaml")
     assert config.label.column == "answer" and config.encoder_of("prompt").name == "lm_prompt"
     assert config.columns["conversation"].type == config.columns["turn"].type == "ignore"
-    text = (folder / "c.yaml").read_text().replace("epochs: 100", "epochs: 2")
+    text = (folder / "c.yaml").read_text().replace("epochs: 100", "epochs: 30")  # enough to write words
     (folder / "c.yaml").write_text(text)
     omnifuse.train(folder / "c.yaml", train, valid=folder / "valid.jsonl", out=folder / "m", progress=False)
     return folder
@@ -52,11 +52,11 @@ def test_chat_answers_a_multi_turn_history_with_an_image(chat_model: Path) -> No
     predictor = omnifuse.load(chat_model / "m")
     image = str(chat_model / "img" / sorted(p.name for p in (chat_model / "img").iterdir())[0])
     first = predictor.chat([{"role": "user", "content": "<image>\nWhat animal is this?"}], {"image": image})
-    assert isinstance(first, str)
+    assert isinstance(first, str) and first  # it writes something (a tested answer is not an empty one)
     history = [{"role": "user", "content": "What animal is this?"}, {"role": "assistant", "content": first},
                {"role": "user", "content": "Say it again."}]
     again = predictor.chat(history, {"image": image})
-    assert isinstance(again, str) and again == predictor.chat(history, {"image": image})  # greedy
+    assert again and again == predictor.chat(history, {"image": image})  # greedy
     with pytest.raises(DataError, match="last message must be the user's"):
         predictor.chat(history[:2], {"image": image})
     with pytest.raises(DataError, match="reads no 'audio' medium"):

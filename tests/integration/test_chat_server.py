@@ -43,7 +43,7 @@ def test_a_completion_with_an_image_and_its_stream_agree(client, chat_model: Pat
     messages = _messages(_image(chat_model))
     answer = api.chat.completions.create(model="digits", messages=messages, max_tokens=6)
     text = answer.choices[0].message.content
-    assert answer.object == "chat.completion" and isinstance(text, str)
+    assert answer.object == "chat.completion" and isinstance(text, str) and text
     assert answer.choices[0].finish_reason in ("stop", "length") and answer.usage.total_tokens > 0
     expected = omnifuse.load(chat_model / "m").chat(
         [{"role": "user", "content": "What animal is this?"}],
@@ -96,3 +96,32 @@ def test_concurrent_requests_are_written_in_one_batch_with_the_same_answers(chat
 
     asyncio.run(ask_all())
     assert app.state.chat.largest_batch > 1  # the four concurrent answers shared a generate call
+
+
+def test_a_stream_and_a_batch_at_once_take_turns_and_a_cut_stream_says_length(chat_model: Path) -> None:  # noqa: F811
+    import asyncio
+    import json
+
+    import httpx
+
+    from omnifuse.serving.chat_app import create_chat_app
+
+    app = create_chat_app(omnifuse.load(chat_model / "m"), model_name="digits")
+    body = {"messages": _messages(_image(chat_model)), "max_tokens": 1}
+
+    async def both() -> tuple[httpx.Response, httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                streamed, plain = await asyncio.wait_for(asyncio.gather(
+                    http.post("/v1/chat/completions", json={**body, "stream": True}),
+                    http.post("/v1/chat/completions", json=body)), timeout=60)
+        return streamed, plain
+
+    streamed, plain = asyncio.run(both())
+    events = [json.loads(line[6:]) for line in streamed.text.splitlines()
+              if line.startswith("data: {")]
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events)
+    assert text and text == plain.json()["choices"][0]["message"]["content"]
+    finish = (events[-1]["choices"][0]["finish_reason"], plain.json()["choices"][0]["finish_reason"])
+    assert finish == ("length", "length")  # one token allowed: both answers were cut by max_tokens

@@ -91,8 +91,9 @@ def test_a_pretrained_lm_reads_the_prompt_in_its_own_embeddings(table: Path) -> 
     ids = pre("now say the animal")["input_ids"].tolist()
     assert ids == pre.tokenizer("now say the animal", add_special_tokens=False)["input_ids"]
     test = pd.read_csv(table / "test.csv")
-    again = omnifuse.load(table / "hf").generate(test, base_dir=table)
-    assert again == predictor.generate(test, base_dir=table)
+    sampled = {"temperature": 1.0, "seed": 0}  # one epoch on a random LM: greedy mostly ends at once
+    again = omnifuse.load(table / "hf").generate(test, base_dir=table, **sampled)
+    assert any(again) and again == predictor.generate(test, base_dir=table, **sampled)
 
 
 def test_the_prompt_is_never_scored(table: Path, tiny: Path) -> None:

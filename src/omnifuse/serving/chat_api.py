@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,7 @@ class ChatService:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="omnifuse-chat")
         self.base = limits.allow_files or Path.cwd()
         self.batcher = MicroBatcher(self.write_batch, self.pool, max_batch, max_wait_s, self._record)
+        self.writing = threading.Lock()  # one writer of answers at a time (a batch, or a stream)
         self.largest_batch = 0  # most answers written together so far
         self.ready = False
 
@@ -158,12 +160,17 @@ class ChatService:
         for i, (_, options) in enumerate(items):
             groups.setdefault(json.dumps(options, sort_keys=True), []).append(i)
         texts: list[str] = [""] * len(items)
+        with self.writing:
+            self._write_groups(items, groups, texts)
+        return texts
+
+    def _write_groups(self, items: list[tuple[dict[str, Any], dict[str, Any]]], groups: dict[str, list[int]],
+                      texts: list[str]) -> None:
         for indices in groups.values():
             rows = [items[i][0] for i in indices]
             written = self.predictor.generate(rows, self.base, **items[indices[0]][1])
             for i, text in zip(indices, written, strict=True):
                 texts[i] = str(text)
-        return texts
 
     def completion(self, request: ChatRequest, texts: list[str]) -> dict[str, Any]:
         """The ``chat.completion`` object of the written texts (token counts: the model's tokenizer)."""
@@ -188,12 +195,16 @@ class ChatService:
         section = self.predictor.config.generation
         return section.max_new_tokens if section is not None else 0
 
-    def pieces(self, request: ChatRequest) -> Iterator[str]:
-        return iter(self.predictor.chat(request.messages, request.media, self.base, stream=True,
-                                        **request.options))
+    def pieces(self, request: ChatRequest) -> Generator[str, None, None]:
+        """The streamed answer's pieces, written while holding the model (``writing``): a batch waits for
+        the stream, so two writers never share the model or its random numbers."""
+        with self.writing:
+            yield from self.predictor.chat(request.messages, request.media, self.base, stream=True,
+                                           **request.options)
 
     async def events(self, request: ChatRequest) -> AsyncIterator[str]:
-        """Server-sent events of a streamed answer: the role, the pieces, the finish, ``[DONE]``."""
+        """Server-sent events of a streamed answer: the role, the pieces, the finish, ``[DONE]``. The
+        pieces are pulled on a thread of their own (not the model thread, where a waiting batch sits)."""
         envelope = self._envelope("chat.completion.chunk")
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -201,13 +212,15 @@ class ChatService:
             return f"data: {json.dumps(body)}\n\n"
 
         yield chunk({"role": "assistant", "content": ""})
-        pieces = await self.run(self.pieces, request)
+        pieces, count = self.pieces(request), 0
         try:
-            while (piece := await self.run(next, pieces, None)) is not None:
+            while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+                count += 1
                 yield chunk({"content": piece})
         finally:
-            await self.run(getattr(pieces, "close", lambda: None))
-        yield chunk({}, "stop")
+            await asyncio.to_thread(pieces.close)
+        limit = request.options["max_new_tokens"] or self._default_tokens()
+        yield chunk({}, "length" if count >= limit else "stop")
         yield "data: [DONE]\n\n"
 
 
