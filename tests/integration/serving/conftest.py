@@ -66,32 +66,33 @@ def await_ready() -> Callable[[str, Callable[[], bool]], None]:
     return wait_ready
 
 
-@pytest.fixture(scope="session")
-def start_server(serving_predictor: Any) -> Iterator[Callable[..., str]]:
-    """A factory: ``start_server(**options)`` serves ``create_app(serving_predictor, **options)``."""
+@contextlib.contextmanager
+def serving_app(app: Any) -> Iterator[str]:
+    """Serves an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yields its URL once ready."""
     import uvicorn
 
-    from omnifuse.serving import create_app
-
-    running: list[tuple[Any, threading.Thread, socket.socket]] = []
-
-    def start(**options: Any) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(serving_predictor, **options), log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        running.append((server, thread, sock))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
         wait_ready(url, thread.is_alive)
-        return url
-
-    yield start
-    for server, thread, sock in running:
+        yield url
+    finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def start_server(serving_predictor: Any) -> Iterator[Callable[..., str]]:
+    """A factory: ``start_server(**options)`` serves ``create_app(serving_predictor, **options)``."""
+    from omnifuse.serving import create_app
+
+    with contextlib.ExitStack() as running:
+        yield lambda **options: running.enter_context(serving_app(create_app(serving_predictor, **options)))
 
 
 @pytest.fixture(scope="session")

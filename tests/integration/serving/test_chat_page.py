@@ -3,9 +3,7 @@ ask, read the streamed answer; it is what Predictor.chat writes; errors show on 
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pytest
 import omnifuse
 
 from ..test_chat import chat_model  # noqa: F401  (the model trained on conversations)
+from .conftest import serving_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
@@ -22,25 +21,11 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def chat_url(chat_model: Path, await_ready: Callable[..., None]) -> Iterator[str]:  # noqa: F811
-    import uvicorn
-
+def chat_url(chat_model: Path) -> Iterator[str]:  # noqa: F811
     from omnifuse.serving.chat_app import create_chat_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = create_chat_app(omnifuse.load(chat_model / "m"), model_name="digits")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        await_ready(url, thread.is_alive)
+    with serving_app(create_chat_app(omnifuse.load(chat_model / "m"), model_name="digits")) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture

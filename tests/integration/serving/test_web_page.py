@@ -21,6 +21,8 @@ import omnifuse
 from omnifuse.config.sections import Config
 from omnifuse.inference.predictor import Predictor
 
+from .conftest import serving_app
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -95,26 +97,12 @@ def regression_predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
 
 
 @pytest.fixture(scope="module")
-def regression_url(regression_predictor: Predictor, await_ready: Callable[..., None]) -> Iterator[str]:
-    """Serves the regression model with uvicorn on a free 127.0.0.1 port (the shared ``start_server``
-    serves only the classification model)."""
-    import uvicorn
-
+def regression_url(regression_predictor: Predictor) -> Iterator[str]:
+    """Serves the regression model (the shared ``start_server`` serves only the classification model)."""
     from omnifuse.serving import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(regression_predictor), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        await_ready(url, thread.is_alive)
+    with serving_app(create_app(regression_predictor)) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
