@@ -125,3 +125,10 @@ def test_a_stream_and_a_batch_at_once_take_turns_and_a_cut_stream_says_length(ch
     assert text and text == plain.json()["choices"][0]["message"]["content"]
     finish = (events[-1]["choices"][0]["finish_reason"], plain.json()["choices"][0]["finish_reason"])
     assert finish == ("length", "length")  # one token allowed: both answers were cut by max_tokens
+
+
+def test_a_bad_token_limit_names_its_key(client, chat_model: Path) -> None:  # noqa: ANN001, F811
+    _, http = client
+    body = {"messages": _messages(_image(chat_model)), "max_completion_tokens": 0}
+    refused = http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
+    assert refused.status_code == 400 and "'max_completion_tokens' is 0" in refused.json()["error"]["message"]

@@ -97,9 +97,9 @@ def _decoding(data: dict[str, Any]) -> dict[str, Any]:
     stops = [stop] if isinstance(stop, str) else stop
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
         raise ApiError(400, "'stop' must be a string or a list of strings")
-    tokens = data.get("max_completion_tokens", data.get("max_tokens"))
+    key = "max_completion_tokens" if "max_completion_tokens" in data else "max_tokens"
     return {
-        "max_new_tokens": None if tokens is None else int(_number(data, "max_tokens", tokens, int, 1, 4096)),
+        "max_new_tokens": None if data.get(key) is None else int(_number(data, key, None, int, 1, 4096)),
         "temperature": float(_number(data, "temperature", 0.0, float, 0.0, 2.0)),
         "top_p": float(_number(data, "top_p", 1.0, float, 0.0, 1.0)),
         "seed": None if data.get("seed") is None else int(_number(data, "seed", 0, int, 0, 2**63 - 1)),
