@@ -84,6 +84,8 @@ def _one_by_one(model: Any, rows: int, tokens: int) -> Callable[[], list[int]]:
 
 
 def _bare(model: Any, tokens: int, cache: bool) -> Callable[[], list[int]]:
+    from omnifuse.generation.model import until_end
+
     inputs, presence = _rows(1)
     with torch.inference_mode():
         embeddings, mask = model.prefix(inputs, presence)
@@ -95,15 +97,9 @@ def _bare(model: Any, tokens: int, cache: bool) -> Callable[[], list[int]]:
                                     max_new_tokens=tokens, do_sample=False, use_cache=cache,
                                     eos_token_id=special.eos, pad_token_id=special.pad,
                                     bos_token_id=special.bos)
-        return [len(_until_end(row.tolist(), (special.eos, special.pad))) for row in out]
+        return [len(until_end(row.tolist(), (special.eos, special.pad))) for row in out]
 
     return call
-
-
-def _until_end(ids: list[int], ends: tuple[int, int]) -> list[int]:
-    from omnifuse.generation.model import _until_end as until_end
-
-    return until_end(ids, ends)
 
 
 def _rate(samples: list[Any], written: list[int]) -> float:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,3 +99,35 @@ def make_captioned_table(folder: Path, n: int, seed: int) -> pd.DataFrame:
     frame = make_table(folder, n, seed)
     frame["caption"] = [f"a photo of a {a} ." for a in frame["animal"]]
     return frame
+
+
+def wait_ready(url: str, alive: Callable[[], bool], seconds: float = 60.0) -> None:
+    """Polls ``GET /ready`` until 200; fails when the server dies or the time is up."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        assert alive(), "the server stopped before it was ready"
+        assert time.monotonic() < deadline, f"the server at {url} was not ready after {seconds} s"
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serving_app(app: Any) -> Iterator[str]:
+    """Serves an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yields its URL once ready."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_ready(url, thread.is_alive)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

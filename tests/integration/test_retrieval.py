@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,8 @@ import pytest
 
 import omnifuse
 from omnifuse.retrieval import load_index
+
+from .conftest import serving_app
 
 CONTRASTIVE_YAML = """
 label: {column: animal, task: contrastive}
@@ -184,32 +183,11 @@ def test_index_of_a_classifier_searches_its_own_column_only(trained_dir: Path, t
 @pytest.fixture(scope="module")
 def search_url(trained_dir: Path, index_dir: Path) -> Iterator[str]:
     """A server of the trained classifier with the photo index of the contrastive model."""
-    import uvicorn
-
     from omnifuse.serving import create_app
 
     app = create_app(omnifuse.load(trained_dir, device="cpu"), index=load_index(index_dir))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not _ready(url):
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/ready", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with serving_app(app) as url:
+        yield url
 
 
 def test_v1_search_text_and_image(search_url: str, table_dir: Path) -> None:

@@ -130,7 +130,7 @@ class GenerationModel(MultimodalModel):
             if decoding.seed is not None:
                 torch.manual_seed(decoding.seed)
             out = self.lm.generate(inputs_embeds=embeddings, attention_mask=mask.long(), **options)
-        return [_until_end(row.tolist(), (self.special.eos, self.special.pad)) for row in out]
+        return [until_end(row.tolist(), (self.special.eos, self.special.pad)) for row in out]
 
     def merge_own_adapters(self) -> None:
         """A LoRA-adapted LM (``train_lm: lora``) with its adapters merged into its weights, so the saved
@@ -160,7 +160,7 @@ def positions(mask: Tensor) -> Tensor:
     return (mask.long().cumsum(dim=1) - 1).clamp(min=0)
 
 
-def _until_end(ids: list[int], ends: tuple[int, int]) -> list[int]:
+def until_end(ids: list[int], ends: tuple[int, int]) -> list[int]:
     """The ids before the first end (or pad) token."""
     for i, token in enumerate(ids):
         if token in ends:

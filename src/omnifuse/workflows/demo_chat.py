@@ -29,9 +29,11 @@ def run_chat_demo(out: Path, console: Console | None = None, progress: bool = Tr
     console = console or Console()
     folder = out / "data" / ("av_digits_qa_quick" if quick else "av_digits_qa")
     console.print(f"[bold]Building the AV-Digits QA table in {folder}[/bold] (reused when already there)")
-    sizes = QUICK_SIZES if quick else (600, 150, 300)
-    data = Path(build_av_digits_qa(folder, n_train=sizes[0], n_valid=sizes[1], n_test=sizes[2],
-                                   progress=progress))
+    if quick:
+        data = Path(build_av_digits_qa(folder, n_train=QUICK_SIZES[0], n_valid=QUICK_SIZES[1],
+                                       n_test=QUICK_SIZES[2], progress=progress))
+    else:  # the builder's own sizes
+        data = Path(build_av_digits_qa(folder, progress=progress))
     table = read_table(data / "train_conversations.jsonl")
     label, prompt = conversation_defaults(table, None, None)
     assert label is not None, "the conversations table has its answer column"

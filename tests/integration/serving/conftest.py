@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
+
+from ..conftest import serving_app, wait_ready
 
 API_KEY = "test-key-4f9c"
 LIMITS: dict[str, Any] = {"max_body_bytes": 400_000, "max_file_bytes": 100_000, "max_pixels": 10_000}
@@ -48,42 +46,10 @@ def serving_predictor(trained_dir: Path) -> Any:
     return omnifuse.load(trained_dir, device="cpu")
 
 
-def wait_ready(url: str, alive: Callable[[], bool], seconds: float = 60.0) -> None:
-    """Polls ``GET /ready`` until 200; fails when the server dies or the time is up."""
-    deadline = time.monotonic() + seconds
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        assert alive(), "the server stopped before it was ready"
-        assert time.monotonic() < deadline, f"the server at {url} was not ready after {seconds} s"
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="session")
 def await_ready() -> Callable[[str, Callable[[], bool]], None]:
     """``wait_ready(url, alive)``, for tests that start their own server process."""
     return wait_ready
-
-
-@contextlib.contextmanager
-def serving_app(app: Any) -> Iterator[str]:
-    """Serves an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yields its URL once ready."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        wait_ready(url, thread.is_alive)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="session")
