@@ -32,6 +32,7 @@ import bench_data_pipeline  # noqa: E402
 import bench_feature_cache  # noqa: E402
 import bench_generation  # noqa: E402
 import bench_index  # noqa: E402
+import bench_length_grouping  # noqa: E402
 import bench_onnx  # noqa: E402
 import bench_predict_latency  # noqa: E402
 import bench_presets  # noqa: E402
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
         bench_training_loop,
+        bench_length_grouping,
         bench_predict_latency,
         bench_feature_cache,
         bench_batch_predict,

@@ -14,6 +14,7 @@ from rich.console import Console
 import omnifuse
 from omnifuse import api
 from omnifuse.config.sections import Config
+from omnifuse.data.collate import Example
 from omnifuse.data.streaming import ParquetStream, iter_frames, parquet_file
 from omnifuse.errors import DataError
 from omnifuse.workflows import prepare
@@ -89,6 +90,24 @@ def test_the_reader_yields_bounded_batches(stream_table: Path) -> None:
     assert list(stream) == [] and len(stream) == 2200
     assert max(size for size, _, _ in seen) <= 400  # never more than one batch of rows at a time
     assert seen[0][1] == 300 and seen[-1][2] == 2499  # the held-out first rows are skipped
+
+
+def test_a_grouped_stream_batches_rows_of_similar_length(tmp_path: Path) -> None:
+    lengths = np.random.default_rng(0).integers(1, 60, 700)
+    pd.DataFrame({"n": lengths}).to_parquet(tmp_path / "t.parquet")
+
+    def prepare(frame: pd.DataFrame, report: bool) -> list[Example]:
+        return [Example(int(i), {"t": {"ids": torch.ones(int(n))}}, {"t": True})
+                for i, n in frame["n"].items()]
+
+    def padding(group: int) -> float:
+        stream = ParquetStream(tmp_path / "t.parquet", ["n"], 0, 320, prepare, seed=1, group_size=group)
+        rows = [int(ex.index) for ex in stream]
+        assert sorted(rows) == list(range(700))  # every row once
+        runs = [lengths[rows[i : i + 32]] for i in range(0, len(rows), 32)]
+        return sum(int(r.max()) * len(r) for r in runs) / int(lengths.sum())
+
+    assert padding(0) > 1.5 and padding(32) < 1.15
 
 
 def test_streaming_needs_a_parquet_file(tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ class TrainingConfig:
     precision: str = "32-true"  # 32-true, bf16-mixed (CPU or GPU) or 16-mixed (GPU): autocast
     strategy: str = "auto"  # auto, ddp or fsdp
     num_workers: int = 0  # DataLoader worker processes
+    group_by_length: bool = True  # batches of rows of similar length (text, audio): little padding
     feature_cache: bool = True  # frozen pretrained encoders' features kept on disk, reused by later runs
     steps_per_epoch: int = 0  # 0: a full pass over the training rows; > 0: at most this many batches
     ema_decay: float = 0.99  # > 0: validate and save an exponential moving average of the weights

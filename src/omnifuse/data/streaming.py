@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from omnifuse.data.bucketing import grouped_batches, row_lengths
 from omnifuse.data.collate import Example
 from omnifuse.data.io import is_missing
 from omnifuse.errors import DataError
@@ -94,13 +95,17 @@ class ParquetStream(IterableDataset[Example]):
         prepare: turns one DataFrame (indexed by row number) into Examples, handling its bad rows;
             ``report`` says whether to report them (only the first epoch, so they are listed once).
         shuffle / seed: shuffle the rows of each batch, seeded by ``seed + epoch + batch number``.
+        group_size: > 0 (with shuffle): the training batch size; each read batch's rows are then ordered
+            so that every run of ``group_size`` rows has similar lengths (``bucketing.grouped_batches``),
+            the runs in random order.
     """
 
     def __init__(self, path: Path, columns: list[str], start_row: int, batch_rows: int,
                  prepare: Callable[[pd.DataFrame, bool], list[Example]], shuffle: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, group_size: int = 0) -> None:
         self.path, self.columns, self.start_row, self.batch_rows = path, columns, start_row, batch_rows
         self.prepare, self.shuffle, self.seed, self.epoch = prepare, shuffle, seed, 0
+        self.group_size = group_size
         self.total_rows = int(parquet_file(path).metadata.num_rows)
         # read here, in the launched process: loader workers may be spawned without the process group
         self.rank, self.world = distributed.global_rank(), distributed.world_size()
@@ -127,6 +132,15 @@ class ParquetStream(IterableDataset[Example]):
             examples = self.prepare(frame.loc[self.start_row :], self.epoch == 0)
             if self.shuffle:
                 generator = torch.Generator().manual_seed(self.seed + self.epoch * 100_003 + number)
-                order = torch.randperm(len(examples), generator=generator).tolist()
-                examples = [examples[i] for i in order]
+                examples = [examples[i] for i in self._order(examples, generator)]
             yield from examples
+
+    def _order(self, examples: list[Example], generator: torch.Generator) -> list[int]:
+        """A seeded shuffle of one read batch, grouped into runs of similar length with ``group_size``."""
+        order = torch.randperm(len(examples), generator=generator)
+        lengths = row_lengths(examples) if self.group_size > 0 else None
+        if lengths is None:
+            return order.tolist()
+        full, rest = divmod(len(examples), self.group_size)
+        sizes = [self.group_size] * full + ([rest] if rest else [])
+        return torch.cat(grouped_batches(order, lengths, sizes, generator)).tolist()

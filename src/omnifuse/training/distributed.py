@@ -18,6 +18,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from omnifuse.data.bucketing import grouped_batches
 from omnifuse.errors import OmnifuseError, PeerFailedError
 
 AGREED = "_omnifuse_ranks_agreed"  # set on an exception every rank has been told about
@@ -62,11 +63,14 @@ class GlobalBatchSampler(Sampler[list[int]]):
         rank / world: this rank and the number of ranks.
         shuffle: a new permutation per epoch (seed + epoch); False keeps the table order.
         seed: the base seed.
+        lengths: (n,) each row's length (``bucketing.row_lengths``): when given and shuffling, every
+            global batch holds rows of similar length (``bucketing.grouped_batches``).
     """
 
-    def __init__(self, n: int, batch_size: int, rank: int, world: int, shuffle: bool, seed: int) -> None:
+    def __init__(self, n: int, batch_size: int, rank: int, world: int, shuffle: bool, seed: int,
+                 lengths: Tensor | None = None) -> None:
         self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.shuffle, self.seed, self.epoch, self.lengths = shuffle, seed, 0, lengths
         step = batch_size * world
         self.global_sizes = [min(step, n - start) for start in range(0, n, step)]
         if self.global_sizes and self.global_sizes[-1] < world:
@@ -79,17 +83,21 @@ class GlobalBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return len(self.global_sizes)
 
+    def global_batches(self, grouped: bool = True) -> list[Tensor]:
+        """This epoch's global batches (row numbers), grouped by length when ``lengths`` was given."""
+        if not self.shuffle:
+            return list(torch.split(torch.arange(sum(self.global_sizes)), self.global_sizes))
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        if grouped and self.lengths is not None:
+            shuffle_batches = torch.Generator().manual_seed(self.seed + self.epoch + 7_919)
+            return grouped_batches(order, self.lengths, self.global_sizes, shuffle_batches)
+        return list(torch.split(order[: sum(self.global_sizes)], self.global_sizes))
+
     def __iter__(self) -> Iterator[list[int]]:
-        if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        else:
-            order = torch.arange(self.n)
-        start = 0
-        for size in self.global_sizes:
-            parts = _split_sizes(size, self.world)
-            offset = start + sum(parts[: self.rank])
-            yield order[offset : offset + parts[self.rank]].tolist()
-            start += size
+        for rows in self.global_batches():
+            parts = _split_sizes(len(rows), self.world)
+            offset = sum(parts[: self.rank])
+            yield rows[offset : offset + parts[self.rank]].tolist()
 
     def loss_scale(self, step: int) -> float:
         """Factor that turns this rank's mean loss of batch ``step`` into its share of the global mean.
@@ -101,9 +109,10 @@ class GlobalBatchSampler(Sampler[list[int]]):
         return _split_sizes(size, self.world)[self.rank] * self.world / size
 
 
-def shard_train_loader(loader: DataLoader[Any], rank: int, world: int,
-                       seed: int) -> tuple[DataLoader[Any], GlobalBatchSampler | None]:
-    """The training loader re-made over this rank's share of each global batch.
+def shard_train_loader(loader: DataLoader[Any], rank: int, world: int, seed: int,
+                       lengths: Tensor | None = None) -> tuple[DataLoader[Any], GlobalBatchSampler | None]:
+    """The training loader re-made over this rank's share of each global batch (grouped by ``lengths``
+    when given, see ``GlobalBatchSampler``).
 
     Streaming (iterable) datasets shard themselves and are returned as they are, with no sampler.
     """
@@ -112,7 +121,8 @@ def shard_train_loader(loader: DataLoader[Any], rank: int, world: int,
         return loader, None
     assert loader.batch_size is not None, "training loaders batch rows themselves"
     shuffle = isinstance(loader.sampler, torch.utils.data.RandomSampler)
-    sampler = GlobalBatchSampler(len(dataset), loader.batch_size, rank, world, shuffle, seed)  # type: ignore[arg-type]
+    sampler = GlobalBatchSampler(len(dataset), loader.batch_size, rank, world, shuffle, seed,  # type: ignore[arg-type]
+                                 lengths)
     sharded = DataLoader(dataset, batch_sampler=sampler, collate_fn=loader.collate_fn,
                          num_workers=loader.num_workers, worker_init_fn=loader.worker_init_fn)
     return sharded, sampler

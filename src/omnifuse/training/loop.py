@@ -7,7 +7,7 @@ import contextlib
 import csv
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,9 @@ from torch.utils.data import DataLoader
 
 from omnifuse.augment.base import Pipeline, augment_batch
 from omnifuse.config.sections import TrainingConfig
+from omnifuse.data.bucketing import padding_ratio, row_lengths, variable_lengths
 from omnifuse.data.collate import Batch
+from omnifuse.data.dataset import ExampleDataset
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint, distributed
@@ -102,6 +104,7 @@ class Trainer:
         self.rank, self.world = self.fabric.global_rank, self.fabric.world_size
         self.writes = self.rank == 0  # only rank 0 writes checkpoints and logs
         self.sampler: distributed.GlobalBatchSampler | None = None
+        self.padded_sizes: dict[str, torch.Tensor] = {}  # variable-length tensor -> (N,) sizes
         self.epoch_setters: list[Any] = []  # set_epoch of the sampler / streaming dataset
         self.loss_scale = 1.0  # of the current step (see GlobalBatchSampler.loss_scale)
         self.forward_syncs = False  # whether the DDP forward makes a collective (set in _setup)
@@ -163,8 +166,8 @@ class Trainer:
         total, rows = distributed.sum_across_ranks([total, float(count)], self.fabric.device)
         return total / max(rows, 1.0)
 
-    def _batches(self, loader: DataLoader[Any]) -> int:
-        """Batches per epoch: the loader's, or fewer with ``training.steps_per_epoch``."""
+    def _batches(self, loader: Sized) -> int:
+        """Batches per epoch: the loader's (or sampler's), or fewer with ``training.steps_per_epoch``."""
         limit = self.cfg.steps_per_epoch
         return min(len(loader), limit) if limit > 0 else len(loader)
 
@@ -258,7 +261,12 @@ class Trainer:
 
     def _fit(self, train: DataLoader[Any], valid: DataLoader[Any], resume: bool) -> FitResult:
         """``fit`` on this rank: shard the loader, set up, resume, check the disk, run the epochs."""
-        train, self.sampler = distributed.shard_train_loader(train, self.rank, self.world, self.cfg.seed)
+        examples = train.dataset.examples if isinstance(train.dataset, ExampleDataset) else []
+        lengths = row_lengths(examples) if self.cfg.group_by_length else None
+        train, self.sampler = distributed.shard_train_loader(train, self.rank, self.world, self.cfg.seed,
+                                                             lengths)
+        self.padded_sizes = variable_lengths(examples)
+        self._report_padding()
         stream_epoch = getattr(train.dataset, "set_epoch", None)  # a streaming dataset shuffles per epoch
         sampler_epoch = None if self.sampler is None else self.sampler.set_epoch
         self.epoch_setters = [f for f in (stream_epoch, sampler_epoch) if callable(f)]
@@ -367,11 +375,37 @@ class Trainer:
             **{k: v for k, v in metrics.items() if isinstance(v, float) and k != "loss"},
             "lr": self.scheduler.get_last_lr()[-1],
             "seconds": time.perf_counter() - started,
+            **self._padding(),
         }
         self.history.append(record)
         self._write_log()
         self._save_checkpoint(epoch)
         return record
+
+    def _padding(self, grouped: bool = True) -> dict[str, float]:
+        """``padded_<input>_<tensor>``: padded / real positions in this epoch's training batches, for
+        each tensor whose length varies (the cost of padding; see ``training.group_by_length``)."""
+        if self.sampler is None or not self.padded_sizes:
+            return {}
+        used = self._batches(self.sampler)
+        ratios = padding_ratio(self.padded_sizes, self.sampler.global_batches(grouped)[:used])
+        return {"padded_" + key.replace(".", "_"): ratio for key, ratio in ratios.items()}
+
+    def _report_padding(self) -> None:
+        """One line on padding in the training batches, grouped by length against random batches."""
+        grouped = self._padding()
+        if not grouped or not self.writes:
+            return
+        ungrouped = self._padding(grouped=False)
+        shown = ", ".join(f"{key} {value:.2f}x" for key, value in zip(self.padded_sizes, grouped.values(),
+                                                                         strict=True))
+        if self.sampler is not None and self.sampler.lengths is not None:
+            rand = ", ".join(f"{value:.2f}x" for value in ungrouped.values())
+            self.console.print(f"Padded / real positions per batch: {shown} (batches grouped by length; "
+                               f"random batches: {rand})")
+        else:
+            self.console.print(f"Padded / real positions per batch: {shown} (training.group_by_length "
+                               "is off)")
 
     def _validate(self, valid: DataLoader[Any], epoch: int) -> dict[str, Any]:
         """Validation metrics of the current weights; keeps them as the best when the monitor improved."""

@@ -107,8 +107,9 @@ def prepare_streaming(cfg: Config, train: Any, valid: Any, test: Any, ctx: RunCo
         check_columns(table.frame, cfg, table.source, need_label=True)
     examples = {name: prepare_examples(cfg, t, preprocessors, task, ctx, name) for name, t in tables.items()}
     preparer = RowPreparer(cfg, preprocessors, task, folder, ctx.out, str(train))
+    group = cfg.training.batch_size if cfg.training.group_by_length else 0
     stream = ParquetStream(path, columns, held, d.stream_batch_rows, preparer, shuffle=True,
-                           seed=cfg.training.seed)
+                           seed=cfg.training.seed, group_size=group)
     return PreparedData(task, preprocessors, examples, train_stream=stream,
                         merge_bad_rows=preparer.merge_bad_rows)
 

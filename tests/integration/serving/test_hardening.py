@@ -51,12 +51,16 @@ def test_unreadable_allowed_paths_are_400(server_url: str, test_rows: list[dict[
 
 
 def test_made_up_methods_do_not_create_metric_series(server_url: str) -> None:
-    for method in ("FOOBAR", "XYZZY1", "GET"):
-        httpx.request(method, f"{server_url}/v1/model")
+    statuses = {method: httpx.request(method, f"{server_url}/v1/model").status_code
+                for method in ("FOOBAR", "XYZZY1", "GET")}
     text = httpx.get(f"{server_url}/metrics").text
     assert "FOOBAR" not in text and "XYZZY1" not in text
-    assert 'route="/v1/model",method="OTHER",status="405"' in text
     assert 'route="/v1/model",method="GET",status="200"' in text
+    # httptools (the serve extra) refuses an unknown method with 400 before the app sees it; uvicorn's
+    # pure-Python h11 parser passes it on, and the app answers 405, counted under method="OTHER"
+    assert statuses["FOOBAR"] in (400, 405)
+    if statuses["FOOBAR"] == 405:
+        assert 'route="/v1/model",method="OTHER",status="405"' in text
 
 
 def test_a_failing_warm_up_still_makes_the_server_ready(
