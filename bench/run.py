@@ -27,6 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_batch_predict  # noqa: E402
+import bench_channels_last  # noqa: E402
 import bench_chat_server  # noqa: E402
 import bench_data_pipeline  # noqa: E402
 import bench_feature_cache  # noqa: E402
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     for m in (
         bench_training_loop,
         bench_length_grouping,
+        bench_channels_last,
         bench_predict_latency,
         bench_feature_cache,
         bench_batch_predict,

@@ -24,9 +24,11 @@ from omnifuse.encoders.base import (
     EncoderOutput,
     EncoderSpec,
     InputSpec,
+    as_channels_last,
     freeze,
     masked_mean,
     pick_device_dtype,
+    use_channels_last,
 )
 from omnifuse.encoders.hf_adapters import enable_gradient_checkpointing
 
@@ -53,6 +55,7 @@ class MelCNNOptions(LogMelOptions):
     output_dim: int = positive(128)  # width of the frame tokens and of the pooled vector
     pooling: Literal["mean", "max"] = "max"  # masked pooling over time; max picks out short words in noise
     dropout: float = fraction(0.1)  # dropout on the frame tokens
+    channels_last: bool = True  # NHWC memory format: faster convolutions on a CPU (same results)
 
 
 @dataclass
@@ -133,6 +136,7 @@ class MelCNN(Encoder):
         output_dim: int = 128,
         pooling: str = "mean",
         dropout: float = 0.1,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         widths = [1] + [channels * (1 if i == 0 else 2) for i in range(num_blocks)]
@@ -145,12 +149,14 @@ class MelCNN(Encoder):
         self.dropout = nn.Dropout(dropout)
         self.pooling = pooling
         self.output_dim = output_dim
+        self.channels_last = channels_last
+        use_channels_last(self, channels_last)
 
     def forward(self, inputs: dict[str, Tensor]) -> EncoderOutput:
         """Encodes a batch of log-mel frames; see the class docstring."""
         mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
         mel, mask = pad_time(mel * mask.unsqueeze(-1), mask, 2 ** len(self.blocks))
-        x = mel.unsqueeze(1)  # (B, 1, T, M)
+        x = as_channels_last(mel.unsqueeze(1), self.channels_last)  # (B, 1, T, M)
         for block in self.blocks:
             x = block(x) * mask[:, None, :, None]  # (B, C, T, M'), padded frames back to 0
             x = self.pool(x)  # (B, C, T / 2, M' / 2)
@@ -309,6 +315,7 @@ def _build_mel_cnn(options: MelCNNOptions, preprocessor: Preprocessor, assets: P
         options.output_dim,
         options.pooling,
         options.dropout,
+        options.channels_last,
     )
 
 
