@@ -13,7 +13,7 @@ length, so that a text column and an audio column weigh alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 from torch import Tensor
@@ -23,13 +23,16 @@ from omnifuse.data.collate import Example
 CHUNK_BATCHES = 50  # batches sorted together: larger chunks pad less, smaller ones mix lengths more
 
 
-def variable_lengths(examples: Sequence[Example]) -> dict[str, Tensor]:
+def variable_lengths(examples: Sequence[Example], inputs: Collection[str] | None = None) -> dict[str, Tensor]:
     """``"input.tensor"`` -> (N,) first-dimension sizes, for every tensor whose size varies across rows
-    (one per input when several share the same sizes, e.g. ``input_ids`` and ``attention_mask``)."""
+    (one per input when several share the same sizes, e.g. ``input_ids`` and ``attention_mask``), of the
+    given ``inputs`` (default: all)."""
     if not examples:
         return {}
     out: dict[str, Tensor] = {}
     for name, tensors in examples[0].inputs.items():
+        if inputs is not None and name not in inputs:
+            continue
         seen: list[Tensor] = []
         for key, first in tensors.items():
             if first.dim() == 0:
@@ -41,13 +44,22 @@ def variable_lengths(examples: Sequence[Example]) -> dict[str, Tensor]:
     return out
 
 
-def row_lengths(examples: Sequence[Example]) -> Tensor | None:
-    """(N,) float: each row's length, summed over variable-length tensors relative to their means;
-    None when every row has the same shapes (nothing to group)."""
-    sizes = variable_lengths(examples)
+def row_lengths(examples: Sequence[Example], inputs: Collection[str] | None = None) -> Tensor | None:
+    """(N,) float: each row's length, summed over variable-length tensors (of ``inputs``, default all)
+    relative to their means; None when every row has the same shapes (nothing to group)."""
+    sizes = variable_lengths(examples, inputs)
     if not sizes:
         return None
     return torch.stack([s.float() / s.float().mean().clamp_min(1.0) for s in sizes.values()]).sum(0)
+
+
+def longest_first(examples: Sequence[Example], inputs: Collection[str] | None = None) -> list[int] | None:
+    """Row positions ordered by length, longest first (ties in table order), so that inference batches
+    pad little; None when no tensor (of ``inputs``, default all) varies in length."""
+    lengths = row_lengths(examples, inputs)
+    if lengths is None:
+        return None
+    return torch.argsort(lengths, descending=True, stable=True).tolist()
 
 
 def grouped_batches(order: Tensor, lengths: Tensor, sizes: Sequence[int],

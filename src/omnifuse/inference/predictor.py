@@ -13,6 +13,7 @@ from torch import Tensor
 
 from omnifuse.artifacts.folder import LoadedModel, load_model
 from omnifuse.config.sections import Config
+from omnifuse.data.bucketing import longest_first
 from omnifuse.data.collate import Example, batches
 from omnifuse.data.dataset import examples_from_records, input_specs, make_example
 from omnifuse.data.io import real_path
@@ -272,11 +273,22 @@ class Predictor:
         return examples
 
     def run_examples(self, examples: list[Example], embed: bool = False) -> Tensor:
-        """Logits (N, C), or fused embeddings (N, F) with ``embed``, for prepared examples, in order."""
+        """Logits (N, C), or fused embeddings (N, F) with ``embed``, for prepared examples, in order.
+
+        Rows whose texts or clips vary in length run longest first, so that each batch pads little (a
+        transformer's cost grows with the padded length); the outputs come back in the rows' order.
+        """
+        order = longest_first(examples) if len(examples) > self.batch_size else None
+        ranked = examples if order is None else [examples[i] for i in order]
         if self.onnx_backend is not None:
-            return self.onnx_backend.run_examples(examples, self.batch_size, embed)
-        outputs, _, _ = run_model(self.model, batches(examples, self.batch_size), self.device, embed=embed)
-        return outputs
+            outputs = self.onnx_backend.run_examples(ranked, self.batch_size, embed)
+        else:
+            outputs, _, _ = run_model(self.model, batches(ranked, self.batch_size), self.device, embed=embed)
+        if order is None:
+            return outputs
+        restored = torch.empty_like(outputs)
+        restored[torch.tensor(order)] = outputs  # (N, C) back in the rows' order
+        return restored
 
     def _run(self, rows: Rows | str | Path, base_dir: Path | None, embed: bool) -> Tensor:
         return self.run_examples(self.prepare(rows, base_dir), embed=embed)

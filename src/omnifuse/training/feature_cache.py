@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
+from omnifuse.data.bucketing import longest_first
 from omnifuse.data.collate import Example, collate
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.layers.modes import evaluating
@@ -99,6 +100,8 @@ def cache_features(
         [store.load(k) for k in keys] if store is not None else [None] * len(examples)
     )
     todo = [i for i, found in enumerate(features) if found is None]
+    order = longest_first([examples[i] for i in todo], [name])  # batches of similar length pad little
+    todo = todo if order is None else [todo[i] for i in order]
     with evaluating(encoder.to(device)):
         for start in range(0, len(todo), batch_size):
             rows = todo[start : start + batch_size]

@@ -13,14 +13,24 @@ from torch import nn
 
 from omnifuse.encoders.audio import MelCNN
 from omnifuse.encoders.base import Encoder
-from omnifuse.encoders.image import SmallCNN
+from omnifuse.encoders.image import HFImageEncoder, SmallCNN
 
 PIXELS = {"pixels": torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)}
 MEL = {"mel": torch.randn(4, 24, 16), "mask": torch.ones(4, 24, dtype=torch.bool)}
+
+
+def _resnet(on: bool) -> Encoder:
+    from transformers import ResNetConfig, ResNetModel
+
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1], layer_type="basic")
+    return HFImageEncoder(ResNetModel(config), "mean", 16, [0.5] * 3, [0.25] * 3, channels_last=on)
+
+
 CASES: dict[str, tuple[Callable[[bool], Encoder], dict[str, torch.Tensor]]] = {
     "small_cnn": (lambda on: SmallCNN(3, [8, 16], 0.0, [0.5] * 3, [0.25] * 3, channels_last=on), PIXELS),
     "small_cnn_residual": (lambda on: SmallCNN(3, [8], 0.0, [0.5] * 3, [0.25] * 3, True, on), PIXELS),
     "mel_cnn": (lambda on: MelCNN(16, 8, 2, 16, "max", 0.0, channels_last=on), MEL),
+    "hf_image_resnet": (_resnet, PIXELS),  # off by default; offered for convolutional backbones
 }
 
 
