@@ -35,6 +35,7 @@ import bench_generation  # noqa: E402
 import bench_index  # noqa: E402
 import bench_length_grouping  # noqa: E402
 import bench_onnx  # noqa: E402
+import bench_optimizer  # noqa: E402
 import bench_predict_latency  # noqa: E402
 import bench_presets  # noqa: E402
 import bench_quality  # noqa: E402
@@ -54,6 +55,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         bench_training_loop,
         bench_length_grouping,
         bench_channels_last,
+        bench_optimizer,
         bench_predict_latency,
         bench_feature_cache,
         bench_batch_predict,

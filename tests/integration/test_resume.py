@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from safetensors.torch import load_file
 
 import omnifuse
 from omnifuse.config.sections import Config
+from omnifuse.errors import CheckpointError
 from omnifuse.training.checkpoint import load_checkpoint
 from omnifuse.training.loop import Trainer
 
@@ -110,3 +112,17 @@ def test_a_resumed_contrastive_run_restores_its_queues(
     resumed = load_file(str(tmp_path / "part" / "model.safetensors"))
     for key in full:
         torch.testing.assert_close(resumed[key], full[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_a_checkpoint_with_other_optimizer_groups_is_a_clear_error(
+    table_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """training.fused_adamw puts channels-last conv weights in groups of their own: a checkpoint written
+    without that split (an older omnifuse, or fused_adamw: false) cannot be resumed with it."""
+    train = table_dir / "train.csv"
+    plain = _contrastive()
+    plain = dataclasses.replace(plain, training=dataclasses.replace(plain.training, fused_adamw=False))
+    _crash_after(0, plain, train, tmp_path / "part", monkeypatch)
+    with pytest.raises(CheckpointError, match=r"other parameter groups.*training.fused_adamw: false"):
+        omnifuse.train(_contrastive(), train=train, out=tmp_path / "part", resume=True, progress=False)
+    omnifuse.train(plain, train=train, out=tmp_path / "part", resume=True, progress=False)  # its own config

@@ -47,7 +47,7 @@ class Encoder(nn.Module):
 def use_channels_last(module: nn.Module, on: bool) -> None:
     """Puts ``module``'s 4-d weights in channels-last (NHWC) memory format when ``on``: the same values in
     another layout, in which oneDNN's CPU convolutions run faster (bench/README: a training step of
-    ``small_cnn``, ``mel_cnn`` and the EfficientNet took 0.62 to 0.82 of the contiguous time).
+    ``small_cnn``, ``mel_cnn`` and the EfficientNet took 0.62 to 0.81 of the contiguous time).
 
     Its ``state_dict`` still gives contiguous tensors, so that it saves with safetensors as any other.
     """

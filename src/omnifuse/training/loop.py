@@ -23,6 +23,7 @@ from omnifuse.config.sections import TrainingConfig
 from omnifuse.data.bucketing import padding_ratio, row_lengths, variable_lengths
 from omnifuse.data.collate import Batch
 from omnifuse.data.dataset import ExampleDataset
+from omnifuse.errors import CheckpointError
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
 from omnifuse.training import checkpoint, distributed
@@ -118,7 +119,7 @@ class Trainer:
     def _setup(self, steps_per_epoch: int) -> None:
         groups = param_groups(self.raw_model, self.cfg.lr, self.cfg.weight_decay, self.schedule.lr_mults,
                               self.schedule.head_lr_mult)
-        optimizer = make_optimizer(groups)
+        optimizer = make_optimizer(groups, self.cfg.fused_adamw)
         total = self.cfg.epochs * math.ceil(steps_per_epoch / self.cfg.accumulate)
         distributed.check_peers()  # DDP's set-up broadcasts rank 0's weights: a collective
         self.model, self.optimizer = self.fabric.setup(self.raw_model, optimizer)
@@ -474,7 +475,7 @@ class Trainer:
             self.console.print("[yellow]--resume: no checkpoint found; starting from scratch[/yellow]")
             return
         self.raw_model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_optimizer(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.early.load_state_dict(state["early"])
         if self.ema is not None and state.get("ema") is not None:
@@ -489,6 +490,23 @@ class Trainer:
         if best.exists():
             self.best_state = checkpoint.load_weights(best)
         self.console.print(f"Resumed from epoch {self.start_epoch} (step {self.step}).")
+
+    def _load_optimizer(self, state: dict[str, Any]) -> None:
+        """Restores the optimizer's state; one whose parameter groups differ is a clear error.
+
+        Raises:
+            CheckpointError: the checkpoint's optimizer has other parameter groups (e.g. written before
+                ``training.fused_adamw`` split them, or by another config).
+        """
+        try:
+            self.optimizer.load_state_dict(state)
+        except ValueError as exc:
+            raise CheckpointError(
+                f"the checkpoint in {self.checkpoint_dir} holds an optimizer with other parameter groups "
+                f"than this run's ({exc}); it was written by another config or an older omnifuse. Resume "
+                "with the config it was trained with (an older omnifuse's checkpoint: add "
+                "training.fused_adamw: false), or train again without --resume"
+            ) from None
 
     def _restore_best(self) -> None:
         if self.best_state is not None:

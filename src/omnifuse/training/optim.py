@@ -51,9 +51,27 @@ def _split(named: object, lr: float, weight_decay: float, label: str) -> list[di
     ]
 
 
-def make_optimizer(groups: list[dict[str, object]]) -> torch.optim.AdamW:
-    """AdamW over the given groups (each group carries its own lr and weight decay)."""
-    return torch.optim.AdamW(groups)  # type: ignore[arg-type]
+def make_optimizer(groups: list[dict[str, object]], fused: bool = True) -> torch.optim.AdamW:
+    """AdamW over the given groups (each group carries its own lr and weight decay).
+
+    ``fused``: torch's fused kernel for the contiguous parameters; on a CPU torch otherwise steps one
+    tensor at a time, and the step took 4 to 5 times as long (bench/README, ``optimizer_step``). Parameters
+    in another memory layout (channels-last convolution weights) keep the per-tensor step in a group of
+    their own: the fused CPU kernel pairs the elements of a parameter, its gradient and its moments by
+    position, which is wrong when their layouts differ (measured: a resumed run's contiguous moments
+    against channels-last weights).
+    """
+    if not fused:
+        return torch.optim.AdamW(groups)  # type: ignore[arg-type]
+    split: list[dict[str, object]] = []
+    for group in groups:
+        params = list(group["params"])  # type: ignore[call-overload]
+        dense = [p for p in params if p.is_contiguous()]
+        strided = [p for p in params if not p.is_contiguous()]
+        split += [{**group, "params": dense, "fused": True}] if dense else []
+        if strided:
+            split.append({**group, "params": strided, "name": f"{group.get('name', 'group')}/strided"})
+    return torch.optim.AdamW(split)  # type: ignore[arg-type]
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> LambdaLR:

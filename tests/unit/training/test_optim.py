@@ -170,3 +170,37 @@ def test_the_head_gets_its_own_groups_only_with_its_own_multiplier() -> None:
     assert _ids(groups["head/decay"]) | _ids(groups["head/no_decay"]) == head
     rest = _ids(groups["fusion+head/decay"]) | _ids(groups["fusion+head/no_decay"])
     assert not rest & head  # each parameter in one group
+
+
+def test_contiguous_parameters_step_fused_and_channels_last_ones_per_tensor() -> None:
+    conv = nn.Conv2d(4, 8, 3).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = nn.Sequential(conv, nn.Flatten(), nn.LazyLinear(2))
+    model(torch.randn(1, 4, 5, 5))
+    groups = [{"params": list(model.parameters()), "lr": 0.01, "weight_decay": 0.0, "name": "all"}]
+    opt = make_optimizer(groups)
+    fused = {id(p) for g in opt.param_groups if g["fused"] for p in g["params"]}
+    assert id(conv.weight) not in fused and id(conv.bias) in fused and len(opt.param_groups) == 2
+    assert [g["name"] for g in opt.param_groups] == ["all", "all/strided"]
+    assert all(not g["fused"] for g in make_optimizer(groups, fused=False).param_groups)
+
+
+def test_a_fused_step_equals_the_per_tensor_step_also_after_reloading_contiguous_state() -> None:
+    def run(fused: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(4, 8, 3), nn.Flatten(), nn.Linear(72, 2))
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        opt = make_optimizer(param_groups(model, 0.01, 0.1, {}), fused=fused)
+        for step in range(3):
+            model(torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(step))).sum().backward()
+            opt.step()
+            opt.zero_grad()
+            if step == 0:  # a resumed run: the state comes back from the checkpoint as contiguous tensors
+                state = opt.state_dict()
+                for slots in state["state"].values():
+                    for key, value in slots.items():
+                        slots[key] = value.contiguous()
+                opt.load_state_dict(state)
+        return [p.detach().clone() for p in model.parameters()]
+
+    for fused, plain in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
