@@ -55,7 +55,7 @@ def make_optimizer(groups: list[dict[str, object]], fused: bool = True) -> torch
     """AdamW over the given groups (each group carries its own lr and weight decay).
 
     ``fused``: torch's fused kernel for the contiguous parameters; on a CPU torch otherwise steps one
-    tensor at a time, and the step took 4 to 5 times as long (bench/README, ``optimizer_step``). Parameters
+    tensor at a time, and the step took 3 to 6 times as long (bench/README, ``optimizer_step``). Parameters
     in another memory layout (channels-last convolution weights) keep the per-tensor step in a group of
     their own: the fused CPU kernel pairs the elements of a parameter, its gradient and its moments by
     position, which is wrong when their layouts differ (measured: a resumed run's contiguous moments
