@@ -11,13 +11,11 @@ evaluation ratios are in the details and the notes.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from common import BenchResult, Settings
+from common import BenchResult, Settings, interleaved, median
 
 NAME = "channels_last"
 GOAL = "<= 0.9"
@@ -78,16 +76,8 @@ def _sides(case: str) -> dict[str, dict[str, Callable[[], Any]]]:
 
 def _timed(sides: dict[str, dict[str, Callable[[], Any]]], kind: str, repeats: int) -> dict[str, float]:
     """Median seconds of ``kind`` per side, interleaved (order alternating), after one warm-up each."""
-    names = list(sides)
-    for name in names:
-        sides[name][kind]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else reversed(names):
-            started = time.perf_counter()
-            sides[name][kind]()
-            samples[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    samples = interleaved({name: calls[kind] for name, calls in sides.items()}, repeats, warmup=1)
+    return {name: median([s.wall for s in values]) for name, values in samples.items()}
 
 
 def run(settings: Settings) -> list[BenchResult]:

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from common import CACHE_DIR, BenchResult, Settings, median, paired_ratio
+from common import CACHE_DIR, BenchResult, Settings, interleaved, median, paired_ratio
 
 NAME = "length_grouping"
 GOAL = "<= 0.8"
@@ -85,13 +84,8 @@ def _feature_pass(cfg: Any, data: Any, settings: Settings) -> BenchResult:
             feature_cache.cache_features(encoder, examples, "gloss", 64, "cpu")
 
     sides["table_order"] = table_order
-    seconds: dict[str, list[float]] = {name: [] for name in sides}
-    for i in range(settings.warmup + settings.repeats):
-        for name in list(sides) if i % 2 == 0 else reversed(list(sides)):
-            started = time.perf_counter()
-            sides[name]()
-            if i >= settings.warmup:
-                seconds[name].append(time.perf_counter() - started)
+    samples = interleaved(sides, settings.repeats, settings.warmup)
+    seconds = {name: [s.wall for s in values] for name, values in samples.items()}
     ratio = paired_ratio(seconds["longest_first"], seconds["table_order"])
     return BenchResult("length_grouping_feature_pass", "s/pass", median(seconds["longest_first"]),
                        median(seconds["table_order"]), ratio, "", {"rows": len(examples), "seconds": seconds},

@@ -12,12 +12,10 @@ Rows: ``optimizer_step_<model>``: seconds per step, fused / per-tensor (goal <= 
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
-from common import BenchResult, Settings
+from common import BenchResult, Settings, interleaved, median
 from torch import nn
 
 NAME = "optimizer_step"
@@ -68,13 +66,9 @@ def run(settings: Settings) -> list[BenchResult]:
             continue
         model = make()
         sides = {"fused": _step(model, True), "per_tensor": _step(model, False)}
-        seconds: dict[str, list[float]] = {side: [] for side in sides}
-        for r in range(max(5, settings.repeats * 3)):
-            for side in list(sides) if r % 2 == 0 else reversed(list(sides)):
-                started = time.perf_counter()
-                sides[side]()
-                seconds[side].append(time.perf_counter() - started)
-        med = {side: statistics.median(v) for side, v in seconds.items()}
+        samples = interleaved(sides, max(5, settings.repeats * 3), warmup=0)  # _step already warmed up
+        seconds = {side: [s.wall for s in values] for side, values in samples.items()}
+        med = {side: median(v) for side, v in seconds.items()}
         params = sum(p.numel() for p in model.parameters())
         results.append(BenchResult(f"optimizer_step_{name}", "s/step", med["fused"], med["per_tensor"],
                                    med["fused"] / med["per_tensor"], goal, {"parameters": params,

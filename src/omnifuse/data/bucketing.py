@@ -47,7 +47,11 @@ def variable_lengths(examples: Sequence[Example], inputs: Collection[str] | None
 def row_lengths(examples: Sequence[Example], inputs: Collection[str] | None = None) -> Tensor | None:
     """(N,) float: each row's length, summed over variable-length tensors (of ``inputs``, default all)
     relative to their means; None when every row has the same shapes (nothing to group)."""
-    sizes = variable_lengths(examples, inputs)
+    return lengths_of(variable_lengths(examples, inputs))
+
+
+def lengths_of(sizes: dict[str, Tensor]) -> Tensor | None:
+    """``row_lengths`` from ``variable_lengths``' sizes (None when there are none)."""
     if not sizes:
         return None
     return torch.stack([s.float() / s.float().mean().clamp_min(1.0) for s in sizes.values()]).sum(0)

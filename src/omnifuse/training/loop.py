@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from omnifuse.augment.base import Pipeline, augment_batch
 from omnifuse.config.sections import TrainingConfig
-from omnifuse.data.bucketing import padding_ratio, row_lengths, variable_lengths
+from omnifuse.data.bucketing import lengths_of, padding_ratio, variable_lengths
 from omnifuse.data.collate import Batch
 from omnifuse.data.dataset import ExampleDataset
 from omnifuse.errors import CheckpointError
@@ -263,10 +263,10 @@ class Trainer:
     def _fit(self, train: DataLoader[Any], valid: DataLoader[Any], resume: bool) -> FitResult:
         """``fit`` on this rank: shard the loader, set up, resume, check the disk, run the epochs."""
         examples = train.dataset.examples if isinstance(train.dataset, ExampleDataset) else []
-        lengths = row_lengths(examples) if self.cfg.group_by_length else None
+        self.padded_sizes = variable_lengths(examples)
+        lengths = lengths_of(self.padded_sizes) if self.cfg.group_by_length else None
         train, self.sampler = distributed.shard_train_loader(train, self.rank, self.world, self.cfg.seed,
                                                              lengths)
-        self.padded_sizes = variable_lengths(examples)
         self._report_padding()
         stream_epoch = getattr(train.dataset, "set_epoch", None)  # a streaming dataset shuffles per epoch
         sampler_epoch = None if self.sampler is None else self.sampler.set_epoch
