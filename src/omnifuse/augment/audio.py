@@ -1,9 +1,11 @@
-"""Audio augmentation on log-mel batches {"mel": (B, T, M), "mask": (B, T)}: SpecAugment, tempo, shift, noise.
+"""Audio augmentation on log-mel batches {"mel": (B, T, M), "mask": (B, T)}: SpecAugment, tempo, warp, noise.
 
 The frames were made once, before training, so these act in the log-mel domain: time and frequency masks
 (SpecAugment, Park et al. 2019, https://arxiv.org/abs/1904.08779), tempo perturbation by resampling the
-frame axis (speed without a pitch change), a time shift, additive noise on the (normalised) features, and a
-gain that shifts the log energies (a no-op under the default per-utterance normalisation, so off by default).
+frame axis (speed without a pitch change), a frequency warp of the mel axis (vocal tract length
+perturbation, Jaitly & Hinton 2013: a voice whose formants sit higher or lower, e.g. a woman's or a child's
+voice when training heard men), a time shift, additive noise on the (normalised) features, and a gain that
+shifts the log energies (a no-op under the default per-utterance normalisation, so off by default).
 Padded frames stay padding: every transform keeps ``mask`` consistent with the frames it writes.
 """
 
@@ -34,6 +36,16 @@ class TempoOptions:
 
     low: float = 0.85  # slowest rate (0.85: the clip lasts 1 / 0.85 = 1.18x as long)
     high: float = 1.15  # fastest rate
+
+
+@dataclass
+class FreqWarpOptions:
+    """Options of ``freq_warp``."""
+
+    low: float = 0.8  # smallest frequency scale (0.8: every formant at 0.8x its frequency)
+    high: float = 1.25  # largest frequency scale (a typical woman's formants sit ~1.15-1.2x a man's)
+    nyquist_hz: float = 8000.0  # top of the mel axis: half the column's sample_rate (16000 Hz by default)
+    p: float = 0.5  # share of rows warped (the others stay as heard: warping all of them cost accuracy)
 
 
 @dataclass
@@ -119,6 +131,38 @@ def _tempo(options: TempoOptions) -> Transform:
     return apply
 
 
+def warp_bins(mel: Tensor, scale: Tensor, nyquist_hz: float) -> Tensor:
+    """Moves every frequency f of each row to ``scale`` * f: (B, T, M) log-mel frames, (B,) scales -> (B, T, M).
+
+    Bin m of M is taken as the mel value m / (M - 1) of the way from 0 Hz to ``nyquist_hz`` (HTK scale); the
+    warped bin m reads the source spectrum at f / scale, linearly interpolated between bins; above the top
+    bin (scale < 1) the top bin is repeated.
+    """
+    b, t, m = mel.shape
+    top = 2595.0 * math.log10(1.0 + nyquist_hz / 700.0)  # the mel value of the top bin
+    position = torch.arange(m, device=mel.device, dtype=mel.dtype)[None, :] / max(m - 1, 1)  # (1, M)
+    hz = 700.0 * (torch.pow(10.0, position * top / 2595.0) - 1.0)  # (1, M): each bin's frequency
+    source_hz = hz / scale[:, None]  # (B, M)
+    source = 2595.0 * torch.log10(1.0 + source_hz / 700.0) / top * (m - 1)  # (B, M): fractional bins
+    source = source.clamp(0.0, m - 1.0)
+    low = source.floor().long()  # (B, M)
+    high = (low + 1).clamp(max=m - 1)  # (B, M)
+    frac = (source - low.to(mel.dtype))[:, None, :]  # (B, 1, M)
+    gather = lambda idx: mel.gather(2, idx[:, None, :].expand(-1, t, -1))  # noqa: E731
+    return gather(low) * (1.0 - frac) + gather(high) * frac  # (B, T, M)
+
+
+def _freq_warp(options: FreqWarpOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel = inputs["mel"]  # (B, T, M); padded frames are zero and stay zero (a mix of zeros)
+        scale = uniform(generator, mel.shape[0], options.low, options.high, mel.device)  # (B,)
+        warped = chance(generator, mel.shape[0], options.p, mel.device)  # (B,) bool
+        scale = torch.where(warped, scale, torch.ones_like(scale))
+        return {**inputs, "mel": warp_bins(mel, scale, options.nyquist_hz)}
+
+    return apply
+
+
 def _shift(options: ShiftOptions) -> Transform:
     def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
         mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
@@ -163,6 +207,8 @@ AUGMENTS.add("spec_augment", AugmentSpec(MEL, SpecAugmentOptions, _spec_augment,
                                          "SpecAugment: random time and frequency stripes of frames zeroed"))
 AUGMENTS.add("tempo", AugmentSpec(MEL, TempoOptions, _tempo,
                                   "tempo perturbation: frames resampled to play 0.85x to 1.15x as fast"))
+AUGMENTS.add("freq_warp", AugmentSpec(MEL, FreqWarpOptions, _freq_warp,
+                                      "frequency warp (VTLP): half the rows' formants moved by 0.8x to 1.25x, for unseen voices"))
 AUGMENTS.add("shift", AugmentSpec(MEL, ShiftOptions, _shift,
                                   "time shift of the frames by up to 10% of the clip, edges repeated"))
 AUGMENTS.add("noise", AugmentSpec(MEL, NoiseOptions, _noise,

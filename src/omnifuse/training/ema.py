@@ -15,6 +15,22 @@ import torch
 from torch import Tensor, nn
 
 
+def live_tensors(model: nn.Module, keys: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The model's own parameters and buffers under their state-dict ``keys``, without copies.
+
+    ``state_dict()`` runs its hooks, and the channels-last encoders' hook copies every conv weight into a
+    contiguous tensor (what safetensors needs): once per step that is a copy of those weights per step for
+    nothing. Keys that a module's own state-dict hooks rename fall back to ``state_dict()``.
+    """
+    tensors: dict[str, Tensor] = dict(model.named_parameters(remove_duplicate=False))
+    tensors.update(model.named_buffers(remove_duplicate=False))
+    missing = [key for key in keys if key not in tensors]
+    if missing:
+        state = model.state_dict()
+        tensors.update({key: state[key] for key in missing})
+    return tensors
+
+
 class WeightEMA:
     """The averaged copy of a model's floating-point parameters and buffers.
 
@@ -39,7 +55,7 @@ class WeightEMA:
         """Moves the average towards the model's current state (after an optimizer step)."""
         self.updates += 1
         decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        state = model.state_dict()
+        state = live_tensors(model, self.shadow)
         for key, average in self.shadow.items():
             average.lerp_(state[key].detach().to(average.dtype), 1.0 - decay)
 

@@ -28,13 +28,13 @@ class DemoSpec:
     fusion: str | dict[str, Any] = "attention"  # a fusion name, or a mapping with its options
 
 
-# The defaults `omnifuse init-config` writes for this table (small_cnn at 28 px, mfcc_stats, late fusion by a
-# mean, the default training: EMA, augmentation, auxiliary heads, 40 epochs).
+# The defaults `omnifuse init-config` writes for this table (a residual small_cnn at 28 px, mfcc_stats, late
+# fusion by a mean, the default training: EMA, augmentation, auxiliary heads, 40 epochs).
 AV_DIGITS = DemoSpec(
     builder="av_digits",
     label="label",
     columns={
-        "image": {"type": "image", "encoder": {"name": "small_cnn", "size": 28, "channels": 1}},
+        "image": {"type": "image", "encoder": {"name": "small_cnn", "size": 28, "channels": 1, "residual": True}},
         "audio": {"type": "audio", "encoder": {"name": "mfcc_stats", "max_seconds": 1.5}},
     },
     training={},

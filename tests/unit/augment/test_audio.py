@@ -6,17 +6,20 @@ import pytest
 import torch
 
 from omnifuse.augment.audio import (
+    FreqWarpOptions,
     GainOptions,
     NoiseOptions,
     ShiftOptions,
     SpecAugmentOptions,
     TempoOptions,
+    _freq_warp,
     _gain,
     _noise,
     _shift,
     _spec_augment,
     _tempo,
     resample_frames,
+    warp_bins,
 )
 
 
@@ -35,6 +38,7 @@ TRANSFORMS = {
     "shift": lambda: _shift(ShiftOptions(max_fraction=0.2)),
     "noise": lambda: _noise(NoiseOptions(p=1.0)),
     "gain": lambda: _gain(GainOptions()),
+    "freq_warp": lambda: _freq_warp(FreqWarpOptions(p=1.0)),
 }
 
 
@@ -103,3 +107,33 @@ def test_gain_adds_the_same_offset_to_every_real_value_of_a_row() -> None:
     diff = (out - batch["mel"])[0]
     assert torch.allclose(diff, diff[0, 0].expand_as(diff), atol=1e-5)
     assert 0 < abs(float(diff[0, 0])) <= 6.0 * 0.2303 + 1e-6
+
+
+def test_warp_at_scale_one_is_the_identity() -> None:
+    batch = _batch()
+    assert torch.allclose(warp_bins(batch["mel"], torch.ones(3), 8000.0), batch["mel"], atol=1e-5)
+
+
+def _bin_hz(bins: int, nyquist_hz: float) -> torch.Tensor:
+    top = 2595.0 * torch.log10(torch.tensor(1.0 + nyquist_hz / 700.0))
+    return 700.0 * (10.0 ** (torch.arange(bins) / (bins - 1) * top / 2595.0) - 1.0)
+
+
+@pytest.mark.parametrize("scale", [0.8, 1.25])
+def test_warp_moves_a_formant_to_scale_times_its_frequency(scale: float) -> None:
+    bins = 64
+    hz = _bin_hz(bins, 8000.0)
+    peak = 30  # a formant at bin 30 (~1.9 kHz)
+    mel = torch.zeros(1, 5, bins)
+    mel[:, :, peak] = 1.0
+    out = warp_bins(mel, torch.tensor([scale]), 8000.0)
+    moved = int(out[0, 0].argmax())
+    assert abs(float(hz[moved]) - scale * float(hz[peak])) < 0.06 * scale * float(hz[peak])
+    assert torch.equal(out[0, 0], out[0, 4])  # every frame warped alike
+
+
+def test_warp_down_repeats_the_top_bin() -> None:
+    mel = torch.arange(16, dtype=torch.float32)[None, None, :].repeat(1, 2, 1)  # bins 0..15
+    out = warp_bins(mel, torch.tensor([0.5]), 8000.0)[0, 0]
+    assert float(out[-1]) == 15.0  # f / 0.5 is above the top bin: the top bin
+    assert bool((out[1:] >= out[:-1]).all())  # still in order

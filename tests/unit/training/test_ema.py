@@ -56,3 +56,21 @@ def test_state_round_trip() -> None:
     other.load_state_dict(ema.state_dict())
     assert other.updates == 3
     assert all(torch.equal(other.shadow[k], v) for k, v in ema.shadow.items())
+
+
+def test_update_reads_channels_last_weights_without_state_dict_copies() -> None:
+    from omnifuse.encoders.base import use_channels_last
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+    use_channels_last(model, True)
+    ema = WeightEMA(model, 0.5)
+    calls = []
+    model.register_state_dict_post_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    ema.update(model)
+    assert calls == []  # the live tensors, not a state_dict() with its copies
+    warmed = min(0.5, 2 / 11)
+    expected = model[0].weight.detach() - warmed  # start * decay + (start + 1) * (1 - decay)
+    assert torch.allclose(ema.shadow["0.weight"], expected, atol=1e-6)
+    assert ema.shadow["0.weight"].is_contiguous()
