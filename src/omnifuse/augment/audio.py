@@ -132,7 +132,9 @@ def _tempo(options: TempoOptions) -> Transform:
 
 
 def warp_bins(mel: Tensor, scale: Tensor, nyquist_hz: float) -> Tensor:
-    """Moves every frequency f of each row to ``scale`` * f: (B, T, M) log-mel frames, (B,) scales -> (B, T, M).
+    """Moves every frequency f of each row to ``scale`` * f.
+
+    (B, T, M) log-mel frames, (B,) scales -> (B, T, M).
 
     Bin m of M is taken as the mel value m / (M - 1) of the way from 0 Hz to ``nyquist_hz`` (HTK scale); the
     warped bin m reads the source spectrum at f / scale, linearly interpolated between bins; above the top
@@ -207,8 +209,9 @@ AUGMENTS.add("spec_augment", AugmentSpec(MEL, SpecAugmentOptions, _spec_augment,
                                          "SpecAugment: random time and frequency stripes of frames zeroed"))
 AUGMENTS.add("tempo", AugmentSpec(MEL, TempoOptions, _tempo,
                                   "tempo perturbation: frames resampled to play 0.85x to 1.15x as fast"))
-AUGMENTS.add("freq_warp", AugmentSpec(MEL, FreqWarpOptions, _freq_warp,
-                                      "frequency warp (VTLP): half the rows' formants moved by 0.8x to 1.25x, for unseen voices"))
+AUGMENTS.add("freq_warp", AugmentSpec(
+    MEL, FreqWarpOptions, _freq_warp,
+    "frequency warp (VTLP): half the rows' formants moved by 0.8x to 1.25x, for unseen voices"))
 AUGMENTS.add("shift", AugmentSpec(MEL, ShiftOptions, _shift,
                                   "time shift of the frames by up to 10% of the clip, edges repeated"))
 AUGMENTS.add("noise", AugmentSpec(MEL, NoiseOptions, _noise,

@@ -34,7 +34,8 @@ AV_DIGITS = DemoSpec(
     builder="av_digits",
     label="label",
     columns={
-        "image": {"type": "image", "encoder": {"name": "small_cnn", "size": 28, "channels": 1, "residual": True}},
+        "image": {"type": "image",
+                  "encoder": {"name": "small_cnn", "size": 28, "channels": 1, "residual": True}},
         "audio": {"type": "audio", "encoder": {"name": "mfcc_stats", "max_seconds": 1.5}},
     },
     training={},

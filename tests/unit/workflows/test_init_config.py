@@ -63,7 +63,8 @@ def test_build_config_types_encoders_and_notes(tmp_path: Path) -> None:
         "id": "ignore", "photo": "image", "clip": "audio", "review": "text", "film": "ignore",
         "price": "numeric", "color": "categorical", "review_words": "text",
     }
-    assert config.columns["photo"].encoder == ComponentConfig("small_cnn", {"size": 8, "channels": 1, "residual": True})
+    assert config.columns["photo"].encoder == ComponentConfig(
+        "small_cnn", {"size": 8, "channels": 1, "residual": True})
     assert config.columns["clip"].encoder == ComponentConfig("mfcc_stats")
     minilm = ComponentConfig("hf_text", {"model": "packaged:all-MiniLM-L6-v2"}, lr_mult=0.05,
                              freeze_epochs=-1)
@@ -132,7 +133,8 @@ def test_large_images_get_efficientnet_or_small_cnn(tmp_path: Path, monkeypatch:
 
 def test_medium_grayscale_images_and_unreadable_images(tmp_path: Path) -> None:
     config, _ = build_config(read_table(_table(tmp_path, image_size=(48, 40))), "label")
-    assert config.columns["photo"].encoder == ComponentConfig("small_cnn", {"size": 48, "channels": 1, "residual": True})
+    assert config.columns["photo"].encoder == ComponentConfig(
+        "small_cnn", {"size": 48, "channels": 1, "residual": True})
     frame = pd.DataFrame({"pic": [f"missing/{i}.png" for i in range(4)], "y": [0, 1, 0, 1]})
     config, notes = build_config(read_table(frame, base_dir=tmp_path), "y")
     assert config.columns["pic"].encoder is not None
@@ -156,7 +158,8 @@ def _round_trip(
 def test_yaml_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config, notes = build_config(read_table(_table(tmp_path)), "label")
     _, raw = _round_trip(config, notes, monkeypatch)
-    assert raw["columns"]["photo"]["encoder"] == {"name": "small_cnn", "size": 8, "channels": 1, "residual": True}
+    assert raw["columns"]["photo"]["encoder"] == {
+        "name": "small_cnn", "size": 8, "channels": 1, "residual": True}
     assert raw["label"] == {"column": "label", "task": "multiclass", "delimiter": "|"}
 
 
