@@ -93,7 +93,9 @@ CASES: dict[str, dict[str, Case]] = {
     "mel_lstm": {"tiny": Case("audio", lambda s: {"n_mels": 8, "hidden_dim": 4, "stack_frames": 2})},
     "mfcc_stats": {
         "tiny": Case("audio", lambda s: {"n_mels": 8, "n_mfcc": 4, "segments": 2, "hidden_dim": 8,
-                                         "output_dim": 6})
+                                         "output_dim": 6}),
+        "linear": Case("audio", lambda s: {"n_mels": 8, "n_mfcc": 4, "segments": 2, "hidden_dim": 0,
+                                           "input_dropout": 0.3, "output_dim": 6}),
     },
     "hf_audio": {"tiny_wav2vec2": Case("audio", lambda s: {"model": str(s.wav2vec2), "max_seconds": 1.0})},
     "tabular_mlp": {"tiny": Case("tabular", lambda s: {"embed_dim": 4, "hidden_dim": 8})},
