@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from omnifuse.evaluation.calibration import expected_calibration_error
+
 
 def clean(value: Any) -> Any:
     """Plain Python copy of ``value``: numpy scalars/arrays unwrapped, NaN and inf replaced by None."""
@@ -60,7 +62,7 @@ def classification_roc_auc(targets: np.ndarray, probabilities: np.ndarray) -> fl
 def classification_metrics(
     targets: np.ndarray, probabilities: np.ndarray, classes: list[str]
 ) -> dict[str, Any]:
-    """Accuracy, macro/weighted F1, log loss, per-class scores, ROC AUC and the confusion matrix.
+    """Accuracy, macro/weighted F1, log loss, ECE, per-class scores, ROC AUC and the confusion matrix.
 
     Args:
         targets: (N,) true class indices.
@@ -75,7 +77,7 @@ def classification_metrics(
     predicted = probabilities.argmax(axis=1) if len(targets) else np.zeros(0, dtype=np.int64)
     out: dict[str, Any] = {"n": int(len(targets)), "classes": list(classes)}
     if len(targets) == 0:
-        empty = dict.fromkeys(("accuracy", "macro_f1", "weighted_f1", "log_loss", "roc_auc"))
+        empty = dict.fromkeys(("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "roc_auc"))
         return out | empty | {"per_class": {}, "confusion_matrix": [[0] * len(classes) for _ in classes]}
     out["accuracy"] = float(skm.accuracy_score(targets, predicted))
     for average in ("macro", "weighted"):
@@ -84,6 +86,7 @@ def classification_metrics(
         )
     clipped = np.clip(probabilities, 1e-15, 1.0)
     out["log_loss"] = float(skm.log_loss(targets, clipped / clipped.sum(1, keepdims=True), labels=labels))
+    out["ece"] = expected_calibration_error(targets, probabilities)  # see evaluation/calibration.py
     out["roc_auc"] = classification_roc_auc(targets, probabilities)
     out["per_class"] = per_class_scores(targets, predicted, classes)
     out["confusion_matrix"] = skm.confusion_matrix(targets, predicted, labels=labels).tolist()

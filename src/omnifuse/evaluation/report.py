@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.table import Table
 
+from omnifuse.evaluation.calibration import expected_calibration_error, reliability_bins
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.regression import RegressionTask
 
@@ -15,8 +16,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SCALAR_ORDER: dict[str, tuple[str, ...]] = {
-    "binary": ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "log_loss", "n"),
-    "multiclass": ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "log_loss", "n"),
+    "binary": ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "log_loss", "ece", "n"),
+    "multiclass": ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "log_loss", "ece", "n"),
     "multilabel": ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "roc_auc", "n"),
     "regression": ("rmse", "mae", "r2", "n"),
 }
@@ -128,6 +129,29 @@ def plot_roc(probabilities: np.ndarray, targets: np.ndarray, classes: list[str],
     return _save(fig, path)
 
 
+def plot_reliability(probabilities: np.ndarray, targets: np.ndarray, path: Path) -> Path:
+    """Reliability diagram: accuracy against mean top-class probability per confidence bin, with the
+    diagonal of perfect calibration and the bins' row counts below."""
+    bins = [b for b in reliability_bins(targets, probabilities) if b.count]
+    ece = expected_calibration_error(targets, probabilities)
+    fig = _figure(6.0, 6.0)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    width = [b.upper - b.lower for b in bins]
+    top.bar([b.lower for b in bins], [b.accuracy for b in bins], width=width, align="edge",
+            edgecolor="black", label="accuracy")
+    top.plot([b.confidence for b in bins], [b.accuracy for b in bins], "o", color="tab:red",
+             label="(mean confidence, accuracy)")
+    top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
+    top.set_ylabel("accuracy")
+    top.set_title(f"Reliability (top class), ECE {ece:.3f}")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar([b.lower for b in bins], [b.count for b in bins], width=width, align="edge", color="grey")
+    bottom.set_xlabel("predicted probability of the top class")
+    bottom.set_ylabel("rows")
+    bottom.set_xlim(0, 1)
+    return _save(fig, path)
+
+
 def plot_per_class_f1(per_class: dict[str, dict[str, Any]], path: Path) -> Path:
     """A bar per class with its F1."""
     names = list(per_class)
@@ -214,7 +238,11 @@ def make_plots(
         truth = task.destandardise(torch.as_tensor(targets)).reshape(-1).numpy()
         return plots + plot_regression(np.asarray(probabilities).reshape(-1), truth, folder)
     roc = plot_roc(np.asarray(probabilities), np.asarray(targets), classes, folder / "roc.png")
-    return plots + ([("ROC", roc)] if roc is not None else [])
+    plots += [("ROC", roc)] if roc is not None else []
+    if np.asarray(targets).ndim == 1:  # single-label classification: one top class per row
+        path = plot_reliability(np.asarray(probabilities), np.asarray(targets), folder / "reliability.png")
+        plots.append(("Reliability", path))
+    return plots
 
 
 # -- markdown -----------------------------------------------------------------------------------

@@ -55,10 +55,10 @@ def test_multiclass_report(tmp_path: Path) -> None:
     text = report.read_text()
     assert report == tmp_path / "out" / "report.md"
     assert text.startswith("# Pets")
-    assert "| accuracy |" in text and "| log_loss |" in text
+    assert "| accuracy |" in text and "| log_loss |" in text and "| ece |" in text
     assert "| eel\\|x |" in text  # pipes in class names do not break the table
     assert "## Data\n\n30 rows, 0 skipped." in text
-    for name in ("confusion_matrix", "per_class_f1", "roc", "training_curves"):
+    for name in ("confusion_matrix", "per_class_f1", "roc", "reliability", "training_curves"):
         assert f"(plots/{name}.png)" in text
         assert_image(tmp_path / "out" / "plots" / f"{name}.png")
 
@@ -82,7 +82,7 @@ def test_multilabel_report(tmp_path: Path) -> None:
     metrics, probs, targets = evaluate(task, ["a|b", "b", "c|a", "c"], rows=20)
     report = write_report(tmp_path, metrics, task, title="Tags", probabilities=probs, targets=targets)
     text = report.read_text()
-    assert "| micro_f1 |" in text and "| hamming_loss |" in text
+    assert "| micro_f1 |" in text and "| hamming_loss |" in text and "reliability" not in text
     assert_image(tmp_path / "plots" / "roc.png")
     assert_image(tmp_path / "plots" / "per_class_f1.png")
 

@@ -1,0 +1,48 @@
+"""Reliability bins and the expected calibration error, on rows whose calibration is known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omnifuse.evaluation.calibration import expected_calibration_error, reliability_bins
+from omnifuse.evaluation.metrics import classification_metrics
+
+
+def _rows(confidence: float, right: int, wrong: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two-class rows whose top probability is ``confidence`` on class 0; ``right`` of them are class 0."""
+    probabilities = np.tile([confidence, 1.0 - confidence], (right + wrong, 1))  # (N, 2)
+    return np.array([0] * right + [1] * wrong), probabilities
+
+
+def test_a_calibrated_model_scores_zero_and_an_overconfident_one_its_gap() -> None:
+    targets, probabilities = _rows(0.8, right=8, wrong=2)  # says 0.8, right 80% of the time
+    assert expected_calibration_error(targets, probabilities) == pytest.approx(0.0, abs=1e-12)
+    targets, probabilities = _rows(0.99, right=8, wrong=2)  # says 0.99, right 80%
+    assert expected_calibration_error(targets, probabilities) == pytest.approx(0.19)
+
+
+def test_bins_weight_the_gap_by_their_share_of_rows() -> None:
+    t1, p1 = _rows(0.95, right=3, wrong=1)  # bin [0.933, 1]: confidence 0.95, accuracy 0.75
+    t2, p2 = _rows(0.6, right=6, wrong=0)  # bin [0.6, 0.667): confidence 0.6, accuracy 1.0
+    targets, probabilities = np.concatenate([t1, t2]), np.concatenate([p1, p2])
+    expected = 4 / 10 * 0.2 + 6 / 10 * 0.4
+    assert expected_calibration_error(targets, probabilities) == pytest.approx(expected)
+    bins = reliability_bins(targets, probabilities)
+    assert len(bins) == 15 and sum(b.count for b in bins) == 10
+    used = [b for b in bins if b.count]
+    assert [(b.count, b.confidence, b.accuracy) for b in used] == [(6, 0.6, 1.0), (4, 0.95, 0.75)]
+    assert used[0].lower == pytest.approx(0.6) and used[1].upper == 1.0
+    assert all(np.isnan(b.accuracy) for b in bins if not b.count)
+
+
+def test_a_probability_of_one_lands_in_the_last_bin() -> None:
+    bins = reliability_bins(np.array([0, 1]), np.array([[1.0, 0.0], [0.0, 1.0]]), bins=4)
+    assert [b.count for b in bins] == [0, 0, 0, 2] and bins[-1].accuracy == 1.0
+
+
+def test_classification_metrics_carry_the_ece() -> None:
+    targets, probabilities = _rows(0.99, right=8, wrong=2)
+    metrics = classification_metrics(targets, probabilities, ["a", "b"])
+    assert metrics["ece"] == pytest.approx(0.19)
+    assert classification_metrics(np.zeros(0, dtype=np.int64), np.zeros((0, 2)), ["a", "b"])["ece"] is None
