@@ -28,11 +28,18 @@ from omnifuse.data.quality import BAD_ROW_PARTS, BAD_ROWS_FILE, check_columns
 from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.errors import CheckpointError, DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
+from omnifuse.evaluation.calibration import (
+    MIN_CALIBRATION_ROWS,
+    calibration_section,
+    calibration_summary,
+    fit_temperature,
+)
 from omnifuse.evaluation.report import write_report
 from omnifuse.inference.loading import load
 from omnifuse.inference.predictor import Predictor
 from omnifuse.model import MultimodalModel
 from omnifuse.tasks.base import Task
+from omnifuse.tasks.classification import ClassificationTask
 from omnifuse.training import checkpoint
 from omnifuse.training.batched_forward import run_model
 from omnifuse.training.distributed import stop_together, zero_first
@@ -107,10 +114,42 @@ def _train_and_save(cfg: Config, train: TableLike, valid: TableLike | None, test
 
     def save() -> None:
         predictor = Predictor(model, cfg, data.preprocessors, data.task, ctx.out)
+        if cfg.training.calibrate:
+            _calibrate(predictor, data.examples.get("valid", []), ctx.console)
         artifacts.save_model(ctx.out, cfg, data.preprocessors, data.task, model)
         _final_reports(predictor, data, result, ctx)
 
     zero_first(save)
+
+
+def _calibrate(predictor: Predictor, examples: list[Example], console: Console) -> None:
+    """Fits a classifier's temperature on the validation rows (``training.calibrate``); the task keeps it,
+    so the saved folder's probabilities are calibrated everywhere they are read."""
+    task = predictor.task
+    if not isinstance(task, ClassificationTask) or not isinstance(predictor.model, MultimodalModel):
+        return
+    if len(examples) < MIN_CALIBRATION_ROWS:
+        console.print(f"Not calibrated: {len(examples)} validation row(s), at least {MIN_CALIBRATION_ROWS} "
+                      "are needed to fit a temperature (the probabilities are the plain softmax)")
+        return
+    logits, targets = _logits_of(predictor, examples)
+    temperature = fit_temperature(logits, targets)
+    if temperature is None:
+        console.print("Not calibrated: the validation rows are all classified right with a margin, so no "
+                      "temperature can be fitted on them (the probabilities are the plain softmax)")
+        return
+    task.temperature = temperature
+    summary = calibration_summary(logits, targets, task.temperature)
+    console.print(f"Calibrated: temperature {task.temperature:.3f} fitted on {len(examples)} validation rows "
+                  f"(validation ECE {summary['ece_uncalibrated']:.4f} -> {summary['ece']:.4f})")
+
+
+def _logits_of(predictor: Predictor, examples: list[Example]) -> tuple[Any, Any]:
+    """(N, C) float logits and (N,) class indices of labelled examples, as numpy."""
+    batches = list(DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate))
+    logits, targets, _ = run_model(predictor.model, batches, predictor.device)
+    assert targets is not None, "labelled examples carry targets"
+    return logits.float().numpy(), targets.long().numpy()
 
 
 def _merge_streamed_bad_rows(data: PreparedData, ctx: RunContext, report: bool = True) -> None:
@@ -305,6 +344,10 @@ def _evaluate_examples(
     task = predictor.task
     metrics = task.metrics(logits, targets)
     sections: dict[str, str] = {}
+    if isinstance(task, ClassificationTask) and task.temperature != 1.0 and len(targets) > 0:
+        summary = calibration_summary(logits.float().numpy(), targets.long().numpy(), task.temperature)
+        metrics["calibration"] = summary
+        sections["Calibration"] = calibration_section(summary)
     if len(predictor.config.input_names()) > 1 and isinstance(predictor.model, MultimodalModel):  # one model
         ablation = modality_ablation(predictor.model, task, batches, predictor.device)
         plot_ablation(ablation, out / "plots" / "ablation.png")

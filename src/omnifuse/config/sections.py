@@ -144,6 +144,7 @@ class TrainingConfig:
     ema_decay: float = 0.99  # > 0: validate and save an exponential moving average of the weights
     label_smoothing: float = 0.1  # classification: cross-entropy against smoothed targets
     aux_loss: float = 1.0  # > 0: weight of per-input auxiliary heads' losses (each input learns alone too)
+    calibrate: bool = True  # classification: a temperature fitted on the validation rows after training
     standardize_frozen: bool = False  # true: frozen encoders' features standardised per dimension
     time_limit: float = 0.0  # seconds of training after which the run stops with its best model; 0: none
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from omnifuse.errors import BadValueError, DataError
+from omnifuse.errors import BadValueError, DataError, ModelDirError
 from omnifuse.evaluation.metrics import classification_metrics
 from omnifuse.tasks.base import (
     MISSING_FIX,
@@ -32,13 +33,18 @@ class ClassificationTask(Task):
     Args:
         name: "binary" (exactly two classes) or "multiclass" (two or more).
         classes: the classes in index order, for a task rebuilt from its state; empty until ``fit``.
+        temperature: the probabilities are ``softmax(logits / temperature)``; training fits it on the
+            validation rows (``training.calibrate``); 1.0 is the plain softmax.
     """
 
     def __init__(
-        self, name: Literal["binary", "multiclass"] = "multiclass", classes: Sequence[Any] = ()
+        self, name: Literal["binary", "multiclass"] = "multiclass", classes: Sequence[Any] = (),
+        temperature: float = 1.0,
     ) -> None:
         assert name in ("binary", "multiclass"), name
+        assert temperature > 0, temperature
         self.name = name
+        self.temperature = float(temperature)
         self.label_smoothing = 0.0  # training only (training.label_smoothing); not part of the saved state
         self._classes: list[Any] = [plain_label(c) for c in classes]
         self._index = class_lookup(self._classes)
@@ -103,8 +109,8 @@ class ClassificationTask(Task):
         return {"loss": F.cross_entropy(logits.float(), targets.long(), label_smoothing=self.label_smoothing)}
 
     def probabilities(self, logits: Tensor) -> Tensor:
-        """(B, C) softmax."""
-        return torch.softmax(logits.float(), dim=-1)
+        """(B, C) softmax of the logits divided by the task's temperature (calibrated probabilities)."""
+        return torch.softmax(logits.float() / self.temperature, dim=-1)
 
     def decode(self, logits: Tensor) -> list[Any]:
         """The most likely class of each row, in the label's own values."""
@@ -122,11 +128,20 @@ class ClassificationTask(Task):
         return list(self._classes)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "classes": list(self._classes)}
+        state: dict[str, Any] = {"name": self.name, "classes": list(self._classes)}
+        if self.temperature != 1.0:  # left out when uncalibrated: folders saved before calibration read 1.0
+            state["temperature"] = self.temperature
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ClassificationTask:
-        return cls(name=state["name"], classes=state["classes"])
+        """Raises ModelDirError for a temperature that is not a positive finite number."""
+        temperature = state.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+                0 < temperature < math.inf):
+            raise ModelDirError(f"the task's temperature must be a positive number, got {temperature!r}: the "
+                                "model folder is damaged; retrain it or copy it again")
+        return cls(name=state["name"], classes=state["classes"], temperature=float(temperature))
 
     def default_monitor(self) -> tuple[str, str]:
         return ("accuracy", "max")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omnifuse.evaluation.calibration import expected_calibration_error, reliability_bins
+from omnifuse.evaluation.calibration import (
+    calibration_section,
+    calibration_summary,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_bins,
+    softmax,
+)
 from omnifuse.evaluation.metrics import classification_metrics
 
 
@@ -46,3 +53,36 @@ def test_classification_metrics_carry_the_ece() -> None:
     metrics = classification_metrics(targets, probabilities, ["a", "b"])
     assert metrics["ece"] == pytest.approx(0.19)
     assert classification_metrics(np.zeros(0, dtype=np.int64), np.zeros((0, 2)), ["a", "b"])["ece"] is None
+
+
+def _sampled(true_scale: float, seen_scale: float, rows: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z * true_scale); the model's logits are z * seen_scale."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(rows, 5))  # (N, C)
+    p = softmax(z * true_scale)
+    targets = np.array([rng.choice(5, p=row) for row in p])
+    return z * seen_scale, targets
+
+
+def test_fit_temperature_recovers_an_over_confident_models_scale() -> None:
+    logits, targets = _sampled(true_scale=1.0, seen_scale=3.0)  # three times too sure
+    temperature = fit_temperature(logits, targets)
+    assert temperature is not None and temperature == pytest.approx(3.0, rel=0.1)
+    summary = calibration_summary(logits, targets, temperature)
+    assert summary["ece"] < 0.03 < 0.15 < summary["ece_uncalibrated"]
+    shy_logits, shy_targets = _sampled(true_scale=2.0, seen_scale=1.0)  # half as sure as it should be
+    shy = fit_temperature(shy_logits, shy_targets)
+    assert shy is not None and shy == pytest.approx(0.5, rel=0.1)
+    text = calibration_section(summary)
+    assert f"softmax(logits / {temperature:.3f})" in text and f"**{summary['ece']:.4f}**" in text
+
+
+def test_rows_all_right_with_a_margin_fit_no_temperature() -> None:
+    logits = np.array([[4.0, 0.0], [0.0, 4.0], [3.0, -1.0]])
+    assert fit_temperature(logits, np.array([0, 1, 0])) is None  # the log loss falls all the way to T -> 0
+
+
+def test_softmax_with_a_temperature() -> None:
+    logits = np.array([[2.0, 0.0]])
+    assert softmax(logits, 2.0)[0, 0] == pytest.approx(np.exp(1.0) / (np.exp(1.0) + 1.0))
+    assert softmax(logits).sum() == pytest.approx(1.0)

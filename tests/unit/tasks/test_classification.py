@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from omnifuse.errors import BadValueError, DataError
+from omnifuse.errors import BadValueError, DataError, ModelDirError
 from omnifuse.tasks import ClassificationTask, make_task, task_from_state
 from omnifuse.tasks.base import is_missing, plain_label
 
@@ -192,3 +192,18 @@ def test_helpers() -> None:
     assert not is_missing(0) and not is_missing("0") and not is_missing(["a"])
     assert plain_label(np.float64(2.0)) == 2 and type(plain_label(np.float64(2.0))) is int
     assert plain_label(2.5) == 2.5 and math.isclose(plain_label(np.float32(0.5)), 0.5)
+
+
+def test_temperature_scales_the_probabilities_not_the_decisions_and_is_saved() -> None:
+    task = ClassificationTask("multiclass", classes=["a", "b", "c"], temperature=2.0)
+    logits = torch.tensor([[2.0, 0.0, -2.0], [0.0, 1.0, 0.0]])
+    torch.testing.assert_close(task.probabilities(logits), torch.softmax(logits / 2.0, dim=-1))
+    assert task.decode(logits) == ["a", "b"]
+    rebuilt = task_from_state(json.loads(json.dumps(task.state_dict())))
+    assert isinstance(rebuilt, ClassificationTask) and rebuilt.temperature == 2.0 and rebuilt == task
+    old = task_from_state({"name": "multiclass", "classes": ["a", "b", "c"]})  # saved before calibration
+    assert isinstance(old, ClassificationTask) and old.temperature == 1.0 and old != task
+    assert "temperature" not in old.state_dict()
+    for bad in (0.0, -1.0, float("nan"), "2", True):
+        with pytest.raises(ModelDirError, match="temperature must be a positive number"):
+            task_from_state({"name": "multiclass", "classes": ["a", "b"], "temperature": bad})
