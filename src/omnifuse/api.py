@@ -135,8 +135,8 @@ def _calibrate(predictor: Predictor, examples: list[Example], console: Console) 
     logits, targets = _logits_of(predictor, examples)
     temperature = fit_temperature(logits, targets)
     if temperature is None:
-        console.print("Not calibrated: the validation rows are all classified right with a margin, so no "
-                      "temperature can be fitted on them (the probabilities are the plain softmax)")
+        console.print("Not calibrated: no temperature fits the validation rows better than the ends of its "
+                      "range (the probabilities are the plain softmax)")
         return
     task.temperature = temperature
     summary = calibration_summary(logits, targets, task.temperature)

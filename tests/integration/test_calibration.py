@@ -20,8 +20,7 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("calibration")
     make_table(folder, 60, seed=0).to_csv(folder / "train.csv", index=False)
     valid = make_table(folder, 30, seed=1)  # >= 20 rows: calibrated
-    # a fifth of the labels moved to the next class: a perfectly separable validation split would fit no
-    # temperature (see fit_temperature)
+    # a fifth of the labels moved to the next class: rows the model is sure of and gets wrong
     classes = sorted(valid["animal"].unique())
     wrong = valid.index % 5 == 0
     valid.loc[wrong, "animal"] = [classes[(classes.index(c) + 1) % 3] for c in valid.loc[wrong, "animal"]]

@@ -65,26 +65,29 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float | None:
 
     Temperature scaling (Guo et al. 2017): one number, fitted on validation rows, that softens (T > 1) or
     sharpens (T < 1) every probability without changing which class is the most likely. (N, C) logits,
-    (N,) class indices; a bounded search on log T within ``TEMPERATURE_RANGE``.
+    (N,) class indices; a bounded search on log T within ``TEMPERATURE_RANGE``. Each row's target keeps
+    1 - 1/(N + 1) of its weight on its class and spreads the rest over all classes (an add-one prior): on rows
+    the model gets all right, the plain log loss would fall all the way to T -> 0 (certainty from a few
+    hundred rows); with the prior the optimum is a finite T whose confidence is about N / (N + 1).
 
     Returns:
-        T, or None when the best T is at an end of the range: rows that are all right with a margin have
-        their log loss fall all the way to T -> 0, and a model made that sure of itself by a few rows is not
-        calibrated, so none is fitted.
+        T, or None when no T is better than an end of the range (e.g. every row's logits are equal).
     """
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax
 
-    z = logits.astype(np.float64)
-    rows = np.arange(len(targets))
+    z = logits.astype(np.float64)  # (N, C)
+    prior = 1.0 / (len(targets) + 1)
+    soft = np.full(z.shape, prior / z.shape[1])  # (N, C) targets
+    soft[np.arange(len(targets)), targets] += 1.0 - prior
 
     def loss(log_t: float) -> float:
-        return float(-log_softmax(z / np.exp(log_t), axis=1)[rows, targets].mean())
+        return float(-(soft * log_softmax(z / np.exp(log_t), axis=1)).sum(axis=1).mean())
 
     low, high = (float(np.log(t)) for t in TEMPERATURE_RANGE)
     found = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-4})
     best = loss(found.x)
-    # no interior optimum: an end of the range is as good (the loss can also flatten to 0 in float64)
+    # no interior optimum: an end of the range is as good (a flat loss, for logits that are all equal)
     at_an_end = min(loss(low), loss(high)) <= best + 1e-9
     return None if at_an_end else float(np.exp(found.x))
 

@@ -77,9 +77,16 @@ def test_fit_temperature_recovers_an_over_confident_models_scale() -> None:
     assert f"softmax(logits / {temperature:.3f})" in text and f"**{summary['ece']:.4f}**" in text
 
 
-def test_rows_all_right_with_a_margin_fit_no_temperature() -> None:
-    logits = np.array([[4.0, 0.0], [0.0, 4.0], [3.0, -1.0]])
-    assert fit_temperature(logits, np.array([0, 1, 0])) is None  # the log loss falls all the way to T -> 0
+def test_rows_all_right_fit_a_finite_sharper_temperature() -> None:
+    rng = np.random.default_rng(0)
+    targets = np.arange(99) % 3
+    logits = rng.normal(size=(99, 3)) * 0.3
+    logits[np.arange(99), targets] += 2.0  # all right, top probability about 0.78: under-confident
+    temperature = fit_temperature(logits, targets)
+    assert temperature is not None and 0.05 < temperature < 1.0  # sharpened, not to the end of the range
+    confidence = softmax(logits, temperature).max(axis=1).mean()
+    assert 0.95 < confidence < 0.999  # about N / (N + 1) = 0.99: the add-one prior
+    assert fit_temperature(np.zeros((30, 3)), np.arange(30) % 3) is None  # a flat loss: no optimum
 
 
 def test_softmax_with_a_temperature() -> None:
