@@ -9,8 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from rich.console import Console
 
 import omnifuse
+from omnifuse.config.sections import Config
+from omnifuse.ensemble.best import train_best
+from omnifuse.ensemble.predictor import EnsemblePredictor
+from omnifuse.workflows.presets import resolve_preset
 
 from .conftest import CONFIG_YAML, make_table
 
@@ -69,3 +74,25 @@ def test_calibrate_false_keeps_the_plain_softmax(tables: Path, tmp_path: Path) -
     metrics = json.loads((folder / "metrics.json").read_text())
     assert "calibration" not in metrics and "ece" in metrics
     assert "## Calibration" not in (folder / "report.md").read_text()
+
+
+def test_best_preset_members_are_calibrated_and_the_ensemble_averages_them(tables: Path,
+                                                                           tmp_path: Path) -> None:
+    raw = yaml.safe_load(CONFIG_YAML)
+    raw["columns"] |= {"sound": {"type": "ignore"}, "note": {"type": "ignore"}}
+    raw["training"]["epochs"] = 2
+    plan = resolve_preset(Config.from_dict(raw), "best")
+    plan.members = plan.members[:2]  # two seeds of the config's fusion
+    out = tmp_path / "ensemble"
+    train_best(plan, tables / "train.csv", tables / "valid.csv", tables / "test.csv", out, progress=False,
+               console=Console(quiet=True))
+    ensemble = omnifuse.load(out)
+    assert isinstance(ensemble, EnsemblePredictor) and "temperature" not in ensemble.task.state_dict()
+    info = json.loads((out / "ensemble.json").read_text())
+    weights = {m["path"]: m["weight"] for m in info["members"] if m["weight"] > 0}
+    members = {path: omnifuse.load(out / path) for path in weights}
+    assert all(m.task.temperature != 1.0 for m in members.values())  # each fitted on the validation rows
+    expected = sum(w * members[p].predict_proba(tables / "test.csv").to_numpy()
+                   for p, w in weights.items()) / sum(weights.values())
+    probs = ensemble.predict_proba(tables / "test.csv").to_numpy()  # (N, C)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)

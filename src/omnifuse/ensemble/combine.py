@@ -56,15 +56,22 @@ class EnsembleModel(nn.Module):
         members: trained models (``MultimodalModel``) that read the same inputs.
         weights: one positive weight per member (Caruana: how often it was selected).
         space: where outputs are averaged (``space_of(task name)``).
+        temperatures: one per member: its logits are divided by it before averaging (a calibrated member's
+            temperature, ``training.calibrate``); None: 1.0 each.
     """
 
-    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float], space: str) -> None:
+    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float], space: str,
+                 temperatures: Sequence[float] | None = None) -> None:
         super().__init__()
         assert len(members) == len(weights) > 0 and all(w > 0 for w in weights), "one positive weight each"
         self.members = nn.ModuleList(members)
         self.weights = [float(w) for w in weights]
         self.space = space
+        self.temperatures = [float(t) for t in temperatures] if temperatures else [1.0] * len(members)
+        assert len(self.temperatures) == len(members), "one temperature per member"
 
     def forward(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
         """Pseudo-logits (B, C) of the weighted average of the members' outputs."""
-        return combine(self.space, [m(inputs, presence).float() for m in self.members], self.weights)
+        pairs = zip(self.members, self.temperatures, strict=True)
+        outputs = [m(inputs, presence).float() / t for m, t in pairs]  # K x (B, C) calibrated logits
+        return combine(self.space, outputs, self.weights)

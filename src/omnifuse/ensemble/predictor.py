@@ -18,6 +18,7 @@ from omnifuse.ensemble.layout import read_ensemble, single_model_only
 from omnifuse.errors import ModelDirError
 from omnifuse.inference.predictor import Predictor
 from omnifuse.inference.rows import Rows
+from omnifuse.tasks import task_from_state
 from omnifuse.tasks.base import Task
 
 
@@ -79,11 +80,20 @@ def load_ensemble(folder: str | Path, device: str | None = None) -> EnsemblePred
     _check_members(folder, loaded)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     first = loaded[0]
-    model = EnsembleModel([m.model for m in loaded], [w for _, w in chosen], space_of(first.task.name))
+    temperatures = [getattr(m.task, "temperature", 1.0) for m in loaded]  # each member's own calibration
+    model = EnsembleModel([m.model for m in loaded], [w for _, w in chosen], space_of(first.task.name),
+                          temperatures)
     model.to(target).eval()
-    predictor = EnsemblePredictor(model, first.config, first.preprocessors, first.task, folder, data)
+    # the members' calibrated probabilities are averaged; the ensemble's pseudo-logits are log-probabilities
+    predictor = EnsemblePredictor(model, first.config, first.preprocessors, uncalibrated(first.task), folder,
+                                  data)
     predictor.warm_up()
     return predictor
+
+
+def uncalibrated(task: Task) -> Task:
+    """The task without its temperature (members calibrated apart still predict the same task)."""
+    return task_from_state({k: v for k, v in task.state_dict().items() if k != "temperature"})
 
 
 def _check_members(folder: Path, loaded: list[LoadedModel]) -> None:
@@ -91,7 +101,7 @@ def _check_members(folder: Path, loaded: list[LoadedModel]) -> None:
     first = loaded[0]
     states = {n: p.state_dict() for n, p in first.preprocessors.items()}
     for member in loaded[1:]:
-        same = (member.task == first.task
+        same = (uncalibrated(member.task) == uncalibrated(first.task)
                 and member.config.input_names() == first.config.input_names()
                 and {n: p.state_dict() for n, p in member.preprocessors.items()} == states)
         if not same:

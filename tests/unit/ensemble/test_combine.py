@@ -52,3 +52,12 @@ def test_ensemble_model_runs_every_member_on_the_batch() -> None:
     out = model({"x": {}}, {"x": torch.ones(3, dtype=torch.bool)})  # (3, 2)
     assert out.shape == (3, 2)
     assert torch.allclose(torch.softmax(out, -1), torch.full((3, 2), 0.5), atol=1e-6)  # symmetric mix
+
+
+def test_each_members_logits_are_divided_by_its_temperature_before_the_average() -> None:
+    members = [_Constant([0.0, 2.0]), _Constant([2.0, 0.0])]
+    model = EnsembleModel(members, [1, 3], "softmax", temperatures=[0.5, 4.0])
+    out = model({"x": {}}, {"x": torch.ones(2, dtype=torch.bool)})  # (2, 2)
+    first = torch.softmax(torch.tensor([0.0, 2.0]) / 0.5, -1)
+    second = torch.softmax(torch.tensor([2.0, 0.0]) / 4.0, -1)
+    assert torch.allclose(torch.softmax(out, -1)[0], (first + 3 * second) / 4, atol=1e-6)
