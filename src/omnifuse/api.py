@@ -21,20 +21,15 @@ from omnifuse.augment.pipelines import build_pipelines
 from omnifuse.build import build_model
 from omnifuse.config.sections import Config
 from omnifuse.contrastive.init_from import init_encoder
-from omnifuse.data.collate import Example, collate
-from omnifuse.data.dataset import ExampleDataset
+from omnifuse.data.collate import Example, batches, collate
 from omnifuse.data.io import read_table
 from omnifuse.data.quality import BAD_ROW_PARTS, BAD_ROWS_FILE, check_columns
 from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.errors import CheckpointError, DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
-from omnifuse.evaluation.calibration import (
-    MIN_CALIBRATION_ROWS,
-    calibration_section,
-    calibration_summary,
-    fit_temperature,
-)
+from omnifuse.evaluation.calibration import calibration_section, calibration_summary
 from omnifuse.evaluation.report import write_report
+from omnifuse.evaluation.temperature import calibrates, with_temperature
 from omnifuse.inference.loading import load
 from omnifuse.inference.predictor import Predictor
 from omnifuse.model import MultimodalModel
@@ -113,41 +108,20 @@ def _train_and_save(cfg: Config, train: TableLike, valid: TableLike | None, test
     merge_adapters(model)  # LoRA: the folder holds merged weights, so loading needs no peft
 
     def save() -> None:
-        predictor = Predictor(model, cfg, data.preprocessors, data.task, ctx.out)
-        if cfg.training.calibrate:
-            _calibrate(predictor, data.examples.get("valid", []), ctx.console)
-        artifacts.save_model(ctx.out, cfg, data.preprocessors, data.task, model)
+        task, valid = data.task, data.examples.get("valid", [])
+        if calibrates(cfg, task, len(valid), ctx.console):
+            task = with_temperature(task, *_logits_of(model, valid), ctx.console)
+        predictor = Predictor(model, cfg, data.preprocessors, task, ctx.out)
+        artifacts.save_model(ctx.out, cfg, data.preprocessors, task, model)
         _final_reports(predictor, data, result, ctx)
 
     zero_first(save)
 
 
-def _calibrate(predictor: Predictor, examples: list[Example], console: Console) -> None:
-    """Fits a classifier's temperature on the validation rows (``training.calibrate``); the task keeps it,
-    so the saved folder's probabilities are calibrated everywhere they are read."""
-    task = predictor.task
-    if not isinstance(task, ClassificationTask) or not isinstance(predictor.model, MultimodalModel):
-        return
-    if len(examples) < MIN_CALIBRATION_ROWS:
-        console.print(f"Not calibrated: {len(examples)} validation row(s), at least {MIN_CALIBRATION_ROWS} "
-                      "are needed to fit a temperature (the probabilities are the plain softmax)")
-        return
-    logits, targets = _logits_of(predictor, examples)
-    temperature = fit_temperature(logits, targets)
-    if temperature is None:
-        console.print("Not calibrated: no temperature fits the validation rows better than the ends of its "
-                      "range (the probabilities are the plain softmax)")
-        return
-    task.temperature = temperature
-    summary = calibration_summary(logits, targets, task.temperature)
-    console.print(f"Calibrated: temperature {task.temperature:.3f} fitted on {len(examples)} validation rows "
-                  f"(validation ECE {summary['ece_uncalibrated']:.4f} -> {summary['ece']:.4f})")
-
-
-def _logits_of(predictor: Predictor, examples: list[Example]) -> tuple[Any, Any]:
+def _logits_of(model: MultimodalModel, examples: list[Example]) -> tuple[Any, Any]:
     """(N, C) float logits and (N,) class indices of labelled examples, as numpy."""
-    batches = list(DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate))
-    logits, targets, _ = run_model(predictor.model, batches, predictor.device)
+    device = next(model.parameters()).device
+    logits, targets, _ = run_model(model, list(batches(examples, 64)), device)
     assert targets is not None, "labelled examples carry targets"
     return logits.float().numpy(), targets.long().numpy()
 
@@ -338,8 +312,8 @@ def _evaluate_examples(
         # rows keep their table's row numbers (a carved validation split too): texts by row number
         texts = None if frame is None or column not in frame else frame[column].to_dict()
         return evaluate_generation(predictor, examples, out, title, history, texts)
-    batches = list(DataLoader(ExampleDataset(examples), batch_size=64, collate_fn=collate))
-    logits, targets, _ = run_model(predictor.model, batches, predictor.device)
+    collated = list(batches(examples, 64))
+    logits, targets, _ = run_model(predictor.model, collated, predictor.device)
     assert targets is not None, "evaluation examples carry targets"
     task = predictor.task
     metrics = task.metrics(logits, targets)
@@ -349,7 +323,7 @@ def _evaluate_examples(
         metrics["calibration"] = summary
         sections["Calibration"] = calibration_section(summary)
     if len(predictor.config.input_names()) > 1 and isinstance(predictor.model, MultimodalModel):  # one model
-        ablation = modality_ablation(predictor.model, task, batches, predictor.device)
+        ablation = modality_ablation(predictor.model, task, collated, predictor.device)
         plot_ablation(ablation, out / "plots" / "ablation.png")
         sections["Modality ablation"] = ablation_section(ablation, "plots/ablation.png")
         metrics["modality_ablation"] = ablation

@@ -41,9 +41,8 @@ from omnifuse.ensemble.layout import MEMBERS, member_dir, remove_ensemble, write
 from omnifuse.ensemble.predictor import EnsemblePredictor, load_ensemble
 from omnifuse.ensemble.report import write_reports
 from omnifuse.ensemble.selection import Score, Selection, greedy_selection
-from omnifuse.evaluation.calibration import MIN_CALIBRATION_ROWS, fit_temperature
+from omnifuse.evaluation.temperature import calibrates, with_temperature
 from omnifuse.tasks.base import Task
-from omnifuse.tasks.classification import ClassificationTask
 from omnifuse.training.batched_forward import run_model
 from omnifuse.training.loop import FitResult
 from omnifuse.workflows.compare import collate_rows
@@ -193,7 +192,7 @@ def train_member(index: int, member: Member, time_limit: float, epochs: int, dat
     device = next(model.parameters()).device
     outputs: dict[str, Tensor] = {split: run_model(model, collate_rows(data.examples[split]), device)[0]
                                   for split in ("valid", "test") if split in data.examples}
-    task, outputs = _calibrated(cfg, data, outputs, console)
+    task, outputs = _calibrated(cfg, data, outputs, console)  # what the member's folder gives
     artifacts.save_model(folder, cfg, data.preprocessors, task, model)
     _write_member_card(folder, cfg, data, outputs, result)
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # a member is not resumed: only its weights
@@ -203,19 +202,14 @@ def train_member(index: int, member: Member, time_limit: float, epochs: int, dat
 
 def _calibrated(cfg: Config, data: PreparedData, outputs: dict[str, Tensor],
                 console: Console) -> tuple[Task, dict[str, Tensor]]:
-    """A member's task with a temperature fitted on its validation logits (``training.calibrate``, as
-    ``omnifuse train`` fits it), and its logits divided by it: what its saved folder gives, so the selection
-    and the ensemble average calibrated probabilities."""
-    task = data.task
-    if not (cfg.training.calibrate and isinstance(task, ClassificationTask)
-            and len(outputs["valid"]) >= MIN_CALIBRATION_ROWS):
-        return task, outputs
-    temperature = fit_temperature(outputs["valid"].float().numpy(), targets_of(data, "valid").long().numpy())
-    if temperature is None:
-        return task, outputs
-    console.print(f"Calibrated: temperature {temperature:.3f} fitted on the validation rows")
-    calibrated = ClassificationTask.from_state(task.state_dict() | {"temperature": temperature})
-    return calibrated, {split: logits / temperature for split, logits in outputs.items()}
+    """A member's task with a temperature fitted on its validation logits, as ``omnifuse train`` fits it,
+    and its logits divided by it, so that the selection and the ensemble average calibrated probabilities."""
+    if not calibrates(cfg, data.task, len(outputs["valid"]), console):
+        return data.task, outputs
+    task = with_temperature(data.task, outputs["valid"].float().numpy(),
+                            targets_of(data, "valid").long().numpy(), console)
+    temperature = getattr(task, "temperature", 1.0)
+    return task, {split: logits / temperature for split, logits in outputs.items()}
 
 
 def _replace_training(config: Config, **values: Any) -> Config:

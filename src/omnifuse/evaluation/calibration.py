@@ -51,9 +51,13 @@ def reliability_bins(
 
 def expected_calibration_error(targets: np.ndarray, probabilities: np.ndarray, bins: int = ECE_BINS) -> float:
     """Top-label ECE of (N, C) probabilities against (N,) class indices, in [0, 1]; N must be > 0."""
-    total = len(targets)
-    return float(sum(b.count / total * abs(b.accuracy - b.confidence)
-                     for b in reliability_bins(targets, probabilities, bins) if b.count))
+    return ece_of(reliability_bins(targets, probabilities, bins))
+
+
+def ece_of(bins: list[ReliabilityBin]) -> float:
+    """The ECE of reliability bins: their |accuracy - confidence| weighted by their shares of the rows."""
+    total = sum(b.count for b in bins)
+    return float(sum(b.count / total * abs(b.accuracy - b.confidence) for b in bins if b.count))
 
 
 MIN_CALIBRATION_ROWS = 20  # fewer validation rows than this fit no temperature (it would fit their noise)

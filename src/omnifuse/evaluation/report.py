@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.table import Table
 
-from omnifuse.evaluation.calibration import expected_calibration_error, reliability_bins
+from omnifuse.evaluation.calibration import ece_of, reliability_bins
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.regression import RegressionTask
 
@@ -132,8 +132,8 @@ def plot_roc(probabilities: np.ndarray, targets: np.ndarray, classes: list[str],
 def plot_reliability(probabilities: np.ndarray, targets: np.ndarray, path: Path) -> Path:
     """Reliability diagram: accuracy against mean top-class probability per confidence bin, with the
     diagonal of perfect calibration and the bins' row counts below."""
-    bins = [b for b in reliability_bins(targets, probabilities) if b.count]
-    ece = expected_calibration_error(targets, probabilities)
+    every = reliability_bins(targets, probabilities)
+    bins, ece = [b for b in every if b.count], ece_of(every)
     fig = _figure(6.0, 6.0)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     width = [b.upper - b.lower for b in bins]
