@@ -29,10 +29,13 @@ from omnifuse.errors import CheckpointError, DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
 from omnifuse.evaluation.calibration import calibration_section, calibration_summary
 from omnifuse.evaluation.report import write_report
+from omnifuse.evaluation.shift import SHIFT_FOLDER, shift_section, shift_summary
 from omnifuse.evaluation.temperature import calibrates, with_temperature
 from omnifuse.inference.loading import load
 from omnifuse.inference.predictor import Predictor
 from omnifuse.model import MultimodalModel
+from omnifuse.ood.fit import fit_gate
+from omnifuse.ood.report import flag_section, has_scores, score_table
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.classification import ClassificationTask
 from omnifuse.training import checkpoint
@@ -109,6 +112,8 @@ def _train_and_save(cfg: Config, train: TableLike, valid: TableLike | None, test
 
     def save() -> None:
         task, valid = data.task, data.examples.get("valid", [])
+        if model.gate is not None:  # before the temperature: it is fitted on the gated logits
+            fit_gate(model, data.examples.get("train", []), valid, cfg.ood, cfg.training.seed, ctx.console)
         if calibrates(cfg, task, len(valid), ctx.console):
             task = with_temperature(task, *_logits_of(model, valid), ctx.console)
         predictor = Predictor(model, cfg, data.preprocessors, task, ctx.out)
@@ -298,9 +303,11 @@ def _evaluate_examples(
     history: list[dict[str, Any]] | None = None,
     baselines: dict[str, Any] | None = None,
     frame: pd.DataFrame | None = None,
+    shifted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The metrics (and report) of ``examples``; ``frame``: their table (a generation model's written
-    texts are scored against its label texts as they are, not as its vocabulary spells them)."""
+    texts are scored against its label texts as they are, not as its vocabulary spells them);
+    ``shifted``: a shifted table's metrics (``shift_summary``), reported beside these."""
     if predictor.task.name == "contrastive":
         from omnifuse.contrastive.evaluate import evaluate_contrastive
 
@@ -313,11 +320,21 @@ def _evaluate_examples(
         texts = None if frame is None or column not in frame else frame[column].to_dict()
         return evaluate_generation(predictor, examples, out, title, history, texts)
     collated = list(batches(examples, 64))
-    logits, targets, _ = run_model(predictor.model, collated, predictor.device)
+    sections: dict[str, str] = {}
+    scored = None
+    if has_scores(predictor.model):
+        drop = predictor.config.ood.drifted_columns == "drop"
+        scored = score_table(predictor.model, collated, predictor.device, drop)
+        logits, targets = scored.logits, scored.targets
+        sections["Inputs unlike the training data"] = flag_section(
+            scored.rates, predictor.model.gate.drop, scored.dropped)  # type: ignore[union-attr]
+    else:
+        logits, targets, _ = run_model(predictor.model, collated, predictor.device)
     assert targets is not None, "evaluation examples carry targets"
     task = predictor.task
     metrics = task.metrics(logits, targets)
-    sections: dict[str, str] = {}
+    if scored is not None:
+        metrics["ood"], metrics["ood_dropped"] = scored.rates, scored.dropped
     if isinstance(task, ClassificationTask) and task.temperature != 1.0 and len(targets) > 0:
         summary = calibration_summary(logits.float().numpy(), targets.long().numpy(), task.temperature)
         metrics["calibration"] = summary
@@ -333,6 +350,9 @@ def _evaluate_examples(
 
         top, sections["Baselines"] = report_parts(metrics, baselines, out)
         metrics["baselines"] = baselines
+    if shifted is not None:
+        sections["Shifted test table"] = shift_section(metrics, shifted, task.default_monitor()[0])
+        metrics["shift"] = shifted
     write_report(out, metrics, task, title=title, history=history,
                  probabilities=task.probabilities(logits).numpy(), targets=targets.numpy(),
                  extra_sections=sections, top_line=top)
@@ -348,12 +368,15 @@ def evaluate(
     progress: bool = True,
     console: Console | None = None,
     label: str | None = None,
+    shift_test: TableLike | None = None,
 ) -> dict[str, Any]:
     """Evaluates a model on a labelled table; writes metrics.json, report.md and plots/ to ``out``.
 
     ``out`` defaults to ``<model folder>/evaluation``. Bad rows follow the model's ``data.on_bad_row``.
     ``label`` (contrastive models only): a class column of the table, for the class-level retrieval
-    metrics (precision@10, map) of a model pretrained without labels.
+    metrics (precision@10, map) of a model pretrained without labels. ``shift_test``: a second labelled
+    table drawn under a shift (another speaker, camera, source), evaluated into ``out/shift/`` and
+    reported beside this one (``metrics["shift"]``: its scores, each input removed, its OOD flag rates).
     """
     predictor = model if isinstance(model, Predictor) else load(model)
     base = predictor.folder or Path.cwd()
@@ -370,10 +393,30 @@ def evaluate(
         from omnifuse.baselines.reuse import training_baselines
 
         baselines = training_baselines(predictor.folder, table.source)
+    shifted = None
+    if shift_test is not None:
+        shifted = _evaluate_shift(predictor, shift_test, ctx, base_dir)
     metrics = _evaluate_examples(predictor, examples, ctx.out, f"Evaluation on {table.source}",
-                                 baselines=baselines, frame=table.frame)
+                                 baselines=baselines, frame=table.frame, shifted=shifted)
     artifacts.write_json(ctx.out / artifacts.METRICS, metrics)
     return metrics
+
+
+def _evaluate_shift(predictor: Predictor, data: TableLike, ctx: RunContext,
+                    base_dir: str | Path | None) -> dict[str, Any]:
+    """Evaluates the shifted table into ``<out>/shift/``; returns its ``shift_summary``."""
+    if predictor.task.name in ("contrastive", "generation"):
+        raise DataError(f"--shift-test is for classifiers and regressors; this is a {predictor.task.name} "
+                        "model: evaluate the shifted table on its own")
+    table = read_table(data, None if base_dir is None else Path(base_dir).resolve())
+    check_columns(table.frame, predictor.config, table.source, need_label=True)
+    examples = prepare_examples(predictor.config, table, predictor.preprocessors, predictor.task, ctx,
+                                "shifted evaluation")
+    folder = ctx.out / SHIFT_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = _evaluate_examples(predictor, examples, folder, f"Evaluation on the shifted {table.source}")
+    artifacts.write_json(folder / artifacts.METRICS, metrics)
+    return shift_summary(metrics, str(table.source))
 
 
 def _with_label_column(predictor: Predictor, label: str, columns: list[str]) -> Predictor:

@@ -18,7 +18,9 @@ from omnifuse.fusion.base import FUSIONS
 from omnifuse.heads.base import HEADS
 from omnifuse.layers.standardize import FeatureStandardizer
 from omnifuse.model import MultimodalModel
+from omnifuse.ood.gate import ReliabilityGate
 from omnifuse.tasks.base import Task
+from omnifuse.tasks.classification import ClassificationTask
 
 # Starts an encoder from pretrained weights: (encoder, its component config, its column) -> None.
 InitWeights = Callable[[Encoder, ComponentConfig, str], None]
@@ -133,7 +135,16 @@ def build_model(
     if config.training.aux_loss > 0 and len(encoders) > 1 and assets is None:
         aux_heads = {n: HEADS.get(task.name)(e.output_dim, task.output_dim, 0, 0.0)
                      for n, e in encoders.items()}
-    return MultimodalModel(encoders, fusion, head, aux_heads, standardizers(config, encoders))
+    return MultimodalModel(encoders, fusion, head, aux_heads, standardizers(config, encoders),
+                           _gate(config, task, dims))
+
+
+def _gate(config: Config, task: Task, dims: dict[str, int]) -> ReliabilityGate | None:
+    """The OOD gate (``ood.enabled``): unfitted, so it changes nothing until ``ood.fit`` fits it."""
+    if not config.ood.enabled:
+        return None
+    groups = len(task.classes) if isinstance(task, ClassificationTask) else 1
+    return ReliabilityGate(dims, groups, drop=config.ood.action == "drop")
 
 
 def build_generation_model(

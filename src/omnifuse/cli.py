@@ -143,31 +143,52 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Report folder (default MODEL/evaluation).")] = None,
     label: Annotated[str | None, typer.Option(help="Contrastive models: the table's class column, for "
                                               "precision@10 and map.")] = None,
+    shift_test: Annotated[Path | None, typer.Option(
+        "--shift-test", help="A labelled table drawn under a shift (another speaker, camera, source): "
+        "scored beside --data with each input removed and its OOD flag rates.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Evaluate a model on a labelled table: metrics.json, report.md, plots."""
     import omnifuse
 
     target = out or model / "evaluation"
-    omnifuse.evaluate(model, data, target, progress=not quiet, console=console, label=label)
+    omnifuse.evaluate(model, data, target, progress=not quiet, console=console, label=label,
+                      shift_test=shift_test)
     _print_metrics(target / "metrics.json")
     console.print(f"[green]Wrote {target / 'metrics.json'} and {target / 'report.md'}[/green]")
 
 
 @app.command()
 def validate(
-    config: ConfigOpt,
     data: DataOpt,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="YAML config (see `omnifuse init-config`).")] = None,
+    model: Annotated[Path | None, typer.Option(
+        "--model", "-m", help="Instead of --config: a model folder, to check the table for drift.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Folder for bad_rows.csv and column_warnings.csv.")] = None,
 ) -> None:
     """Check a table against a config without training: bad rows with their fix, per-column summaries.
+    With --model: the share of each column's values the model's OOD scores flag (a drift check).
 
-    Exit code 0: every row can be used; 1: some rows are bad; 2: the config or the table is unusable.
-    Input columns that leak the label, row ids, constant and empty columns are warnings (same code).
+    Exit code 0: every row can be used (no column drifted); 1: some rows are bad (a column drifted);
+    2: the config, the model or the table is unusable. Input columns that leak the label, row ids,
+    constant and empty columns are warnings (same code).
     """
+    if (config is None) == (model is None):
+        console.print("[bold red]error:[/bold red] give --config (check a table before training) or "
+                      "--model (check it for drift against a trained model), not both or neither")
+        raise typer.Exit(code=2)
+    if model is not None:
+        from omnifuse.workflows.drift import run_drift
+
+        code = run_drift(model, data, console)
+        if code:
+            raise typer.Exit(code=code)
+        return
     from omnifuse.workflows.table_checks import run_validate
 
+    assert config is not None
     code = run_validate(config, data, out, console)
     if code:
         raise typer.Exit(code=code)

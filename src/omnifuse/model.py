@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.fusion.base import Fusion
 from omnifuse.layers.standardize import FeatureStandardizer
+from omnifuse.ood.gate import ReliabilityGate
 
 
 class MultimodalModel(nn.Module):
@@ -24,12 +25,15 @@ class MultimodalModel(nn.Module):
         standardizers: {input name: FeatureStandardizer}: applied to that input's pooled features and
             tokens (when they have the pooled width) before the fusion and the auxiliary heads (frozen
             encoders, ``training.standardize_frozen``).
+        gate: scores each input's values against the training data after training (``ood``) and, in eval
+            mode, hands the fusion a flagged value as missing (see ``ReliabilityGate``).
     """
 
     def __init__(
         self, encoders: dict[str, Encoder], fusion: Fusion, head: nn.Module,
         aux_heads: Mapping[str, nn.Module] | None = None,
         standardizers: Mapping[str, FeatureStandardizer] | None = None,
+        gate: ReliabilityGate | None = None,
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(dict(sorted(encoders.items())))
@@ -38,6 +42,7 @@ class MultimodalModel(nn.Module):
         self.aux_heads = nn.ModuleDict(dict(sorted((aux_heads or {}).items())))
         self.aux_logits: dict[str, Tensor] = {}  # of the last training forward (see forward)
         self.standardizers = nn.ModuleDict(dict(sorted((standardizers or {}).items())))
+        self.gate = gate
 
     def encode_input(self, name: str, inputs: dict[str, Tensor]) -> EncoderOutput:
         """Input ``name``'s encoder output, standardised when the input has a standardizer."""
@@ -55,8 +60,17 @@ class MultimodalModel(nn.Module):
         return {name: self.encode_input(name, inputs[name]) for name in self.encoders}
 
     def embed(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
-        """The fused representation (B, F). Inputs this model has no encoder for are ignored."""
-        return self.fusion(self.encode(inputs), {name: presence[name] for name in self.encoders})
+        """The fused representation (B, F). Inputs this model has no encoder for are ignored; in eval
+        mode the gate may mark a value unlike the training data as missing."""
+        encoded = self.encode(inputs)
+        return self.fusion(encoded, self.gated(encoded, presence))
+
+    def gated(self, encoded: dict[str, EncoderOutput], presence: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The presence masks of this model's inputs as the fusion sees them (the gate's, in eval mode)."""
+        presence = {name: presence[name] for name in self.encoders}
+        if self.gate is None or self.training:
+            return presence
+        return self.gate(encoded, presence)  # type: ignore[no-any-return]
 
     def forward(self, inputs: dict[str, dict[str, Tensor]], presence: dict[str, Tensor]) -> Tensor:
         """Logits (B, C).

@@ -293,6 +293,8 @@ def _range_problems(config: Config) -> list[str]:
         ("training.aux_loss", t.aux_loss, lambda v: v >= 0, "must be >= 0 (0: off; e.g. 0.5)"),
         ("training.time_limit", t.time_limit, lambda v: v >= 0, "must be >= 0 seconds (0: no limit)"),
         ("baseline.max_rows", config.baseline.max_rows, lambda v: v >= 1, "must be >= 1"),
+        ("ood.quantile", config.ood.quantile, lambda v: 0.5 <= v < 1, "must be in [0.5, 1), e.g. 0.99"),
+        ("ood.max_rows", config.ood.max_rows, lambda v: v >= 10, "must be >= 10"),
         ("data.valid_fraction", d.valid_fraction, lambda v: 0 < v < 1, "must be in (0, 1)"),
         ("data.stream_batch_rows", d.stream_batch_rows, lambda v: v >= 1, "must be >= 1"),
         ("data.stream_sample_rows", d.stream_sample_rows, lambda v: v >= 1, "must be >= 1"),

@@ -158,6 +158,18 @@ class BaselineConfig:
 
 
 @dataclass
+class OodConfig:
+    """Per-input out-of-distribution scores, fitted after training (README, "Inputs out of their depth")."""
+
+    enabled: bool = True  # Mahalanobis statistics per input on the training rows, a threshold on validation
+    quantile: float = 0.99  # a value is flagged above this quantile of the validation rows' scores
+    action: Literal["drop", "flag"] = "flag"  # flag: report only; drop: a flagged value fused as if missing
+    # a whole table scored at once (predict, evaluate): a column whose flags say it drifted, fused as missing
+    drifted_columns: Literal["drop", "keep"] = "drop"
+    max_rows: int = 5000  # training rows the statistics are fitted on (a seeded sample)
+
+
+@dataclass
 class Config:
     """The whole configuration of a run."""
 
@@ -175,6 +187,7 @@ class Config:
     contrastive: ContrastiveConfig | None = None  # only for label.task: contrastive
     generation: GenerationConfig | None = None  # only for label.task: generation
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    ood: OodConfig = field(default_factory=OodConfig)
     # `omnifuse tune`: {dotted config key: {loguniform | uniform | int: [low, high]} or {choice: [...]}}
     search: dict[str, dict[str, Any]] = field(default_factory=dict)
     preset: Literal["fast", "medium", "best"] = "medium"  # fast: a quick look; best: pretrained, ensemble

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omnifuse.datasets.av_digits import build_av_digits
 from omnifuse.datasets.av_digits_qa import build_av_digits_qa
+from omnifuse.datasets.av_digits_shift import build_av_digits_shift
 from omnifuse.datasets.fashion import build_fashion
 from omnifuse.datasets.fashion_captions import build_fashion_captions
 from omnifuse.datasets.wordnet import build_wordnet
@@ -23,6 +24,7 @@ __all__ = [
     "DATASETS",
     "build_av_digits",
     "build_av_digits_qa",
+    "build_av_digits_shift",
     "build_fashion",
     "build_fashion_captions",
     "build_wordnet",

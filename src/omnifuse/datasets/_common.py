@@ -20,10 +20,10 @@ MARKER = "BUILD.json"
 SPLITS = ("train", "valid", "test")
 
 
-def is_built(out_dir: Path, params: dict[str, Any]) -> bool:
-    """Tell whether ``out_dir`` already holds a finished build made with exactly ``params``."""
+def is_built(out_dir: Path, params: dict[str, Any], splits: tuple[str, ...] = SPLITS) -> bool:
+    """Tell whether ``out_dir`` already holds a finished build (``splits``' CSVs) made with ``params``."""
     marker = out_dir / MARKER
-    if not marker.is_file() or not all((out_dir / f"{s}.csv").is_file() for s in SPLITS):
+    if not marker.is_file() or not all((out_dir / f"{s}.csv").is_file() for s in splits):
         return False
     try:
         return bool(json.loads(marker.read_text()) == params)
@@ -31,7 +31,8 @@ def is_built(out_dir: Path, params: dict[str, Any]) -> bool:
         return False
 
 
-def build_atomically(out_dir: Path, params: dict[str, Any], fill: Callable[[Path], None]) -> Path:
+def build_atomically(out_dir: Path, params: dict[str, Any], fill: Callable[[Path], None],
+                     splits: tuple[str, ...] = SPLITS) -> Path:
     """Build a dataset folder in a temporary sibling, then rename it to ``out_dir``.
 
     A half-built folder is never left at ``out_dir``: ``fill`` writes into the temporary folder, the
@@ -41,6 +42,7 @@ def build_atomically(out_dir: Path, params: dict[str, Any], fill: Callable[[Path
         out_dir: the final folder.
         params: the build parameters, stored in ``BUILD.json`` (compared by :func:`is_built`).
         fill: writes the dataset's files into the folder it is given.
+        splits: the ``<split>.csv`` files a finished build holds.
 
     Returns:
         ``out_dir``, absolute.
@@ -49,7 +51,7 @@ def build_atomically(out_dir: Path, params: dict[str, Any], fill: Callable[[Path
         FileExistsError: ``out_dir`` exists, is not empty and was not made by a builder.
     """
     out_dir = Path(out_dir).absolute()
-    if is_built(out_dir, params):
+    if is_built(out_dir, params, splits):
         return out_dir
     _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.errors import DataError
 from omnifuse.inference.rows import Rows, check_records, outside_paths_allowed, to_records
 from omnifuse.model import MultimodalModel
+from omnifuse.ood.report import flag_columns, has_scores, scored_forward
 from omnifuse.tasks.base import Task
 from omnifuse.training.batched_forward import run_model
 
@@ -289,6 +290,35 @@ class Predictor:
         restored = torch.empty_like(outputs)
         restored[torch.tensor(order)] = outputs  # (N, C) back in the rows' order
         return restored
+
+    def run_scored(self, examples: list[Example]) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """Logits (N, C) and, when the model's OOD gate is fitted (``ood``), {input: (N,) score ratio} and
+        {input: (N,) presence} of prepared examples, in order, from one forward pass ({} and {} when not,
+        or on the ONNX backend)."""
+        if self.onnx_backend is not None or not has_scores(self.model):
+            return self.run_examples(examples), {}, {}
+        order = longest_first(examples) if len(examples) > self.batch_size else None
+        ranked = examples if order is None else [examples[i] for i in order]
+        logits, _, ratios, present = scored_forward(self.model, batches(ranked, self.batch_size), self.device)
+        if order is None:
+            return logits, ratios, present
+        back = torch.argsort(torch.tensor(order))  # ranked position of each row
+        return logits[back], {n: r[back] for n, r in ratios.items()}, {n: p[back] for n, p in present.items()}
+
+    def ood_flags(self, rows: Rows | str | Path, base_dir: Path | None = None) -> pd.DataFrame:
+        """Per row, for each input with a fitted OOD score: ``ood_<input>`` (the score ratio; above 1 the
+        value is unlike the training data), ``weight_ood_<input>`` (0: fused as missing) and ``ood_note``.
+
+        Raises:
+            DataError: the model has no fitted OOD scores (``ood.enabled: false``, or a folder saved
+                before they existed: re-train to get them).
+        """
+        self._check_predictive()
+        if not has_scores(self.model):
+            raise DataError("this model has no OOD scores (ood.enabled was false, or the folder predates "
+                            "them); re-train it with `ood: {enabled: true}` to get them")
+        _, ratios, present = self.run_scored(self.prepare(rows, base_dir))
+        return pd.DataFrame(flag_columns(ratios, present, self.model.gate.drop))  # type: ignore[union-attr]
 
     def _run(self, rows: Rows | str | Path, base_dir: Path | None, embed: bool) -> Tensor:
         return self.run_examples(self.prepare(rows, base_dir), embed=embed)

@@ -69,6 +69,14 @@ class ModelInfo(BaseModel):
     search: bool
 
 
+class OodFlag(BaseModel):
+    """One input's out-of-distribution score in a prediction."""
+
+    score: float = Field(description="distance to the training data over the threshold; above 1: flagged")
+    flagged: bool = Field(description="whether the value looks unlike the training values")
+    weight: float = Field(description="1: fused; 0: fused as if missing (`ood.action: drop`)")
+
+
 class InputEffect(BaseModel):
     """One model input's part in a prediction."""
 
@@ -155,6 +163,10 @@ def _predict_response(config: Config, classes: list[str]) -> type[BaseModel]:
             dict[str, float | None],
             Field(description=f"probability per class ({', '.join(classes[:20])})"),
         )
+    fields["ood"] = (dict[str, OodFlag] | None, Field(
+        None, description="per input with a fitted OOD score (model folders trained with `ood`): its "
+        "score (above 1: unlike the training data) and the weight the fusion gave it (0: fused as missing)"))
+    fields["ood_note"] = (str | None, Field(None, description="the flags in words; empty: none"))
     prediction = create_model("Prediction", **fields)
     return create_model("PredictResponse", predictions=(list[prediction], ...))  # type: ignore[valid-type]
 

@@ -15,6 +15,7 @@ import torch
 
 from omnifuse.data.collate import Example
 from omnifuse.data.preprocess.tabular import TabularPreprocessor
+from omnifuse.ood.report import row_flags, row_note
 from omnifuse.version import __version__
 
 if TYPE_CHECKING:
@@ -48,21 +49,24 @@ def warmup(predictor: Predictor) -> bool:
 
 
 def prediction_rows(predictor: Predictor, examples: list[Example]) -> list[dict[str, Any]]:
-    """One forward over prepared examples -> ``{"prediction", "probabilities"}`` per example, in order.
+    """One forward over prepared examples -> ``{"prediction", "probabilities"}`` per example, in order,
+    with ``"ood"`` ({input: {"score", "flagged", "weight"}}) and ``"ood_note"`` when the model has fitted
+    OOD scores.
 
     ``probabilities`` is left out for regression; a non-finite probability is null.
     """
-    logits = predictor.run_examples(examples)  # (N, C)
+    logits, ratios, present = predictor.run_scored(examples)  # (N, C)
     task = predictor.task
-    decoded = task.decode(logits)
-    if not task.classes:
-        return [{"prediction": plain(value)} for value in decoded]
-    names = [str(c) for c in task.classes]
-    probabilities = task.probabilities(logits).tolist()  # (N, C) nested lists
-    return [
-        {"prediction": plain(value), "probabilities": {n: finite(p) for n, p in zip(names, row, strict=True)}}
-        for value, row in zip(decoded, probabilities, strict=True)
-    ]
+    answers: list[dict[str, Any]] = [{"prediction": plain(value)} for value in task.decode(logits)]
+    if task.classes:
+        names = [str(c) for c in task.classes]
+        for answer, row in zip(answers, task.probabilities(logits).tolist(), strict=True):  # (N, C) lists
+            answer["probabilities"] = {n: finite(p) for n, p in zip(names, row, strict=True)}
+    if ratios:
+        drop = bool(getattr(predictor.model.gate, "drop", False))
+        for answer, flags in zip(answers, row_flags(ratios, present, drop), strict=True):
+            answer["ood"], answer["ood_note"] = flags, row_note(flags)
+    return answers
 
 
 def explanation_rows(predictor: Predictor, examples: list[Example]) -> list[dict[str, Any]]:

@@ -1,0 +1,170 @@
+"""What the gate saw: per-row score ratios in one forward pass, and the share of flagged values per input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from omnifuse.data.collate import Batch
+from omnifuse.layers.modes import evaluating
+from omnifuse.model import MultimodalModel
+from omnifuse.ood.gate import ReliabilityGate, gated_presence
+
+
+@dataclass
+class ScoredTable:
+    """A whole table through a model with OOD scores: logits (N, C), targets or None, the per-row ratios
+    and presence, the flag rates per input, and the inputs fused as missing because they drifted."""
+
+    logits: Tensor
+    targets: Tensor | None
+    ratios: dict[str, Tensor]
+    present: dict[str, Tensor]
+    rates: dict[str, dict[str, Any]]
+    dropped: list[str]
+
+
+def score_table(model: MultimodalModel, batches: list[Batch], device: torch.device,
+                drop_drifted: bool) -> ScoredTable:
+    """Scores every row; with ``drop_drifted``, a drifted input (``flag_rates``) is then fused as missing in
+    every row, by a second pass, unless every input drifted (nothing would be left to fuse)."""
+    assert model.gate is not None, "only for a model with a gate (see has_scores)"
+    logits, targets, ratios, present = scored_forward(model, batches, device)
+    rates = flag_rates(ratios, present, model.gate)
+    dropped = [n for n, r in rates.items() if r["drifted"]] if drop_drifted else []
+    if not dropped or len(dropped) == len(model.encoders):
+        return ScoredTable(logits, targets, ratios, present, rates, [])
+    with torch.inference_mode(), evaluating(model):
+        logits = torch.cat([model(b.inputs, {n: p & (n not in dropped) for n, p in b.presence.items()}
+                                  ).float().cpu() for b in (batch.to(device) for batch in batches)])
+    return ScoredTable(logits, targets, ratios, present, rates, dropped)
+
+
+def has_scores(model: Any) -> bool:
+    """Whether ``model`` is a MultimodalModel whose gate has fitted statistics for some input."""
+    gate = getattr(model, "gate", None) if isinstance(model, MultimodalModel) else None
+    return gate is not None and bool(gate.fitted)
+
+
+@torch.inference_mode()
+def scored_forward(model: MultimodalModel, batches: Iterable[Batch], device: torch.device
+                   ) -> tuple[Tensor, Tensor | None, dict[str, Tensor], dict[str, Tensor]]:
+    """(logits (N, C), targets or None, {input: (N,) score ratio, 0 where missing}, {input: (N,) presence
+    as given}) in one pass, eval mode; the logits are the model's own (its gate applied)."""
+    assert model.gate is not None, "only for a model with a gate (see has_scores)"
+    logits, targets = [], []
+    ratios: dict[str, list[Tensor]] = {n: [] for n in model.gate.fitted}
+    present: dict[str, list[Tensor]] = {n: [] for n in model.gate.fitted}
+    with evaluating(model):
+        for batch in batches:
+            batch = batch.to(device)
+            encoded = model.encode(batch.inputs)
+            for name, ratio in model.gate.ratios(encoded, batch.presence).items():
+                ratios[name].append(ratio.float().cpu())
+                present[name].append(batch.presence[name].cpu())
+            fused = model.fusion(encoded, model.gated(encoded, batch.presence))  # (B, F)
+            logits.append(model.head(fused).float().cpu())
+            if batch.target is not None:
+                targets.append(batch.target.cpu())
+    return (torch.cat(logits), torch.cat(targets) if targets else None,
+            {n: torch.cat(v) for n, v in ratios.items()}, {n: torch.cat(v) for n, v in present.items()})
+
+
+DRIFT_P = 1e-3  # a column drifted: this unlikely to flag so many values if the rows were like validation's
+
+
+def flag_rates(ratios: dict[str, Tensor], present: dict[str, Tensor], gate: ReliabilityGate
+               ) -> dict[str, dict[str, Any]]:
+    """{input: {"values", "flagged", "flag_rate", "expected_rate", "drift_p", "drifted"}}: the present
+    values, how many were flagged and their share; the share expected of values like the validation
+    ones; the chance of flagging at least that many such values; and whether it is below ``DRIFT_P``
+    (the column drifted). The chance is beta-binomial: the threshold is itself estimated from a few
+    validation values, so the true in-distribution share varies (``InputStatistics.exceedance``)."""
+    from scipy.stats import betabinom
+
+    out = {}
+    for name, ratio in sorted(ratios.items()):
+        a, b = (float(v) for v in gate.of(name).exceedance)
+        values = int(present[name].sum())
+        flagged = int(((ratio > 1) & present[name]).sum())
+        p_value = float(betabinom.sf(flagged - 1, values, a, b)) if values else 1.0  # P(X >= flagged)
+        out[name] = {"values": values, "flagged": flagged, "flag_rate": flagged / values if values else 0.0,
+                     "expected_rate": a / (a + b), "drift_p": p_value, "drifted": p_value < DRIFT_P}
+    return out
+
+
+def drift_lines(rates: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per input: its flagged share against the expected one, and the drift verdict."""
+    lines = []
+    for name, r in rates.items():
+        verdict = (f"DRIFTED: {name} looks unlike the training {name} (p = {r['drift_p']:.1e})"
+                   if r["drifted"]
+                   else "like the validation rows")
+        lines.append(f"{name}: {r['flagged']} of {r['values']} value(s) flagged ({r['flag_rate']:.1%}, "
+                     f"{r['expected_rate']:.1%} expected): {verdict}")
+    return lines
+
+
+def flag_section(rates: dict[str, dict[str, Any]], dropped: bool, drifted: list[str]) -> str:
+    """The report's markdown section on the values the gate flagged (``drifted``: the inputs fused as
+    missing in every row because their column drifted)."""
+    lines = ["| input | values | flagged | share | expected | drift p | drifted |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {n} | {r['values']} | {r['flagged']} | {r['flag_rate']:.1%} | {r['expected_rate']:.1%} | "
+              f"{r['drift_p']:.1e} | {'**yes**' if r['drifted'] else 'no'} |" for n, r in rates.items()]
+    action = ("a flagged value was fused as if missing (`ood.action: drop`)" if dropped
+              else "flags are reported only (`ood.action: flag`)")
+    return ("Values whose embedding lies farther from every training class than the `ood.quantile` of the "
+            f"validation values are flagged (so about 1 - quantile of in-distribution values are); {action}. "
+            f"A column drifted when so many flags had a chance below {DRIFT_P:g} on rows like the "
+            "validation rows (beta-binomial: the threshold is estimated from the validation values)."
+            + (" Drifted, so fused as missing in every row (`ood.drifted_columns: drop`): "
+               f"{', '.join(drifted)}."
+               if drifted else "") + "\n\n" + "\n".join(lines))
+
+
+def row_flags(ratios: dict[str, Tensor], present: dict[str, Tensor], drop: bool) -> list[dict[str, Any]]:
+    """Per row, {input: {"score", "flagged", "weight"}} for each fitted input present in the row: the
+    score ratio (above 1: flagged) and the weight the fusion gave the value (0: fused as missing)."""
+    if not ratios:
+        return []
+    kept = gated_presence(ratios, present) if drop else present
+    names = sorted(ratios)
+    rows: list[dict[str, Any]] = [{} for _ in range(len(ratios[names[0]]))]
+    for name in names:
+        for i, (ratio, here, keep) in enumerate(zip(ratios[name].tolist(), present[name].tolist(),
+                                                   kept[name].tolist(), strict=True)):
+            if here:
+                rows[i][name] = {"score": round(ratio, 3), "flagged": ratio > 1,
+                                 "weight": 1.0 if keep else 0.0}
+    return rows
+
+
+def row_note(flags: dict[str, Any]) -> str:
+    """One row's flags in words: "audio looks unlike the training audio (score 4.2, over 1 flags):
+    weight 0 (fused as missing)"; empty when nothing is flagged."""
+    parts = []
+    for name, flag in flags.items():
+        if flag["flagged"]:
+            fate = "weight 0 (fused as missing)" if flag["weight"] == 0 else "kept (no other input to use)"
+            parts.append(f"{name} looks unlike the training {name} (score {flag['score']:.2f}, "
+                         f"over 1 flags): {fate}")
+    return "; ".join(parts)
+
+
+def flag_columns(ratios: dict[str, Tensor], present: dict[str, Tensor], drop: bool) -> dict[str, list[Any]]:
+    """Table columns of the flags: ``ood_<input>`` (the score ratio, empty where the value is missing),
+    ``weight_ood_<input>`` (1 or 0) and ``ood_note``; nothing for a model without fitted scores."""
+    flags = row_flags(ratios, present, drop)
+    if not flags:
+        return {}
+    columns: dict[str, list[Any]] = {}
+    for name in sorted(ratios):
+        columns[f"ood_{name}"] = [f[name]["score"] if name in f else None for f in flags]
+        columns[f"weight_ood_{name}"] = [f[name]["weight"] if name in f else None for f in flags]
+    columns["ood_note"] = [row_note(f) for f in flags]
+    return columns
