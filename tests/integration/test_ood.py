@@ -132,6 +132,16 @@ def test_predict_writes_the_flag_columns(model: tuple[Path, Path], tmp_path: Pat
     frame = pd.read_csv(target)
     assert {"ood_photo", "ood_sound", "weight_ood_sound", "ood_note"} <= set(frame.columns)
     assert set(frame["weight_ood_sound"].unique()) <= {0.0, 1.0}
+    explained = omnifuse.load(out).explain(folder / "shift.csv")
+    assert explained["ood_note"].str.contains("sound looks unlike").mean() > 0.9
+    assert {"delta_sound", "ood_sound"} <= set(explained.columns)
+
+
+def test_a_fitted_dropping_gate_exports_to_onnx_with_parity(model: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = model
+    result = CliRunner().invoke(app, ["export", "-m", str(out), "--out", str(tmp_path / "onnx")])
+    assert result.exit_code == 0, result.output  # the export checks onnxruntime against torch row by row
+    assert "max |onnxruntime - torch|" in result.output
 
 
 @pytest.mark.parametrize(("key", "value", "needle"), [

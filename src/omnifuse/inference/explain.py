@@ -19,6 +19,7 @@ from omnifuse.data.collate import Example, batches
 from omnifuse.evaluation.ablation import Variants, forward_variants
 from omnifuse.inference.rows import Rows
 from omnifuse.layers.modes import evaluating
+from omnifuse.ood.report import flag_columns, has_scores
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.multilabel import MultilabelTask
 from omnifuse.tasks.regression import RegressionTask
@@ -55,7 +56,9 @@ def explain(predictor: Predictor, rows: Rows | str | Path, base_dir: Path | None
 
 
 def explain_examples(predictor: Predictor, examples: list[Example]) -> pd.DataFrame:
-    """``explain`` of prepared examples, in order (the model runs in eval mode, restored after)."""
+    """``explain`` of prepared examples, in order (the model runs in eval mode, restored after); a model
+    with fitted OOD scores adds ``Predictor.ood_flags``' columns (``ood_<input>``, ``weight_ood_<input>``,
+    ``ood_note``)."""
     parts = []
     with evaluating(predictor.model):
         for batch in batches(examples, predictor.batch_size):
@@ -63,7 +66,13 @@ def explain_examples(predictor: Predictor, examples: list[Example]) -> pd.DataFr
             variants = forward_variants(predictor.model, batch)
             presence = {n: p.cpu() for n, p in batch.presence.items()}
             parts.append(explain_batch(predictor.task, variants, presence))
-    return pd.concat(parts, ignore_index=True)
+    frame = pd.concat(parts, ignore_index=True)
+    if has_scores(predictor.model) and predictor.onnx_backend is None:
+        _, ratios, present = predictor.run_scored(examples)
+        drop = bool(getattr(predictor.model.gate, "drop", False))
+        for name, values in flag_columns(ratios, present, drop).items():
+            frame[name] = values
+    return frame
 
 
 def prediction_scores(task: Task, logits: Tensor, reference: Tensor) -> Tensor:

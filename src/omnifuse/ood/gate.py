@@ -75,10 +75,18 @@ class ReliabilityGate(nn.Module):
         return out
 
     def forward(self, encoded: dict[str, EncoderOutput], presence: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The presence masks the fusion sees: with ``drop``, flagged values count as missing."""
-        if not self.drop or not self.fitted:
+        """The presence masks the fusion sees: with ``drop``, flagged values count as missing.
+
+        No Python branch reads a buffer here (an unfitted input's ratio is masked to 0 instead), so the
+        ONNX exporter can trace a fitted gate."""
+        if not self.drop:
             return presence
-        return gated_presence(self.ratios(encoded, presence), presence)
+        ratios = {}
+        for name in self.stats:
+            stats = self.of(name)
+            ratio = stats.ratio(encoded[name].pooled)  # (B,)
+            ratios[name] = torch.where(presence[name] & stats.fitted, ratio, torch.zeros_like(ratio))
+        return gated_presence(ratios, presence)
 
 
 def gated_presence(ratios: dict[str, Tensor], presence: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -22,7 +22,9 @@ def test_an_unfitted_gate_changes_nothing() -> None:
     gate = ReliabilityGate({"audio": 4, "image": 4}, groups=2, drop=True)
     presence = {"audio": torch.tensor([True, False]), "image": torch.tensor([True, True])}
     encoded = {n: EncoderOutput(torch.full((2, 4), 100.0), None, None) for n in presence}
-    assert gate(encoded, presence) is presence and gate.fitted == []
+    out = gate(encoded, presence)
+    assert gate.fitted == [] and {n: v.tolist() for n, v in out.items()} == {
+        n: v.tolist() for n, v in presence.items()}
 
 
 def test_a_fitted_gate_drops_what_its_statistics_flag() -> None:
