@@ -251,6 +251,11 @@ def _synthesize(espeak: str, key: ClipKey, wav_path: Path) -> np.ndarray:
             f"espeak-ng failed on voice '{voice}' (exit {result.returncode}): {result.stderr.strip()}; "
             "check `espeak-ng --voices=en` lists it, or reinstall with `make setup`"
         )
+    return read_mono(wav_path)
+
+
+def read_mono(wav_path: Path) -> np.ndarray:
+    """A speech engine's WAV as float32 mono samples at 16 kHz (channels averaged, resampled)."""
     samples, rate = sf.read(wav_path, dtype="float32", always_2d=True)
     mono = samples.mean(axis=1)  # (T,)
     if rate != SAMPLE_RATE:

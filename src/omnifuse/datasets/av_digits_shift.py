@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-import soxr
 
 from omnifuse.datasets._common import build_atomically, progress_bar
-from omnifuse.datasets.av_digits import DIGIT_WORDS, SAMPLE_RATE, add_noise
+from omnifuse.datasets.av_digits import DIGIT_WORDS, SAMPLE_RATE, add_noise, read_mono
 from omnifuse.errors import DataError, OptionError, SetupError
 
 FLITE_VOICES = ("kal", "awb", "rms", "slt")  # `flite -lv`; none of them is an espeak-ng voice
@@ -93,8 +92,4 @@ def speak_flite(flite: str, voice: str, stretch: float, digit: int, wav_path: Pa
     if result.returncode != 0 or not wav_path.is_file():
         raise SetupError(f"flite failed on voice {voice!r} (exit {result.returncode}): "
                          f"{result.stderr.strip()}; check that `flite -lv` lists it")
-    samples, rate = sf.read(wav_path, dtype="float32", always_2d=True)
-    mono = samples.mean(axis=1)  # (T,)
-    if rate != SAMPLE_RATE:
-        mono = soxr.resample(mono, rate, SAMPLE_RATE)
-    return np.asarray(mono, dtype=np.float32)
+    return read_mono(wav_path)

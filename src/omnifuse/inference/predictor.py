@@ -279,17 +279,20 @@ class Predictor:
         Rows whose texts or clips vary in length run longest first, so that each batch pads little (a
         transformer's cost grows with the padded length); the outputs come back in the rows' order.
         """
-        order = longest_first(examples) if len(examples) > self.batch_size else None
-        ranked = examples if order is None else [examples[i] for i in order]
+        ranked, back = self._ranked(examples)
         if self.onnx_backend is not None:
             outputs = self.onnx_backend.run_examples(ranked, self.batch_size, embed)
         else:
             outputs, _, _ = run_model(self.model, batches(ranked, self.batch_size), self.device, embed=embed)
-        if order is None:
-            return outputs
-        restored = torch.empty_like(outputs)
-        restored[torch.tensor(order)] = outputs  # (N, C) back in the rows' order
-        return restored
+        return outputs if back is None else outputs[back]  # (N, C) back in the rows' order
+
+    def _ranked(self, examples: list[Example]) -> tuple[list[Example], Tensor | None]:
+        """The examples longest first (when there is more than one batch) and, for each row, its position
+        in that order (None: the order is the rows' own)."""
+        order = longest_first(examples) if len(examples) > self.batch_size else None
+        if order is None:  # one batch, or rows of equal lengths
+            return examples, None
+        return [examples[i] for i in order], torch.argsort(torch.tensor(order))
 
     def run_scored(self, examples: list[Example]) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
         """Logits (N, C) and, when the model's OOD gate is fitted (``ood``), {input: (N,) score ratio} and
@@ -297,12 +300,10 @@ class Predictor:
         or on the ONNX backend)."""
         if self.onnx_backend is not None or not has_scores(self.model):
             return self.run_examples(examples), {}, {}
-        order = longest_first(examples) if len(examples) > self.batch_size else None
-        ranked = examples if order is None else [examples[i] for i in order]
+        ranked, back = self._ranked(examples)
         logits, _, ratios, present = scored_forward(self.model, batches(ranked, self.batch_size), self.device)
-        if order is None:
+        if back is None:
             return logits, ratios, present
-        back = torch.argsort(torch.tensor(order))  # ranked position of each row
         return logits[back], {n: r[back] for n, r in ratios.items()}, {n: p[back] for n, p in present.items()}
 
     def ood_flags(self, rows: Rows | str | Path, base_dir: Path | None = None) -> pd.DataFrame:

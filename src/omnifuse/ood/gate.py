@@ -86,7 +86,15 @@ class ReliabilityGate(nn.Module):
             stats = self.of(name)
             ratio = stats.ratio(encoded[name].pooled)  # (B,)
             ratios[name] = torch.where(presence[name] & stats.fitted, ratio, torch.zeros_like(ratio))
-        return gated_presence(ratios, presence)
+        return self.masks_for(ratios, presence)
+
+    def masks_for(self, ratios: dict[str, Tensor], presence: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The presence masks for already computed ``ratios`` ({input: (B,)}; an input without one, e.g.
+        unfitted, counts as unflagged): gated with ``drop``, as given without."""
+        if not self.drop or not ratios:
+            return presence
+        some = next(iter(ratios.values()))
+        return gated_presence({n: ratios.get(n, torch.zeros_like(some)) for n in presence}, presence)
 
 
 def gated_presence(ratios: dict[str, Tensor], presence: dict[str, Tensor]) -> dict[str, Tensor]:

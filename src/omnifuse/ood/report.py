@@ -63,10 +63,12 @@ def scored_forward(model: MultimodalModel, batches: Iterable[Batch], device: tor
         for batch in batches:
             batch = batch.to(device)
             encoded = model.encode(batch.inputs)
-            for name, ratio in model.gate.ratios(encoded, batch.presence).items():
+            presence = {name: batch.presence[name] for name in model.encoders}
+            scores = model.gate.ratios(encoded, presence)  # {input: (B,)}, computed once
+            for name, ratio in scores.items():
                 ratios[name].append(ratio.float().cpu())
-                present[name].append(batch.presence[name].cpu())
-            fused = model.fusion(encoded, model.gated(encoded, batch.presence))  # (B, F)
+                present[name].append(presence[name].cpu())
+            fused = model.fusion(encoded, model.gate.masks_for(scores, presence))  # (B, F)
             logits.append(model.head(fused).float().cpu())
             if batch.target is not None:
                 targets.append(batch.target.cpu())
@@ -132,7 +134,7 @@ def row_flags(ratios: dict[str, Tensor], present: dict[str, Tensor], drop: bool)
     score ratio (above 1: flagged) and the weight the fusion gave the value (0: fused as missing)."""
     if not ratios:
         return []
-    kept = gated_presence(ratios, present) if drop else present
+    kept = gated_presence(ratios, present) if drop else present  # what the gate gave the fusion
     names = sorted(ratios)
     rows: list[dict[str, Any]] = [{} for _ in range(len(ratios[names[0]]))]
     for name in names:
