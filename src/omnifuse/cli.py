@@ -237,13 +237,16 @@ def compare(
     valid: Annotated[Path | None, typer.Option(help="Validation table (default: split of --train).")] = None,
     fusions: Annotated[str, typer.Option(help="'all' or a comma-separated list, e.g. concat,late.")] = "all",
     seeds: Annotated[int, typer.Option(help="Training runs per method (seeds training.seed + i).")] = 3,
+    shift_test: Annotated[Path | None, typer.Option(
+        "--shift-test", help="A labelled table drawn under a shift: every method is scored there too, "
+        "with its OOD flag rate per input.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Compare unimodal baselines and fusion methods over several seeds: table, plot, report."""
     from omnifuse.workflows.compare import run_compare
 
     run_compare(config, train, valid, test, out, fusions=fusions, seeds=seeds, progress=not quiet,
-                console=console)
+                console=console, shift_test=shift_test)
 
 
 @app.command()

@@ -144,6 +144,22 @@ def test_a_fitted_dropping_gate_exports_to_onnx_with_parity(model: tuple[Path, P
     assert "max |onnxruntime - torch|" in result.output
 
 
+def test_compare_scores_every_method_and_baseline_on_the_shifted_table(model: tuple[Path, Path],
+                                                                       tmp_path: Path) -> None:
+    from omnifuse.workflows.compare import run_compare
+
+    folder, _ = model
+    results = run_compare(folder / "config.yaml", folder / "train.csv", folder / "valid.csv",
+                          folder / "test.csv", tmp_path / "compare", fusions="late", seeds=1, progress=False,
+                          shift_test=folder / "shift.csv")
+    ok = results[results["status"] == "ok"].set_index("method")
+    assert {"late", "sound-only", "photo-only"} <= set(ok.index)
+    assert ok["shift_accuracy"].between(0, 1).all()  # every method and baseline scored on the shifted rows
+    assert ok.loc["sound-only", "shift_flagged_sound"] > 0.9 and ok.loc["late", "shift_flagged_sound"] > 0.9
+    assert any(m.startswith("baseline: ") for m in ok.index)
+    assert "shift_accuracy" in (tmp_path / "compare" / "report.md").read_text()
+
+
 @pytest.mark.parametrize(("key", "value", "needle"), [
     ("quantile", 1.5, "ood.quantile"), ("action", "ignore", "ood.action"), ("max_rows", 2, "ood.max_rows"),
 ])

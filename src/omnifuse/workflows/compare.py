@@ -36,6 +36,8 @@ from omnifuse.build import build_encoders
 from omnifuse.config.binding import fusion_options
 from omnifuse.config.sections import TABULAR_INPUT, ColumnConfig, ComponentConfig, Config
 from omnifuse.data.collate import Batch, Example, batches
+from omnifuse.data.io import read_table
+from omnifuse.data.quality import check_columns
 from omnifuse.errors import DataError, UnknownNameError
 from omnifuse.evaluation.comparison_report import (
     FUSION,
@@ -53,15 +55,18 @@ from omnifuse.evaluation.comparison_report import (
 from omnifuse.evaluation.robustness import metric_value, robustness_logits, robustness_scores
 from omnifuse.fusion.base import FUSIONS
 from omnifuse.model import MultimodalModel
+from omnifuse.ood.fit import fit_gate
+from omnifuse.ood.report import score_table
 from omnifuse.training import frozen_features
 from omnifuse.training.batched_forward import run_model
 from omnifuse.training.frozen_features import FeatureCache
 from omnifuse.training.loop import FitResult
-from omnifuse.workflows.prepare import PreparedData, RunContext, TableLike
+from omnifuse.workflows.prepare import PreparedData, RunContext, TableLike, prepare_examples
 
 TEST_BATCH = TIMING_BATCH  # batch size of the test evaluation and of the inference timing
 TIMING_REPEATS = 3  # the inference time is the median of this many passes over the test set
 FALLBACK_FUSION = "concat"  # unimodal baselines use it when the config's own fusion needs more inputs
+SHIFT_SPLIT = "shift"  # the --shift-test rows in PreparedData
 
 
 @dataclass
@@ -217,6 +222,26 @@ def train_run(
     return model, result, time.perf_counter() - started
 
 
+def shift_scores(model: MultimodalModel, cfg: Config, data: PreparedData, shifted: list[Batch],
+                 seed: int) -> dict[str, Any]:
+    """``shift_<metric>`` of a trained model on the shifted test rows, with its OOD gate fitted as
+    ``omnifuse train`` fits it (so a drifted column is fused as missing, ``ood.drifted_columns``), and
+    ``shift_flagged_<input>``: the share of the input's shifted values flagged."""
+    task = data.task
+    if model.gate is None:
+        logits, targets, _ = run_model(model, shifted, next(model.parameters()).device)
+        rates: dict[str, Any] = {}
+    else:
+        fit_gate(model, data.examples["train"], data.examples.get("valid", []), cfg.ood, seed,
+                 Console(quiet=True))
+        scored = score_table(model, shifted, next(model.parameters()).device,
+                             cfg.ood.drifted_columns == "drop")
+        logits, targets, rates = scored.logits, scored.targets, scored.rates
+    assert targets is not None, "the shifted rows carry targets"
+    row = {f"shift_{m}": metric_value(task, logits, targets, m) for m in headline_metrics(task.name)}
+    return row | {f"shift_flagged_{n}": r["flag_rate"] for n, r in rates.items()}
+
+
 def run_method(
     method: Method,
     seeds: int,
@@ -224,8 +249,10 @@ def run_method(
     batches: list[Batch],
     ctx: RunContext,
     cache: FeatureCache | None = None,
+    shifted: list[Batch] | None = None,
 ) -> list[dict[str, Any]]:
-    """The results.csv rows of one method: one per seed, or one ``skipped`` row with the reason."""
+    """The results.csv rows of one method: one per seed, or one ``skipped`` row with the reason;
+    ``shifted``: the shifted test rows (``--shift-test``), scored too (``shift_scores``)."""
     base = {"method": method.name, "kind": method.kind}
     if method.skip_reason:
         ctx.console.print(f"[yellow]Skipping {escape(method.name)}:[/yellow] {escape(method.skip_reason)}")
@@ -237,6 +264,8 @@ def run_method(
         model, result, seconds = train_run(method, run, data, ctx, cache)
         seed = method.config.training.seed + run
         scores = evaluate_run(model, data, batches, inputs, seed=0)
+        if shifted is not None:
+            scores |= shift_scores(model, method.config, data, shifted, seed)
         rows.append(
             {
                 **base,
@@ -260,7 +289,8 @@ def run_method(
 
 def baseline_rows(cfg: Config, data: PreparedData, metrics: list[str],
                   console: Console) -> list[dict[str, Any]]:
-    """The classical baselines (``baseline.enabled``) as results.csv rows, fitted once: seed-independent."""
+    """The classical baselines (``baseline.enabled``) as results.csv rows, fitted once: seed-independent;
+    with a ``shift`` split (``--shift-test``), each also scored there (``shift_<metric>``)."""
     if not cfg.baseline.enabled:
         return []
     from omnifuse.baselines.report import comparison_rows, summary_line
@@ -268,7 +298,24 @@ def baseline_rows(cfg: Config, data: PreparedData, metrics: list[str],
 
     baselines = run_baselines(cfg, data.task, data.preprocessors, data.tables, data.examples, "test")
     console.print(summary_line(baselines), markup=False, highlight=False)
-    return comparison_rows(baselines, metrics)
+    rows = comparison_rows(baselines, metrics)
+    if SHIFT_SPLIT in data.examples:  # the same features and models, scored on the shifted rows
+        shifted = run_baselines(cfg, data.task, data.preprocessors, data.tables, data.examples, SHIFT_SPLIT)
+        by_name = {r["method"]: r for r in comparison_rows(shifted, metrics)}
+        for row in rows:
+            row.update({f"shift_{m}": by_name.get(row["method"], {}).get(m) for m in metrics})
+    return rows
+
+
+def _add_shift_split(cfg: Config, data: PreparedData, shift_test: TableLike, ctx: RunContext,
+                     base_dir: str | Path | None) -> list[Batch]:
+    """Reads and preprocesses the shifted table into ``data`` (split ``shift``); returns its batches."""
+    table = read_table(shift_test, None if base_dir is None else Path(base_dir).resolve())
+    check_columns(table.frame, cfg, table.source, need_label=True)
+    data.tables[SHIFT_SPLIT] = table
+    data.examples[SHIFT_SPLIT] = prepare_examples(cfg, table, data.preprocessors, data.task, ctx,
+                                                  "shifted test")
+    return collate_rows(data.examples[SHIFT_SPLIT])
 
 
 def _order_columns(results: pd.DataFrame, metrics: list[str], inputs: list[str]) -> pd.DataFrame:
@@ -325,6 +372,7 @@ def run_compare(
     console: Console | None = None,
     base_dir: str | Path | None = None,
     cache: bool = True,
+    shift_test: TableLike | None = None,
 ) -> pd.DataFrame:
     """Compares unimodal baselines and fusion methods over ``seeds`` seeds on the test table.
 
@@ -338,6 +386,9 @@ def run_compare(
         cache: compute the features of frozen pretrained encoders once for every run (``FeatureCache``),
             read from / kept in the disk cache when ``training.feature_cache`` is on; False: every run
             runs the frozen encoders at every step.
+        shift_test: a labelled table drawn under a shift: every method (and classical baseline) is also
+            scored there, its OOD gate fitted as ``omnifuse train`` fits it (``shift_<metric>`` and
+            ``shift_flagged_<input>`` columns).
     Returns:
         The results.csv frame: one row per method and seed, one per skipped method.
     Raises:
@@ -352,15 +403,18 @@ def run_compare(
     ctx.out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.training.seed, verbose=False)
     data = prepare_data(cfg, train, valid, test, ctx, base_dir=base_dir)
+    shifted = None if shift_test is None else _add_shift_split(cfg, data, shift_test, ctx, base_dir)
     methods = plan_methods(cfg, data, names)
     features = build_feature_cache(cfg, data, ctx.console) if cache else None
     batches = collate_rows(data.examples["test"])
     inputs = sorted(data.examples["test"][0].inputs)
     metrics = headline_metrics(data.task.name)
     rows = baseline_rows(cfg, data, metrics, ctx.console)
+    if shifted is not None:
+        metrics = metrics + [f"shift_{m}" for m in metrics]
     for number, method in enumerate(methods, start=1):
         ctx.console.rule(f"[bold]{number}/{len(methods)}: {escape(method.name)}")
-        rows += run_method(method, seeds, data, batches, ctx, features)
+        rows += run_method(method, seeds, data, batches, ctx, features, shifted)
         # written after every method, so an interrupted comparison keeps what it finished
         _order_columns(pd.DataFrame(rows), metrics, inputs).to_csv(ctx.out / "results.csv", index=False)
     results = _order_columns(pd.DataFrame(rows), metrics, inputs)
