@@ -36,7 +36,7 @@ def main() -> None:
     shifted = build_av_digits_shift(table, args.out / f"data/av_digits_{args.seed}_flite")
     for name, inputs in MODELS.items():
         cfg = demo_config(AV_DIGITS, inputs).to_dict()
-        cfg["ood.drifted_columns"] = args.drifted_columns
+        cfg["ood"]["drifted_columns"] = args.drifted_columns
         folder = args.out / f"models/{args.seed}/{name}"
         omnifuse.train(Config.from_dict(cfg), table / "train.csv", table / "valid.csv", None, out=folder,
                        overwrite=True,

@@ -49,6 +49,25 @@ class FreqWarpOptions:
 
 
 @dataclass
+class EqOptions:
+    """Options of ``eq``."""
+
+    p: float = 0.5  # share of the rows equalised
+    bands: int = 3  # smooth curve: a sum of this many cosines across the mel axis
+    max_offset: float = 0.5  # largest amplitude of each cosine, in the features' (normalised) units
+
+
+@dataclass
+class ReverbOptions:
+    """Options of ``reverb``."""
+
+    p: float = 0.5  # share of the rows with a room added
+    max_frames: int = 12  # length of the tail, in frames
+    min_decay: float = 0.3  # the slowest decay per frame (log-energy units): a long tail, a big room
+    max_decay: float = 1.5  # the fastest decay per frame: a short tail, a small room
+
+
+@dataclass
 class ShiftOptions:
     """Options of ``shift``."""
 
@@ -165,6 +184,41 @@ def _freq_warp(options: FreqWarpOptions) -> Transform:
     return apply
 
 
+def _eq(options: EqOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
+        b, _, m = mel.shape
+        position = torch.arange(m, device=mel.device, dtype=mel.dtype) / max(m - 1, 1)  # (M,)
+        curve = torch.zeros(b, m, device=mel.device, dtype=mel.dtype)  # (B, M)
+        for k in range(1, options.bands + 1):
+            amplitude = uniform(generator, b, -options.max_offset, options.max_offset, mel.device)  # (B,)
+            curve = curve + amplitude[:, None] * torch.cos(math.pi * k * position)[None, :]
+        curve = curve * chance(generator, b, options.p, mel.device)[:, None]
+        return {**inputs, "mel": mel + curve[:, None, :] * mask.unsqueeze(-1)}
+
+    return apply
+
+
+def _reverb(options: ReverbOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
+        b, t, _ = mel.shape
+        decay = uniform(generator, b, options.min_decay, options.max_decay, mel.device)  # (B,) per frame
+        copies = [mel]
+        for k in range(1, min(options.max_frames, t - 1) + 1):  # frame t hears frame t - k, k * decay weaker
+            late = torch.nn.functional.pad(mel[:, :-k], (0, 0, k, 0), value=-1e4)  # (B, T, M)
+            copies.append(late - k * decay[:, None, None])
+        wet = torch.logsumexp(torch.stack(copies), dim=0)  # (B, T, M): energies add in the power domain
+        real = mask.unsqueeze(-1).to(mel.dtype)  # (B, T, 1)
+        count = (real.sum(dim=(1, 2), keepdim=True) * mel.shape[2]).clamp(min=1)  # (B, 1, 1)
+        # the same mean over the real frames as before: the features stay normalised
+        wet = wet + ((mel - wet) * real).sum(dim=(1, 2), keepdim=True) / count
+        rows = chance(generator, b, options.p, mel.device)[:, None, None]  # (B, 1, 1)
+        return {**inputs, "mel": torch.where(rows & mask.unsqueeze(-1), wet, mel)}
+
+    return apply
+
+
 def _shift(options: ShiftOptions) -> Transform:
     def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
         mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
@@ -212,6 +266,11 @@ AUGMENTS.add("tempo", AugmentSpec(MEL, TempoOptions, _tempo,
 AUGMENTS.add("freq_warp", AugmentSpec(
     MEL, FreqWarpOptions, _freq_warp,
     "frequency warp (VTLP): half the rows' formants moved by 0.8x to 1.25x, for unseen voices"))
+AUGMENTS.add("eq", AugmentSpec(MEL, EqOptions, _eq,
+                               "random smooth equaliser curve on half the rows (another microphone, "
+                               "channel or speech engine)"))
+AUGMENTS.add("reverb", AugmentSpec(MEL, ReverbOptions, _reverb,
+                                   "a decaying echo of earlier frames on half the rows (a room)"))
 AUGMENTS.add("shift", AugmentSpec(MEL, ShiftOptions, _shift,
                                   "time shift of the frames by up to 10% of the clip, edges repeated"))
 AUGMENTS.add("noise", AugmentSpec(MEL, NoiseOptions, _noise,

@@ -6,15 +6,19 @@ import pytest
 import torch
 
 from omnifuse.augment.audio import (
+    EqOptions,
     FreqWarpOptions,
     GainOptions,
     NoiseOptions,
+    ReverbOptions,
     ShiftOptions,
     SpecAugmentOptions,
     TempoOptions,
+    _eq,
     _freq_warp,
     _gain,
     _noise,
+    _reverb,
     _shift,
     _spec_augment,
     _tempo,
@@ -39,7 +43,27 @@ TRANSFORMS = {
     "noise": lambda: _noise(NoiseOptions(p=1.0)),
     "gain": lambda: _gain(GainOptions()),
     "freq_warp": lambda: _freq_warp(FreqWarpOptions(p=1.0)),
+    "eq": lambda: _eq(EqOptions(p=1.0)),
+    "reverb": lambda: _reverb(ReverbOptions(p=1.0)),
 }
+
+
+def test_eq_adds_one_curve_to_every_frame_of_a_row() -> None:
+    batch = _batch()
+    out = _eq(EqOptions(p=1.0))(batch, torch.Generator().manual_seed(2))["mel"]
+    offset = out[0] - batch["mel"][0]  # (T, M)
+    torch.testing.assert_close(offset, offset[:1].expand_as(offset))  # the same curve in every frame
+    assert float(offset.abs().max()) > 0.01 and float(offset.abs().max()) <= 3 * 0.5 + 1e-5
+
+
+def test_reverb_lets_a_loud_frame_ring_into_the_next_ones_and_keeps_the_mean() -> None:
+    mel = torch.zeros(1, 30, 8)
+    mel[0, 10] = 6.0  # one loud frame in silence
+    batch = {"mel": mel, "mask": torch.ones(1, 30, dtype=torch.bool)}
+    out = _reverb(ReverbOptions(p=1.0, min_decay=0.5, max_decay=0.5))(batch, torch.Generator())["mel"][0]
+    assert float(out[11].mean() - out[5].mean()) > 1.0  # the echo after the loud frame, none before it
+    assert float(out[12].mean()) < float(out[11].mean())  # and it decays
+    assert abs(float(out.mean() - mel.mean())) < 1e-4
 
 
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))
