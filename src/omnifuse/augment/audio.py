@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from omnifuse.augment.base import AUGMENTS, AugmentSpec, Inputs, Transform, chance, uniform
+from omnifuse.config.parsing import bounded, positive
 
 
 @dataclass
@@ -52,19 +53,39 @@ class FreqWarpOptions:
 class EqOptions:
     """Options of ``eq``."""
 
-    p: float = 0.5  # share of the rows equalised
-    bands: int = 3  # smooth curve: a sum of this many cosines across the mel axis
-    max_offset: float = 0.5  # largest amplitude of each cosine, in the features' (normalised) units
+    p: float = bounded(0.5, low=0, high=1)  # share of the rows equalised
+    bands: int = positive(3)  # smooth curve: a sum of this many cosines across the mel axis
+    max_offset: float = bounded(0.5, low=0)  # largest amplitude of each cosine, in normalised units
 
 
 @dataclass
 class ReverbOptions:
     """Options of ``reverb``."""
 
-    p: float = 0.5  # share of the rows with a room added
-    max_frames: int = 12  # length of the tail, in frames
-    min_decay: float = 0.3  # the slowest decay per frame (log-energy units): a long tail, a big room
-    max_decay: float = 1.5  # the fastest decay per frame: a short tail, a small room
+    p: float = bounded(0.5, low=0, high=1)  # share of the rows with a room added
+    max_frames: int = positive(12)  # length of the tail, in frames
+    min_decay: float = bounded(0.3, low=0.01)  # the slowest decay per frame (log energy): a long tail
+    max_decay: float = bounded(1.5, low=0.01)  # the fastest decay per frame: a short tail, a small room
+
+
+@dataclass
+class BandLimitOptions:
+    """Options of ``band_limit``."""
+
+    p: float = bounded(0.5, low=0, high=1)  # share of the rows band-limited
+    low_hz: tuple[float, float] = (150.0, 500.0)  # the pass band's lower edge is drawn from this range
+    high_hz: tuple[float, float] = (2500.0, 4000.0)  # and its upper edge from this one
+    attenuation: float = bounded(2.0, low=0)  # how far (normalised units) the bins outside the band fall
+    nyquist_hz: float = bounded(8000.0, low=1)  # half the column's sample_rate (the top mel bin's frequency)
+
+
+@dataclass
+class CodecOptions:
+    """Options of ``codec``."""
+
+    p: float = bounded(0.5, low=0, high=1)  # share of the rows degraded
+    min_step: float = bounded(0.25, low=0.01)  # the finest quantisation step of the log-mel values
+    max_step: float = bounded(1.0, low=0.01)  # the coarsest
 
 
 @dataclass
@@ -219,6 +240,40 @@ def _reverb(options: ReverbOptions) -> Transform:
     return apply
 
 
+def mel_bin_hz(bins: int, nyquist_hz: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(M,) the frequency of each of ``bins`` mel bins spread evenly in mel from 0 Hz to ``nyquist_hz``."""
+    top = 2595.0 * math.log10(1.0 + nyquist_hz / 700.0)
+    position = torch.arange(bins, device=device, dtype=dtype) / max(bins - 1, 1)  # (M,)
+    return 700.0 * (torch.pow(10.0, position * top / 2595.0) - 1.0)
+
+
+def _band_limit(options: BandLimitOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
+        b, _, m = mel.shape
+        hz = mel_bin_hz(m, options.nyquist_hz, mel.device, mel.dtype)[None, :]  # (1, M)
+        low = uniform(generator, b, *options.low_hz, mel.device)[:, None]  # (B, 1)
+        high = uniform(generator, b, *options.high_hz, mel.device)[:, None]  # (B, 1)
+        outside = (hz < low) | (hz > high)  # (B, M)
+        rows = chance(generator, b, options.p, mel.device)[:, None]  # (B, 1)
+        drop = (outside & rows).to(mel.dtype) * options.attenuation  # (B, M)
+        return {**inputs, "mel": mel - drop[:, None, :] * mask.unsqueeze(-1)}
+
+    return apply
+
+
+def _codec(options: CodecOptions) -> Transform:
+    def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
+        mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
+        b = mel.shape[0]
+        step = uniform(generator, b, options.min_step, options.max_step, mel.device)[:, None, None]  # (B,1,1)
+        coarse = torch.round(mel / step) * step  # each value on a grid: a low-bitrate spectrum
+        rows = chance(generator, b, options.p, mel.device)[:, None, None] & mask.unsqueeze(-1)
+        return {**inputs, "mel": torch.where(rows, coarse, mel)}
+
+    return apply
+
+
 def _shift(options: ShiftOptions) -> Transform:
     def apply(inputs: Inputs, generator: torch.Generator) -> Inputs:
         mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
@@ -271,6 +326,11 @@ AUGMENTS.add("eq", AugmentSpec(MEL, EqOptions, _eq,
                                "channel or speech engine)"))
 AUGMENTS.add("reverb", AugmentSpec(MEL, ReverbOptions, _reverb,
                                    "a decaying echo of earlier frames on half the rows (a room)"))
+AUGMENTS.add("band_limit", AugmentSpec(
+    MEL, BandLimitOptions, _band_limit,
+    "telephone band: the bins below ~150-500 Hz and above ~2.5-4 kHz attenuated on half the rows"))
+AUGMENTS.add("codec", AugmentSpec(MEL, CodecOptions, _codec,
+                                  "codec-like degradation: the log-mel values of half the rows quantised"))
 AUGMENTS.add("shift", AugmentSpec(MEL, ShiftOptions, _shift,
                                   "time shift of the frames by up to 10% of the clip, edges repeated"))
 AUGMENTS.add("noise", AugmentSpec(MEL, NoiseOptions, _noise,

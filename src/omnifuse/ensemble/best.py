@@ -42,6 +42,7 @@ from omnifuse.ensemble.predictor import EnsemblePredictor, load_ensemble
 from omnifuse.ensemble.report import write_reports
 from omnifuse.ensemble.selection import Score, Selection, greedy_selection
 from omnifuse.evaluation.temperature import calibrates, with_temperature
+from omnifuse.ood.fit import fit_gate
 from omnifuse.tasks.base import Task
 from omnifuse.training.batched_forward import run_model
 from omnifuse.training.loop import FitResult
@@ -189,6 +190,9 @@ def train_member(index: int, member: Member, time_limit: float, epochs: int, dat
     console = ctx.console if ctx.progress else Console(quiet=True)
     model, result = fit_prepared(cfg, data, RunContext(folder, console, ctx.progress))
     merge_adapters(model)
+    if model.gate is not None:  # the member's folder scores its inputs as `omnifuse train`'s does
+        fit_gate(model, data.examples.get("train", []), data.examples.get("valid", []), cfg.ood,
+                 cfg.training.seed, console)
     device = next(model.parameters()).device
     outputs: dict[str, Tensor] = {split: run_model(model, collate_rows(data.examples[split]), device)[0]
                                   for split in ("valid", "test") if split in data.examples}

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from omnifuse.augment.audio import (
+    BandLimitOptions,
+    CodecOptions,
     EqOptions,
     FreqWarpOptions,
     GainOptions,
@@ -14,6 +16,8 @@ from omnifuse.augment.audio import (
     ShiftOptions,
     SpecAugmentOptions,
     TempoOptions,
+    _band_limit,
+    _codec,
     _eq,
     _freq_warp,
     _gain,
@@ -22,6 +26,7 @@ from omnifuse.augment.audio import (
     _shift,
     _spec_augment,
     _tempo,
+    mel_bin_hz,
     resample_frames,
     warp_bins,
 )
@@ -45,7 +50,28 @@ TRANSFORMS = {
     "freq_warp": lambda: _freq_warp(FreqWarpOptions(p=1.0)),
     "eq": lambda: _eq(EqOptions(p=1.0)),
     "reverb": lambda: _reverb(ReverbOptions(p=1.0)),
+    "band_limit": lambda: _band_limit(BandLimitOptions(p=1.0)),
+    "codec": lambda: _codec(CodecOptions(p=1.0)),
 }
+
+
+def test_band_limit_attenuates_only_the_bins_outside_the_band() -> None:
+    batch = _batch()
+    options = BandLimitOptions(p=1.0, low_hz=(300.0, 300.0), high_hz=(3000.0, 3000.0), attenuation=2.0)
+    out = _band_limit(options)(batch, torch.Generator().manual_seed(0))["mel"]
+    hz = mel_bin_hz(16, 8000.0, torch.device("cpu"), torch.float32)
+    outside = (hz < 300.0) | (hz > 3000.0)
+    drop = (batch["mel"][0] - out[0])  # (T, M)
+    assert torch.allclose(drop[:, outside], torch.full_like(drop[:, outside], 2.0))
+    assert torch.equal(drop[:, ~outside], torch.zeros_like(drop[:, ~outside])) and outside.any()
+
+
+def test_codec_puts_every_value_of_a_row_on_one_grid() -> None:
+    batch = _batch()
+    out = _codec(CodecOptions(p=1.0, min_step=0.5, max_step=0.5))(batch, torch.Generator())["mel"]
+    real = out[0]
+    torch.testing.assert_close(real / 0.5, torch.round(real / 0.5))
+    assert float((real - batch["mel"][0]).abs().max()) <= 0.25 + 1e-5
 
 
 def test_eq_adds_one_curve_to_every_frame_of_a_row() -> None:
