@@ -24,17 +24,14 @@ from omnifuse.contrastive.init_from import init_encoder
 from omnifuse.data.collate import Example, batches, collate
 from omnifuse.data.io import read_table
 from omnifuse.data.quality import BAD_ROW_PARTS, BAD_ROWS_FILE, check_columns
-from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.errors import CheckpointError, DataError
 from omnifuse.evaluation.ablation import ablation_section, modality_ablation, plot_ablation
 from omnifuse.evaluation.calibration import calibration_section, calibration_summary
 from omnifuse.evaluation.report import write_report
 from omnifuse.evaluation.shift import SHIFT_FOLDER, shift_section, shift_summary
-from omnifuse.evaluation.temperature import calibrates, with_temperature
 from omnifuse.inference.loading import load
 from omnifuse.inference.predictor import Predictor
 from omnifuse.model import MultimodalModel
-from omnifuse.ood.fit import fit_gate
 from omnifuse.ood.report import flag_section, has_scores, score_table
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.classification import ClassificationTask
@@ -46,6 +43,7 @@ from omnifuse.training.feature_cache import precomputed_encoders
 from omnifuse.training.frozen_features import FeatureCache, training_cache
 from omnifuse.training.loop import EncoderSchedule, FitResult, Trainer
 from omnifuse.training.standardize import standardize_for_run
+from omnifuse.workflows.finish import finish_model
 from omnifuse.workflows.prepare import (
     PreparedData,
     RunContext,
@@ -108,27 +106,14 @@ def _train_and_save(cfg: Config, train: TableLike, valid: TableLike | None, test
     seed_everything(cfg.training.seed, verbose=False)
     data = prepare_data(cfg, train, valid, test, ctx, resume=resume, base_dir=base_dir)
     model, result = fit_prepared(cfg, data, ctx, resume=resume, fabric=fabric)
-    merge_adapters(model)  # LoRA: the folder holds merged weights, so loading needs no peft
 
     def save() -> None:
-        task, valid = data.task, data.examples.get("valid", [])
-        if model.gate is not None:  # before the temperature: it is fitted on the gated logits
-            fit_gate(model, data.examples.get("train", []), valid, cfg.ood, cfg.training.seed, ctx.console)
-        if calibrates(cfg, task, len(valid), ctx.console):
-            task = with_temperature(task, *_logits_of(model, valid), ctx.console)
+        task = finish_model(cfg, data, model, ctx.console)
         predictor = Predictor(model, cfg, data.preprocessors, task, ctx.out)
         artifacts.save_model(ctx.out, cfg, data.preprocessors, task, model)
         _final_reports(predictor, data, result, ctx)
 
     zero_first(save)
-
-
-def _logits_of(model: MultimodalModel, examples: list[Example]) -> tuple[Any, Any]:
-    """(N, C) float logits and (N,) class indices of labelled examples, as numpy."""
-    device = next(model.parameters()).device
-    logits, targets, _ = run_model(model, list(batches(examples, 64)), device)
-    assert targets is not None, "labelled examples carry targets"
-    return logits.float().numpy(), targets.long().numpy()
 
 
 def _merge_streamed_bad_rows(data: PreparedData, ctx: RunContext, report: bool = True) -> None:

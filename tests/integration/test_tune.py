@@ -87,6 +87,8 @@ def test_tune_writes_best_config_model_trials_and_report_then_resumes(table_dir:
     assert best.fusion.name == result.best_params["fusion.name"]
     predictor = omnifuse.load(out / "best_model")
     assert len(predictor.predict(pd.read_csv(table_dir / "test.csv"), base_dir=table_dir)) == 24
+    gate = predictor.model.gate  # finished as `omnifuse train` finishes a model (24 validation rows)
+    assert gate is not None and gate.fitted == sorted(predictor.model.encoders)
     assert (out / "best_model" / "report.md").exists() and (out / "best_model" / "metrics.json").exists()
     with_weights = [p.parent.name for p in (out / "trials").glob("*/model.safetensors")]
     assert with_weights == [str(result.best_trial)]  # the others keep only their log and config

@@ -35,18 +35,16 @@ from omnifuse.artifacts import folder as artifacts
 from omnifuse.artifacts.manifest import MANIFEST
 from omnifuse.artifacts.model_card import write_model_card
 from omnifuse.config.sections import Config
-from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.ensemble.combine import combine, from_average, space_of, to_average
 from omnifuse.ensemble.layout import MEMBERS, member_dir, remove_ensemble, write_ensemble
 from omnifuse.ensemble.predictor import EnsemblePredictor, load_ensemble
 from omnifuse.ensemble.report import write_reports
 from omnifuse.ensemble.selection import Score, Selection, greedy_selection
-from omnifuse.evaluation.temperature import calibrates, with_temperature
-from omnifuse.ood.fit import fit_gate
 from omnifuse.tasks.base import Task
 from omnifuse.training.batched_forward import run_model
 from omnifuse.training.loop import FitResult
 from omnifuse.workflows.compare import collate_rows
+from omnifuse.workflows.finish import finish_model
 from omnifuse.workflows.prepare import PreparedData, RunContext, TableLike
 from omnifuse.workflows.presets import Member, PresetPlan
 
@@ -189,31 +187,18 @@ def train_member(index: int, member: Member, time_limit: float, epochs: int, dat
     seed_everything(cfg.training.seed, verbose=False)
     console = ctx.console if ctx.progress else Console(quiet=True)
     model, result = fit_prepared(cfg, data, RunContext(folder, console, ctx.progress))
-    merge_adapters(model)
-    if model.gate is not None:  # the member's folder scores its inputs as `omnifuse train`'s does
-        fit_gate(model, data.examples.get("train", []), data.examples.get("valid", []), cfg.ood,
-                 cfg.training.seed, console)
+    task = finish_model(cfg, data, model, console)  # its gate and temperature, as train fits them
     device = next(model.parameters()).device
-    outputs: dict[str, Tensor] = {split: run_model(model, collate_rows(data.examples[split]), device)[0]
-                                  for split in ("valid", "test") if split in data.examples}
-    task, outputs = _calibrated(cfg, data, outputs, console)  # what the member's folder gives
+    temperature = getattr(task, "temperature", 1.0)
+    # calibrated logits: the selection and the ensemble average calibrated probabilities
+    outputs: dict[str, Tensor] = {
+        split: run_model(model, collate_rows(data.examples[split]), device)[0] / temperature
+        for split in ("valid", "test") if split in data.examples}
     artifacts.save_model(folder, cfg, data.preprocessors, task, model)
     _write_member_card(folder, cfg, data, outputs, result)
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # a member is not resumed: only its weights
     seconds = time.monotonic() - started
     return Trained(index, member, result, seconds, time_limit, epochs, outputs["valid"], outputs.get("test"))
-
-
-def _calibrated(cfg: Config, data: PreparedData, outputs: dict[str, Tensor],
-                console: Console) -> tuple[Task, dict[str, Tensor]]:
-    """A member's task with a temperature fitted on its validation logits, as ``omnifuse train`` fits it,
-    and its logits divided by it, so that the selection and the ensemble average calibrated probabilities."""
-    if not calibrates(cfg, data.task, len(outputs["valid"]), console):
-        return data.task, outputs
-    task = with_temperature(data.task, outputs["valid"].float().numpy(),
-                            targets_of(data, "valid").long().numpy(), console)
-    temperature = getattr(task, "temperature", 1.0)
-    return task, {split: logits / temperature for split, logits in outputs.items()}
 
 
 def _replace_training(config: Config, **values: Any) -> Config:

@@ -30,11 +30,11 @@ from omnifuse.artifacts import folder as artifacts
 from omnifuse.build import make_preprocessors, make_task_for
 from omnifuse.config.checks import component_keys
 from omnifuse.config.sections import Config
-from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.errors import ConfigError, DataError, OmnifuseError
 from omnifuse.training.interrupt import TrainingInterrupted
 from omnifuse.training.loop import LOG_FILE, FitResult
 from omnifuse.tuning.space import Param, component_at, get_value, locate
+from omnifuse.workflows.finish import finish_model
 from omnifuse.workflows.prepare import PreparedData, RunContext, TableLike
 
 TRIALS_DIR = "trials"
@@ -253,8 +253,8 @@ def fit_and_save(cfg: Config, data: PreparedData, folder: Path,
     ctx = RunContext(folder, Console(quiet=True), progress=False)
     seed_everything(cfg.training.seed, verbose=False)
     model, result = fit_prepared(cfg, data, ctx, epoch_callback=epoch_callback)
-    merge_adapters(model)  # LoRA: the folder holds merged weights, so loading needs no peft
-    artifacts.save_model(folder, cfg, data.preprocessors, data.task, model)
+    task = finish_model(cfg, data, model, ctx.console)  # its gate and temperature, as train fits them
+    artifacts.save_model(folder, cfg, data.preprocessors, task, model)
     return result
 
 
