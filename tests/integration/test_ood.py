@@ -155,6 +155,7 @@ def test_compare_scores_every_method_and_baseline_on_the_shifted_table(model: tu
     ok = results[results["status"] == "ok"].set_index("method")
     assert {"late", "sound-only", "photo-only"} <= set(ok.index)
     assert ok["shift_accuracy"].between(0, 1).all()  # every method and baseline scored on the shifted rows
+    assert ok.loc[["late", "sound-only"], "ece"].between(0, 1).all()  # of the calibrated probabilities
     assert ok.loc["sound-only", "shift_flagged_sound"] > 0.9 and ok.loc["late", "shift_flagged_sound"] > 0.9
     assert any(m.startswith("baseline: ") for m in ok.index)
     assert "shift_accuracy" in (tmp_path / "compare" / "report.md").read_text()

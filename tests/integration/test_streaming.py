@@ -16,6 +16,7 @@ from omnifuse import api
 from omnifuse.config.sections import Config
 from omnifuse.data.collate import Example
 from omnifuse.data.streaming import ParquetStream, iter_frames, parquet_file
+from omnifuse.encoders.hf_adapters import merge_adapters
 from omnifuse.errors import DataError
 from omnifuse.workflows import prepare
 
@@ -151,7 +152,7 @@ def test_lora_training_saves_merged_weights_that_load_without_adapters(tmp_path:
     in_memory = run_model(model, batch, torch.device("cpu"))[0]  # with live adapters
     out = tmp_path / "model"
     omnifuse.train(config, train=tmp_path / "train.csv", out=out, progress=False)  # merges, then saves
-    api.merge_adapters(model)
+    merge_adapters(model)
     from omnifuse.artifacts import folder as artifacts
 
     artifacts.save_model(tmp_path / "saved", config, data.preprocessors, data.task, model)

@@ -55,12 +55,13 @@ from omnifuse.evaluation.comparison_report import (
 from omnifuse.evaluation.robustness import metric_value, robustness_logits, robustness_scores
 from omnifuse.fusion.base import FUSIONS
 from omnifuse.model import MultimodalModel
-from omnifuse.ood.fit import fit_gate
-from omnifuse.ood.report import score_table
+from omnifuse.ood.report import has_scores, score_table
+from omnifuse.tasks.base import Task
 from omnifuse.training import frozen_features
 from omnifuse.training.batched_forward import run_model
 from omnifuse.training.frozen_features import FeatureCache
 from omnifuse.training.loop import FitResult
+from omnifuse.workflows.finish import finish_model
 from omnifuse.workflows.prepare import PreparedData, RunContext, TableLike, prepare_examples
 
 TEST_BATCH = TIMING_BATCH  # batch size of the test evaluation and of the inference timing
@@ -172,15 +173,19 @@ def inference_ms_per_row(
 
 
 def headline_metrics(task_name: str) -> list[str]:
-    """The metrics reported per method, headline first."""
-    return {"regression": ["rmse"], "multilabel": ["macro_f1"]}.get(task_name, ["accuracy", "macro_f1"])
+    """The metrics reported per method, headline first (a classifier's ECE of its calibrated
+    probabilities last)."""
+    classifier = ["accuracy", "macro_f1", "ece"]
+    return {"regression": ["rmse"], "multilabel": ["macro_f1"]}.get(task_name, classifier)
 
 
 def evaluate_run(
-    model: MultimodalModel, data: PreparedData, batches: list[Batch], inputs: list[str], seed: int
+    model: MultimodalModel, data: PreparedData, batches: list[Batch], inputs: list[str], seed: int,
+    task: Task | None = None,
 ) -> dict[str, Any]:
-    """Test metrics, size, inference speed and robustness scores of one trained model."""
-    task = data.task
+    """Test metrics, size, inference speed and robustness scores of one trained model; ``task``: its
+    finished task (calibrated, ``finish_model``), ``data.task`` by default."""
+    task = task or data.task
     metric = task.default_monitor()[0]
     logits = robustness_logits(model, batches, inputs, seed=seed)
     row: dict[str, Any] = {
@@ -203,14 +208,18 @@ def build_feature_cache(cfg: Config, data: PreparedData, console: Console) -> Fe
                                                disk=cfg.training.feature_cache)
 
 
+def _with_seed(cfg: Config, seed: int, **training: Any) -> Config:
+    """``cfg`` with ``training.seed`` (and the other ``training`` values given) replaced."""
+    return dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, seed=seed, **training))
+
+
 def train_run(
     method: Method, run: int, data: PreparedData, ctx: RunContext, cache: FeatureCache | None = None
 ) -> tuple[MultimodalModel, FitResult, float]:
     """Trains seed ``run`` of ``method`` into ``out/runs/<method>/seed<run>/``; returns model, result, s."""
-    seed = method.config.training.seed + run
     # The comparison's own cache (or cache=False) decides: fit_prepared does not build one per run.
-    training = dataclasses.replace(method.config.training, seed=seed, feature_cache=False)
-    cfg = dataclasses.replace(method.config, training=training)
+    cfg = _with_seed(method.config, method.config.training.seed + run, feature_cache=False)
+    seed = cfg.training.seed
     run_dir = ctx.out / "runs" / method.name / f"seed{run}"
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer_console = ctx.console if ctx.progress else Console(quiet=True)
@@ -222,18 +231,15 @@ def train_run(
     return model, result, time.perf_counter() - started
 
 
-def shift_scores(model: MultimodalModel, cfg: Config, data: PreparedData, shifted: list[Batch],
-                 seed: int) -> dict[str, Any]:
-    """``shift_<metric>`` of a trained model on the shifted test rows, with its OOD gate fitted as
-    ``omnifuse train`` fits it (so a drifted column is fused as missing, ``ood.drifted_columns``), and
-    ``shift_flagged_<input>``: the share of the input's shifted values flagged."""
-    task = data.task
-    if model.gate is None:
+def shift_scores(model: MultimodalModel, cfg: Config, task: Task, shifted: list[Batch]) -> dict[str, Any]:
+    """``shift_<metric>`` of a finished model (its OOD gate fitted, ``finish_model``) on the shifted test
+    rows, a drifted column fused as missing (``ood.drifted_columns``), and ``shift_flagged_<input>``: the
+    share of the input's shifted values flagged."""
+    if not has_scores(model):
         logits, targets, _ = run_model(model, shifted, next(model.parameters()).device)
         rates: dict[str, Any] = {}
     else:
-        fit_gate(model, data.examples["train"], data.examples.get("valid", []), cfg.ood, seed,
-                 Console(quiet=True))
+        assert model.gate is not None, "has_scores"
         scored = score_table(model, shifted, next(model.parameters()).device,
                              cfg.ood.drifted_columns == "drop")
         logits, targets, rates = scored.logits, scored.targets, scored.rates
@@ -263,9 +269,11 @@ def run_method(
     for run in range(seeds):
         model, result, seconds = train_run(method, run, data, ctx, cache)
         seed = method.config.training.seed + run
-        scores = evaluate_run(model, data, batches, inputs, seed=0)
+        cfg = _with_seed(method.config, seed)
+        task = finish_model(cfg, data, model, Console(quiet=True))  # OOD gate and temperature, as train
+        scores = evaluate_run(model, data, batches, inputs, seed=0, task=task)
         if shifted is not None:
-            scores |= shift_scores(model, method.config, data, shifted, seed)
+            scores |= shift_scores(model, cfg, task, shifted)
         rows.append(
             {
                 **base,

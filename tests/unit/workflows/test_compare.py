@@ -118,7 +118,7 @@ def test_with_fusion_keeps_own_options_only_for_the_same_fusion() -> None:
 
 
 def test_headline_metrics_per_task() -> None:
-    assert headline_metrics("multiclass") == ["accuracy", "macro_f1"]
+    assert headline_metrics("multiclass") == ["accuracy", "macro_f1", "ece"]
     assert headline_metrics("regression") == ["rmse"]
     assert headline_metrics("multilabel") == ["macro_f1"]
 
