@@ -301,7 +301,8 @@ class Predictor:
         if self.onnx_backend is not None or not has_scores(self.model):
             return self.run_examples(examples), {}, {}
         ranked, back = self._ranked(examples)
-        logits, _, ratios, present = scored_forward(self.model, batches(ranked, self.batch_size), self.device)
+        logits, _, ratios, present, _ = scored_forward(self.model, batches(ranked, self.batch_size),
+                                                       self.device)
         if back is None:
             return logits, ratios, present
         return logits[back], {n: r[back] for n, r in ratios.items()}, {n: p[back] for n, p in present.items()}

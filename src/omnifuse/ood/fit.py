@@ -15,6 +15,7 @@ from omnifuse.layers.modes import evaluating
 from omnifuse.model import MultimodalModel
 from omnifuse.ood.gate import InputStatistics
 from omnifuse.ood.mahalanobis import fit_whitened, nearest_distance
+from omnifuse.ood.report import alone_confidence
 
 MIN_OOD_ROWS = 20  # validation rows (with the input present) a threshold is fitted on, at the least
 
@@ -65,7 +66,29 @@ def fit_gate(model: MultimodalModel, train: list[Example], valid: list[Example],
         _fit_input(stats, train_pooled[name][rows].numpy(), groups[rows.numpy()], scores, options.quantile)
         flagged = float((stats.ratio(scores) > 1).float().mean())
         fitted.append(f"{name} ({flagged:.1%})")
+    if len(gate.of(next(iter(gate.stats))).centres) > 1:  # a classifier: the confidence drift test too
+        _fit_confidence(model, valid, gate.fitted)
     _say(console, fitted, skipped, options.quantile, len(valid))
+
+
+@torch.inference_mode()
+def _fit_confidence(model: MultimodalModel, valid: list[Example], names: list[str]) -> None:
+    """Each input's mean, variance and count of ``alone_confidence`` on the validation rows."""
+    assert model.gate is not None
+    device = next(model.parameters()).device
+    values: dict[str, list[Tensor]] = {n: [] for n in names}
+    with evaluating(model):
+        for batch in batches(valid, 64):
+            batch = batch.to(device)
+            encoded = model.encode(batch.inputs)
+            presence = {n: batch.presence[n] for n in model.encoders}
+            for name, sure in alone_confidence(model, encoded, presence, names).items():
+                values[name].append(sure[presence[name]].cpu())
+    for name, parts in values.items():
+        sure = torch.cat(parts)
+        if len(sure) >= 2:
+            summary = [float(sure.mean()), float(sure.var()), float(len(sure))]
+            model.gate.of(name).confidence.copy_(torch.tensor(summary))
 
 
 def _groups(targets: Tensor | None, rows: int, count: int) -> np.ndarray:

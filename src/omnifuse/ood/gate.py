@@ -22,13 +22,16 @@ GATE_PREFIX = "gate."  # its keys in the model's state: a folder saved before th
 class InputStatistics(nn.Module):
     """One input's whitened class centres (K, D), whitener (D, D), threshold (), fitted flag () and
     ``exceedance`` (2,): the Beta(a, b) law of the share of in-distribution values above the threshold
-    (it is the r-th smallest of n validation distances: a = n - r + 1, b = r), for the drift test."""
+    (it is the r-th smallest of n validation distances: a = n - r + 1, b = r), for the drift test, and
+    ``confidence`` (3,): mean, variance and count of the validation rows' top-class probability of the
+    model given this input alone (a classifier's second drift test; count 0: none)."""
 
     centres: Tensor
     whitener: Tensor
     threshold: Tensor
     fitted: Tensor
     exceedance: Tensor
+    confidence: Tensor
 
     def __init__(self, dim: int, groups: int) -> None:
         super().__init__()
@@ -37,6 +40,7 @@ class InputStatistics(nn.Module):
         self.register_buffer("threshold", torch.ones(()))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.register_buffer("exceedance", torch.ones(2))
+        self.register_buffer("confidence", torch.zeros(3))
 
     def ratio(self, pooled: Tensor) -> Tensor:
         """(B,) distance / threshold of (B, D) pooled embeddings; above 1: flagged."""

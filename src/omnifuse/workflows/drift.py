@@ -8,9 +8,11 @@ from typing import Any
 
 from rich.console import Console
 
+from omnifuse.data.collate import batches
 from omnifuse.errors import DataError
 from omnifuse.inference.loading import load
-from omnifuse.ood.report import drift_lines, flag_rates, has_scores
+from omnifuse.model import MultimodalModel
+from omnifuse.ood.report import drift_lines, has_scores, score_table
 
 
 def drift_report(model: str | Path, data: str | Path, console: Console) -> dict[str, dict[str, Any]]:
@@ -25,8 +27,10 @@ def drift_report(model: str | Path, data: str | Path, console: Console) -> dict[
         raise DataError(f"{model} has no OOD scores (trained with `ood.enabled: false`, or saved before "
                         "they existed); re-train it to check tables for drift")
     examples = predictor.prepare(data, purpose="check for drift")
-    _, ratios, present = predictor.run_scored(examples)
-    rates = flag_rates(ratios, present, predictor.model.gate)  # type: ignore[arg-type]
+    network = predictor.model
+    assert isinstance(network, MultimodalModel) and network.gate is not None, "has_scores"
+    rates = score_table(network, list(batches(examples, predictor.batch_size)), predictor.device,
+                        drop_drifted=False).rates
     console.print(f"Drift check of {data} ({len(examples)} row(s)) against the training data of {model}:")
     for line in drift_lines(rates):
         console.print(f"  {line}", markup=False, highlight=False)

@@ -52,3 +52,19 @@ def test_flag_rates_call_a_column_drifted_only_when_far_above_the_expected_share
     assert rates["audio"]["drifted"] and rates["audio"]["flag_rate"] == 0.12
     assert not rates["image"]["drifted"] and rates["image"]["drift_p"] > 0.1
     assert abs(rates["image"]["expected_rate"] - 2 / 151) < 1e-6
+
+
+def test_a_column_the_model_is_unsure_of_drifts_even_when_no_value_is_flagged() -> None:
+    gate = ReliabilityGate({"audio": 2}, groups=10, drop=False)
+    gate.of("audio").exceedance.copy_(torch.tensor([2.0, 149.0]))
+    gate.of("audio").confidence.copy_(torch.tensor([0.72, 0.04, 150.0]))  # validation: mean 0.72
+    present = {"audio": torch.ones(300, dtype=torch.bool)}
+    ratios = {"audio": torch.full((300,), 0.5)}  # nothing flagged one by one
+    generator = torch.Generator().manual_seed(0)
+    unsure = {"audio": (0.5 + 0.2 * torch.randn(300, generator=generator)).clamp(0.1, 1.0)}
+    sure = {"audio": (0.75 + 0.2 * torch.randn(300, generator=generator)).clamp(0.1, 1.0)}
+    drifted = flag_rates(ratios, present, gate, unsure)["audio"]
+    assert drifted["flagged"] == 0 and drifted["drifted"] and drifted["confidence_p"] < 1e-6
+    calm = flag_rates(ratios, present, gate, sure)["audio"]
+    assert not calm["drifted"] and calm["confidence_p"] > 0.5
+    assert "confidence_p" not in flag_rates(ratios, present, gate)["audio"]  # no confidences given
