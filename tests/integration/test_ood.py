@@ -19,7 +19,7 @@ from omnifuse.cli import app
 from omnifuse.config.sections import Config
 from omnifuse.data.collate import batches
 from omnifuse.errors import ConfigError
-from omnifuse.serving.service import prediction_rows
+from omnifuse.serving.service import explanation_rows, prediction_rows
 
 from .conftest import make_table
 
@@ -65,8 +65,8 @@ def test_shifted_sounds_are_flagged_and_in_distribution_ones_rarely(model: tuple
     predictor = omnifuse.load(out)
     shifted = predictor.ood_flags(folder / "shift.csv")
     normal = predictor.ood_flags(folder / "test.csv")
-    assert (shifted["ood_sound"] > 1).mean() > 0.9
-    assert (normal["ood_sound"] > 1).mean() < 0.3 and (normal["ood_photo"] > 1).mean() < 0.3
+    assert (shifted["ood_score_sound"] > 1).mean() > 0.9
+    assert (normal["ood_score_sound"] > 1).mean() < 0.3 and (normal["ood_score_photo"] > 1).mean() < 0.3
     assert shifted["ood_note"].str.contains("sound looks unlike the training sound").mean() > 0.9
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["ood"]) == {"photo", "sound"}  # the training report's own flag rates
@@ -86,6 +86,8 @@ def test_a_flagged_sound_is_fused_exactly_as_a_missing_one(model: tuple[Path, Pa
         missing = predictor.model(batch.inputs, presence)  # (N, C): the sound cell empty
     torch.testing.assert_close(logits[flagged], missing[flagged])
     assert prediction_rows(predictor, examples[:2])[0]["ood"]["sound"]["weight"] == 0.0  # the HTTP answer
+    explained = explanation_rows(predictor, examples[:2])[0]  # the HTTP explain answer
+    assert explained["ood"]["sound"]["flagged"] and "sound looks unlike" in explained["ood_note"]
 
 
 def test_save_and_load_keep_the_statistics(model: tuple[Path, Path], tmp_path: Path) -> None:
@@ -130,11 +132,11 @@ def test_predict_writes_the_flag_columns(model: tuple[Path, Path], tmp_path: Pat
                                       "-o", str(target)])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(target)
-    assert {"ood_photo", "ood_sound", "weight_ood_sound", "ood_note"} <= set(frame.columns)
-    assert set(frame["weight_ood_sound"].unique()) <= {0.0, 1.0}
+    assert {"ood_score_photo", "ood_score_sound", "ood_weight_sound", "ood_note"} <= set(frame.columns)
+    assert set(frame["ood_weight_sound"].unique()) <= {0.0, 1.0}
     explained = omnifuse.load(out).explain(folder / "shift.csv")
     assert explained["ood_note"].str.contains("sound looks unlike").mean() > 0.9
-    assert {"delta_sound", "ood_sound"} <= set(explained.columns)
+    assert {"delta_sound", "ood_score_sound"} <= set(explained.columns)
 
 
 def test_a_fitted_dropping_gate_exports_to_onnx_with_parity(model: tuple[Path, Path], tmp_path: Path) -> None:

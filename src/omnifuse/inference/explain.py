@@ -57,8 +57,8 @@ def explain(predictor: Predictor, rows: Rows | str | Path, base_dir: Path | None
 
 def explain_examples(predictor: Predictor, examples: list[Example]) -> pd.DataFrame:
     """``explain`` of prepared examples, in order (the model runs in eval mode, restored after); a model
-    with fitted OOD scores adds ``Predictor.ood_flags``' columns (``ood_<input>``, ``weight_ood_<input>``,
-    ``ood_note``)."""
+    with fitted OOD scores adds ``Predictor.ood_flags``' columns (``ood_score_<input>``,
+    ``ood_weight_<input>``, ``ood_note``)."""
     parts = []
     with evaluating(predictor.model):
         for batch in batches(examples, predictor.batch_size):

@@ -17,7 +17,7 @@ def predict_table(
     model: str | Path | Predictor, data: str | Path | pd.DataFrame, num_workers: int = 0
 ) -> pd.DataFrame:
     """One row per input row, in order: ``prediction``, for classification ``proba_<class>``, and for a
-    model with fitted OOD scores ``ood_<input>``, ``weight_ood_<input>`` and ``ood_note`` (see
+    model with fitted OOD scores ``ood_score_<input>``, ``ood_weight_<input>`` and ``ood_note`` (see
     ``Predictor.ood_flags``). With ``ood.drifted_columns: drop`` a column whose flags say the whole table
     drifted (``omnifuse validate --model``) is fused as missing in every row (its weights all 0).
 
@@ -35,7 +35,7 @@ def predict_table(
         logits = scored.logits
         flags = flag_columns(scored.ratios, scored.present, predictor.model.gate.drop)  # type: ignore[union-attr]
         for name in scored.dropped:  # the whole column drifted: fused as missing in every row
-            column = f"weight_ood_{name}"
+            column = f"ood_weight_{name}"
             flags[column] = [0.0 if w is not None else None for w in flags[column]]
     else:
         logits = predictor.logits(data, num_workers=num_workers)

@@ -308,8 +308,8 @@ class Predictor:
         return logits[back], {n: r[back] for n, r in ratios.items()}, {n: p[back] for n, p in present.items()}
 
     def ood_flags(self, rows: Rows | str | Path, base_dir: Path | None = None) -> pd.DataFrame:
-        """Per row, for each input with a fitted OOD score: ``ood_<input>`` (the score ratio; above 1 the
-        value is unlike the training data), ``weight_ood_<input>`` (0: fused as missing) and ``ood_note``.
+        """Per row, for each input with a fitted OOD score: ``ood_score_<input>`` (the score ratio; above 1
+        the value is unlike the training data), ``ood_weight_<input>`` (0: fused as missing), ``ood_note``.
 
         Raises:
             DataError: the model has no fitted OOD scores (``ood.enabled: false``, or a folder saved

@@ -215,14 +215,14 @@ def row_note(flags: dict[str, Any]) -> str:
 
 
 def flag_columns(ratios: dict[str, Tensor], present: dict[str, Tensor], drop: bool) -> dict[str, list[Any]]:
-    """Table columns of the flags: ``ood_<input>`` (the score ratio, empty where the value is missing),
-    ``weight_ood_<input>`` (1 or 0) and ``ood_note``; nothing for a model without fitted scores."""
+    """Table columns of the flags: ``ood_score_<input>`` (the score ratio, empty where the value is missing),
+    ``ood_weight_<input>`` (1 or 0) and ``ood_note``; nothing for a model without fitted scores."""
     flags = row_flags(ratios, present, drop)
     if not flags:
         return {}
     columns: dict[str, list[Any]] = {}
     for name in sorted(ratios):
-        columns[f"ood_{name}"] = [f[name]["score"] if name in f else None for f in flags]
-        columns[f"weight_ood_{name}"] = [f[name]["weight"] if name in f else None for f in flags]
+        columns[f"ood_score_{name}"] = [f[name]["score"] if name in f else None for f in flags]
+        columns[f"ood_weight_{name}"] = [f[name]["weight"] if name in f else None for f in flags]
     columns["ood_note"] = [row_note(f) for f in flags]
     return columns

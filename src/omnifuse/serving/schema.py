@@ -177,6 +177,9 @@ def _explain_response(classes: list[str]) -> type[BaseModel]:
         prediction=(str | float | bool, ...),
         probability=(float | None, Field(description="score of the prediction; null for regression")),
         inputs=(dict[str, InputEffect], Field(description="per model input (media columns and 'tabular')")),
+        ood=(dict[str, OodFlag] | None, Field(None, description="per input with a fitted OOD score (see "
+                                              "the predict answer's `ood`)")),
+        ood_note=(str | None, Field(None, description="the flags in words; empty: none")),
     )
     return create_model("ExplainResponse", explanations=(list[explanation], ...))  # type: ignore[valid-type]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,8 +86,13 @@ def explanations_from_frame(frame: pd.DataFrame, inputs: list[str]) -> list[dict
             name: {"weight": finite(record.get(f"weight_{name}")), "delta": finite(record[f"delta_{name}"])}
             for name in inputs
         }
-        out.append({"prediction": plain(record["prediction"]),
-                    "probability": finite(record.get("probability")), "inputs": effects})
+        answer = {"prediction": plain(record["prediction"]),
+                  "probability": finite(record.get("probability")), "inputs": effects}
+        if "ood_note" in record:  # a model with OOD scores (see Predictor.ood_flags)
+            answer["ood"] = {name: _flag_of(record, name) for name in inputs
+                             if finite(record.get(f"ood_score_{name}")) is not None}  # present, fitted inputs
+            answer["ood_note"] = record["ood_note"]
+        out.append(answer)
     return out
 
 
@@ -161,6 +167,13 @@ def plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _flag_of(record: Mapping[Any, Any], name: str) -> dict[str, Any]:
+    """One input's ``ood`` entry from an explanation row's ``ood_score_<name>`` / ``ood_weight_<name>``."""
+    score = finite(record[f"ood_score_{name}"])
+    return {"score": score, "flagged": score is not None and score > 1,
+            "weight": finite(record.get(f"ood_weight_{name}"))}
 
 
 def finite(value: Any) -> float | None:
