@@ -32,7 +32,8 @@ from omnifuse.evaluation.shift import SHIFT_FOLDER, shift_section, shift_summary
 from omnifuse.inference.loading import load
 from omnifuse.inference.predictor import Predictor
 from omnifuse.model import MultimodalModel
-from omnifuse.ood.report import flag_section, has_scores, score_table
+from omnifuse.ood.drift import flag_section
+from omnifuse.ood.scoring import has_scores, score_table
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.classification import ClassificationTask
 from omnifuse.training import checkpoint

@@ -19,7 +19,8 @@ from omnifuse.data.collate import Example, batches
 from omnifuse.evaluation.ablation import Variants, forward_variants
 from omnifuse.inference.rows import Rows
 from omnifuse.layers.modes import evaluating
-from omnifuse.ood.report import flag_columns, has_scores
+from omnifuse.ood.rows import flag_columns
+from omnifuse.ood.scoring import has_scores
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.multilabel import MultilabelTask
 from omnifuse.tasks.regression import RegressionTask

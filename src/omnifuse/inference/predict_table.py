@@ -10,7 +10,8 @@ import pandas as pd
 from omnifuse.data.collate import batches
 from omnifuse.inference.loading import load
 from omnifuse.inference.predictor import Predictor
-from omnifuse.ood.report import flag_columns, has_scores, score_table
+from omnifuse.ood.rows import flag_columns
+from omnifuse.ood.scoring import has_scores, score_table
 
 
 def predict_table(

@@ -22,7 +22,8 @@ from omnifuse.data.quality import apply_bad_row_policy
 from omnifuse.errors import DataError
 from omnifuse.inference.rows import Rows, check_records, outside_paths_allowed, to_records
 from omnifuse.model import MultimodalModel
-from omnifuse.ood.report import flag_columns, has_scores, scored_forward
+from omnifuse.ood.rows import flag_columns
+from omnifuse.ood.scoring import has_scores, scored_forward
 from omnifuse.tasks.base import Task
 from omnifuse.training.batched_forward import run_model
 

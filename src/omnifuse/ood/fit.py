@@ -15,7 +15,7 @@ from omnifuse.layers.modes import evaluating
 from omnifuse.model import MultimodalModel
 from omnifuse.ood.gate import InputStatistics
 from omnifuse.ood.mahalanobis import fit_whitened, nearest_distance
-from omnifuse.ood.report import alone_confidence
+from omnifuse.ood.scoring import alone_confidence
 
 MIN_OOD_ROWS = 20  # validation rows (with the input present) a threshold is fitted on, at the least
 

@@ -16,7 +16,7 @@ import torch
 
 from omnifuse.data.collate import Example
 from omnifuse.data.preprocess.tabular import TabularPreprocessor
-from omnifuse.ood.report import row_flags, row_note
+from omnifuse.ood.rows import row_flags, row_note
 from omnifuse.version import __version__
 
 if TYPE_CHECKING:

@@ -55,7 +55,7 @@ from omnifuse.evaluation.comparison_report import (
 from omnifuse.evaluation.robustness import metric_value, robustness_logits, robustness_scores
 from omnifuse.fusion.base import FUSIONS
 from omnifuse.model import MultimodalModel
-from omnifuse.ood.report import has_scores, score_table
+from omnifuse.ood.scoring import has_scores, score_table
 from omnifuse.tasks.base import Task
 from omnifuse.training import frozen_features
 from omnifuse.training.batched_forward import run_model

@@ -12,7 +12,8 @@ from omnifuse.data.collate import batches
 from omnifuse.errors import DataError
 from omnifuse.inference.loading import load
 from omnifuse.model import MultimodalModel
-from omnifuse.ood.report import drift_lines, has_scores, score_table
+from omnifuse.ood.drift import drift_lines
+from omnifuse.ood.scoring import has_scores, score_table
 
 
 def drift_report(model: str | Path, data: str | Path, console: Console) -> dict[str, dict[str, Any]]:

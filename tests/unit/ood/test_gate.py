@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.ood.drift import flag_rates
 from omnifuse.ood.gate import ReliabilityGate, gated_presence
-from omnifuse.ood.report import flag_rates, row_flags, row_note
+from omnifuse.ood.rows import row_flags, row_note
 
 
 def test_flagged_values_become_missing_and_a_row_keeps_its_least_unusual_input() -> None:
