@@ -34,6 +34,7 @@ from omnifuse.inference.predictor import Predictor
 from omnifuse.model import MultimodalModel
 from omnifuse.ood.drift import flag_section
 from omnifuse.ood.scoring import has_scores, score_table
+from omnifuse.readout.module import readout_section, readout_summary
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.classification import ClassificationTask
 from omnifuse.training import checkpoint
@@ -325,6 +326,9 @@ def _evaluate_examples(
         summary = calibration_summary(logits.float().numpy(), targets.long().numpy(), task.temperature)
         metrics["calibration"] = summary
         sections["Calibration"] = calibration_section(summary)
+    readout = readout_summary(predictor.model)
+    if readout is not None:
+        metrics["readout"], sections["Linear read-out"] = readout, readout_section(readout)
     if len(predictor.config.input_names()) > 1 and isinstance(predictor.model, MultimodalModel):  # one model
         ablation = modality_ablation(predictor.model, task, collated, predictor.device)
         plot_ablation(ablation, out / "plots" / "ablation.png")

@@ -19,6 +19,7 @@ from omnifuse.heads.base import HEADS
 from omnifuse.layers.standardize import FeatureStandardizer
 from omnifuse.model import MultimodalModel
 from omnifuse.ood.gate import ReliabilityGate
+from omnifuse.readout.module import LinearReadout
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.classification import ClassificationTask
 
@@ -136,7 +137,16 @@ def build_model(
         aux_heads = {n: HEADS.get(task.name)(e.output_dim, task.output_dim, 0, 0.0)
                      for n, e in encoders.items()}
     return MultimodalModel(encoders, fusion, head, aux_heads, standardizers(config, encoders),
-                           _gate(config, task, dims))
+                           _gate(config, task, dims), _readout(config, task, encoders))
+
+
+def _readout(config: Config, task: Task, encoders: dict[str, Encoder]) -> LinearReadout | None:
+    """The linear read-out (``readout.enabled``) of a single-label classifier over the inputs whose
+    encoders have linear features; unfitted, so it changes nothing until ``readout.fit`` fits it."""
+    dims = {n: e.linear_dim for n, e in encoders.items() if e.linear_dim > 0}
+    if not config.readout.enabled or not dims or not isinstance(task, ClassificationTask):
+        return None
+    return LinearReadout(dims, len(task.classes))
 
 
 def _gate(config: Config, task: Task, dims: dict[str, int]) -> ReliabilityGate | None:

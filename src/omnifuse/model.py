@@ -10,6 +10,7 @@ from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.fusion.base import Fusion
 from omnifuse.layers.standardize import FeatureStandardizer
 from omnifuse.ood.gate import ReliabilityGate
+from omnifuse.readout.module import LinearReadout
 
 
 class MultimodalModel(nn.Module):
@@ -27,6 +28,8 @@ class MultimodalModel(nn.Module):
             encoders, ``training.standardize_frozen``).
         gate: scores each input's values against the training data after training (``ood``) and, in eval
             mode, hands the fusion a flagged value as missing (see ``ReliabilityGate``).
+        readout: a logistic regression on the encoders' ``linear_features``, fitted after training
+            (``readout``) and, in eval mode, blended with the head (see ``LinearReadout``).
     """
 
     def __init__(
@@ -34,6 +37,7 @@ class MultimodalModel(nn.Module):
         aux_heads: Mapping[str, nn.Module] | None = None,
         standardizers: Mapping[str, FeatureStandardizer] | None = None,
         gate: ReliabilityGate | None = None,
+        readout: LinearReadout | None = None,
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(dict(sorted(encoders.items())))
@@ -43,6 +47,7 @@ class MultimodalModel(nn.Module):
         self.aux_logits: dict[str, Tensor] = {}  # of the last training forward (see forward)
         self.standardizers = nn.ModuleDict(dict(sorted((standardizers or {}).items())))
         self.gate = gate
+        self.readout = readout
 
     def encode_input(self, name: str, inputs: dict[str, Tensor]) -> EncoderOutput:
         """Input ``name``'s encoder output, standardised when the input has a standardizer."""
@@ -78,9 +83,27 @@ class MultimodalModel(nn.Module):
         In training mode with auxiliary heads, their logits {input: (B, C)} are left in ``aux_logits`` for
         the loss (computed in the same forward pass, so they train under DDP like every other part).
         """
-        if not (self.training and len(self.aux_heads) > 0):
-            return self.head(self.embed(inputs, presence))
         encoded = self.encode(inputs)
+        if not (self.training and len(self.aux_heads) > 0):
+            return self.decide(inputs, encoded, self.gated(encoded, presence))
         fused = self.fusion(encoded, {name: presence[name] for name in self.encoders})  # (B, F)
         self.aux_logits = {name: head(encoded[name].pooled) for name, head in self.aux_heads.items()}
         return self.head(fused)
+
+    def decide(self, inputs: dict[str, dict[str, Tensor]], encoded: dict[str, EncoderOutput],
+               presence: dict[str, Tensor]) -> Tensor:
+        """Logits (B, C) of encoded ``inputs`` under these presence masks (as the fusion sees them): the
+        head on the fusion and, in eval mode, the fitted read-out blended in (``LinearReadout``)."""
+        logits = self.head(self.fusion(encoded, presence))  # (B, C)
+        readout = self.readout
+        if readout is None or self.training:
+            return logits  # type: ignore[no-any-return]
+        return readout(logits, self.linear_features(inputs, readout.names), presence)  # type: ignore[no-any-return]
+
+    def linear_features(self, inputs: dict[str, dict[str, Tensor]], names: list[str]) -> dict[str, Tensor]:
+        """{input: (B, S) its encoder's ``linear_features``} for each of ``names``."""
+        out = {}
+        for name in names:
+            encoder: Encoder = self.encoders[name]  # type: ignore[assignment]
+            out[name] = encoder.linear_features(inputs[name])
+        return out

@@ -22,6 +22,7 @@ from omnifuse.errors import ConfigError, ModelDirError
 from omnifuse.generation.names import GENERATION_ASSETS
 from omnifuse.model import MultimodalModel
 from omnifuse.ood.gate import GATE_PREFIX
+from omnifuse.readout.module import READOUT_PREFIX
 from omnifuse.tasks import task_from_state
 from omnifuse.tasks.base import Task
 from omnifuse.training.checkpoint import atomic_write, load_weights, save_weights
@@ -32,7 +33,7 @@ PREPROCESSORS = "preprocessors.json"
 WEIGHTS = "model.safetensors"
 STANDARDIZER_PREFIX = "standardizers."  # identity when absent from the weights (older folders)
 # keys an older folder may lack: standardizers are then the identity, the OOD gate unfitted (it flags nothing)
-OPTIONAL_PREFIXES = (STANDARDIZER_PREFIX, GATE_PREFIX)
+OPTIONAL_PREFIXES = (STANDARDIZER_PREFIX, GATE_PREFIX, READOUT_PREFIX)
 AUX_PREFIX = "aux_heads."  # training-only heads (training.aux_loss): never saved
 METRICS = "metrics.json"
 ASSETS = "assets"
@@ -222,8 +223,8 @@ def _load_weights(folder: Path, model: MultimodalModel) -> None:
             f"{path} cannot be read ({exc}); restore it from the original model folder"
         ) from None
     expected = model.state_dict()
-    # a folder saved before training.standardize_frozen (or the OOD gate) existed: its inputs were never
-    # standardised (or scored)
+    # a folder saved before training.standardize_frozen (or the OOD gate, or the linear read-out) existed:
+    # its inputs were never standardised (or scored, or read out)
     missing = [k for k in expected if k not in weights and not k.startswith(OPTIONAL_PREFIXES)]
     unexpected = [k for k in weights if k not in expected]
     wrong = [k for k, v in weights.items() if k in expected and expected[k].shape != v.shape]

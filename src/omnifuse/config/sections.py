@@ -170,6 +170,19 @@ class OodConfig:
 
 
 @dataclass
+class ReadoutConfig:
+    """The linear read-out, fitted after training on encoders with linear features (``mfcc_stats``)."""
+
+    # a logistic regression on the MFCC statistics, blended with the trained head; it lifted audio-only
+    # accuracy on unseen voices (README, "Defaults and why")
+    enabled: bool = True
+    # the read-out's share of the blend when it reads every input of the model; when the model has other
+    # inputs too, the share is chosen on the validation rows within [0, weight]
+    weight: float = 0.75
+    max_rows: int = 5000  # training rows the logistic regression is fitted on (a seeded sample)
+
+
+@dataclass
 class Config:
     """The whole configuration of a run."""
 
@@ -188,6 +201,7 @@ class Config:
     generation: GenerationConfig | None = None  # only for label.task: generation
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     ood: OodConfig = field(default_factory=OodConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     # `omnifuse tune`: {dotted config key: {loguniform | uniform | int: [low, high]} or {choice: [...]}}
     search: dict[str, dict[str, Any]] = field(default_factory=dict)
     preset: Literal["fast", "medium", "best"] = "medium"  # fast: a quick look; best: pretrained, ensemble

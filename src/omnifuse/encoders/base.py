@@ -36,9 +36,16 @@ class Encoder(nn.Module):
     """
 
     output_dim: int
+    # width of ``linear_features``; 0: the encoder has none (the linear read-out skips its input)
+    linear_dim: int = 0
 
     def forward(self, inputs: dict[str, Tensor]) -> EncoderOutput:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def linear_features(self, inputs: dict[str, Tensor]) -> Tensor:
+        """(B, linear_dim) fixed summary features a linear model separates well (e.g. MFCC statistics),
+        which the linear read-out (``omnifuse.readout``) is fitted on; only where ``linear_dim > 0``."""
+        raise NotImplementedError(f"{type(self).__name__} has no linear features (linear_dim is 0)")
 
     def save_assets(self, folder: Path) -> None:
         """Writes what is needed to rebuild this encoder without the network (e.g. a HF config.json)."""

@@ -100,9 +100,23 @@ class MFCCStats(Encoder):
         self.mlp = nn.Sequential(*layers, nn.Linear(hidden_dim or summary, output_dim))
         self.token_proj = nn.Linear(width, output_dim)
         self.output_dim = output_dim
+        self.linear_dim = summary
 
     def forward(self, inputs: dict[str, Tensor]) -> EncoderOutput:
         """Encodes a batch of log-mel frames; see the class docstring."""
+        summary, segs = self._summarise(inputs)  # (B, 2K * (2 + S)), (B, S, 2K)
+        pooled = self.mlp(self.norm(summary))  # (B, D)
+        tokens = self.token_proj(segs)  # (B, S, D)
+        has_audio = inputs["mask"].bool().any(dim=1, keepdim=True)  # (B, 1)
+        token_mask = has_audio.expand(-1, self.segments)  # (B, S)
+        return EncoderOutput(pooled * has_audio.to(pooled.dtype), tokens, token_mask)
+
+    def linear_features(self, inputs: dict[str, Tensor]) -> Tensor:
+        """(B, 2K * (2 + S)) the clip summary the MLP reads (mean, std, segment means), before its scaling."""
+        return self._summarise(inputs)[0]
+
+    def _summarise(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The (B, 2K * (2 + S)) summary and the (B, S, 2K) segment means of log-mel frames."""
         mel, mask = inputs["mel"], inputs["mask"].bool()  # (B, T, M), (B, T)
         weights = mask.unsqueeze(-1).to(mel.dtype)  # (B, T, 1)
         mfcc = (mel @ self.dct) * weights  # (B, T, K)
@@ -112,12 +126,7 @@ class MFCCStats(Encoder):
         mean = feats.sum(dim=1) / count  # (B, 2K)
         std = ((((feats - mean[:, None]) * weights) ** 2).sum(dim=1) / count).clamp(min=1e-8).sqrt()
         segs = segment_means(feats, mask, self.segments)  # (B, S, 2K)
-        summary = torch.cat([mean, std, segs.flatten(1)], dim=-1)  # (B, 2K * (2 + S))
-        pooled = self.mlp(self.norm(summary))  # (B, D)
-        tokens = self.token_proj(segs)  # (B, S, D)
-        has_audio = mask.any(dim=1, keepdim=True)  # (B, 1)
-        token_mask = has_audio.expand(-1, self.segments)  # (B, S)
-        return EncoderOutput(pooled * has_audio.to(pooled.dtype), tokens, token_mask)
+        return torch.cat([mean, std, segs.flatten(1)], dim=-1), segs
 
 
 def _build(options: MFCCStatsOptions, preprocessor: Preprocessor, assets: object) -> Encoder:

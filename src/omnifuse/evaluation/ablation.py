@@ -71,12 +71,12 @@ def forward_variants(model: MultimodalModel, batch: Batch) -> Variants:
     fusion: Any = model.fusion
     if hasattr(fusion, "last_weights"):
         fusion.last_weights = None  # never read a stale value from an earlier forward
-    full = model.head(model.fusion(features, batch.presence)).float()  # (B, C)
+    full = model.decide(batch.inputs, features, batch.presence).float()  # (B, C)
     weights = _fusion_weights(model, names, full.shape[0])
     without: dict[str, Tensor] = {}
     for name in names:
         presence = {**batch.presence, name: torch.zeros_like(batch.presence[name])}
-        without[name] = model.head(model.fusion(features, presence)).float().cpu()  # (B, C)
+        without[name] = model.decide(batch.inputs, features, presence).float().cpu()  # (B, C)
     return Variants(full.cpu(), without, None if weights is None else weights.cpu(), names)
 
 

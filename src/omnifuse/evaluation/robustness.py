@@ -130,7 +130,7 @@ def _batch_variants(
     moved = batch.to(device)
     features = model.encode(moved.inputs)
     presence = {n: moved.presence[n] for n in model.encoders}
-    clean = model.head(model.fusion(features, presence)).float()  # (B, C)
+    clean = model.decide(moved.inputs, features, presence).float()  # (B, C)
     missing: dict[str, Tensor] = {}
     corrupted: dict[str, Tensor] = {}
     for i, name in enumerate(names):
@@ -138,11 +138,11 @@ def _batch_variants(
             missing[name] = corrupted[name] = clean.cpu()
             continue
         absent = {**presence, name: torch.zeros_like(presence[name])}
-        missing[name] = model.head(model.fusion(features, absent)).float().cpu()
+        missing[name] = model.decide(moved.inputs, features, absent).float().cpu()
         generator = torch.Generator().manual_seed(seed + i)
         noisy = {k: v.to(device) for k, v in corrupt_input(batch.inputs[name], generator).items()}
         changed = {**features, name: model.encode_input(name, noisy)}
-        corrupted[name] = model.head(model.fusion(changed, presence)).float().cpu()
+        corrupted[name] = model.decide({**moved.inputs, name: noisy}, changed, presence).float().cpu()
     return clean.cpu(), missing, corrupted
 
 

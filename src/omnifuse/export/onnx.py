@@ -82,8 +82,16 @@ class FlatModel(nn.Module):
         for (name, key), tensor in zip(self.layout, tensors, strict=False):
             inputs[name][key] = tensor
         presence = dict(zip(self.names, tensors[len(self.layout) :], strict=True))
-        fused = self.model.embed(inputs, presence)  # (B, F)
-        return self.model.head(fused), fused
+        return logits_and_embedding(self.model, inputs, presence)
+
+
+def logits_and_embedding(model: MultimodalModel, inputs: dict[str, dict[str, Tensor]],
+                         presence: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """(logits (B, C), fused embedding (B, F)) from one encoder pass, as ``model`` computes them in eval
+    mode (the gate and the linear read-out applied)."""
+    encoded = model.encode(inputs)
+    gated = model.gated(encoded, presence)
+    return model.decide(inputs, encoded, gated), model.fusion(encoded, gated)
 
 
 def graph_inputs(examples: list[Example]) -> tuple[list[OnnxInput], dict[str, str]]:
@@ -299,8 +307,7 @@ def measure_parity(model: MultimodalModel, path: Path, signature: Signature, bat
     """The largest |onnxruntime - torch| difference over logits and embeddings on ``batch``."""
     backend = OnnxBackend(path, signature, threads=1)
     with torch.inference_mode():
-        want = model.embed(batch.inputs, batch.presence)  # (B, F)
-        want_logits = model.head(want)  # (B, C)
+        want_logits, want = logits_and_embedding(model, batch.inputs, batch.presence)
     logits, embedding = backend.run_batch(batch)
     diffs = [np.abs(logits - want_logits.numpy()).max(), np.abs(embedding - want.numpy()).max()]
     return float(max(diffs))

@@ -82,7 +82,7 @@ def _fit_confidence(model: MultimodalModel, valid: list[Example], names: list[st
             batch = batch.to(device)
             encoded = model.encode(batch.inputs)
             presence = {n: batch.presence[n] for n in model.encoders}
-            for name, sure in alone_confidence(model, encoded, presence, names).items():
+            for name, sure in alone_confidence(model, batch.inputs, encoded, presence, names).items():
                 values[name].append(sure[presence[name]].cpu())
     for name, parts in values.items():
         sure = torch.cat(parts)

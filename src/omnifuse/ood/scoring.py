@@ -52,14 +52,15 @@ def has_scores(model: Any) -> bool:
     return gate is not None and bool(gate.fitted)
 
 
-def alone_confidence(model: MultimodalModel, encoded: dict[str, EncoderOutput], presence: dict[str, Tensor],
+def alone_confidence(model: MultimodalModel, inputs: dict[str, dict[str, Tensor]],
+                     encoded: dict[str, EncoderOutput], presence: dict[str, Tensor],
                      names: list[str]) -> dict[str, Tensor]:
     """{input: (B,) top-class probability of the model given that input alone} (the fusion sees every
     other input as missing), for each of ``names``."""
     out = {}
     for name in names:
         alone = {n: p & (n == name) for n, p in presence.items()}
-        out[name] = torch.softmax(model.head(model.fusion(encoded, alone)).float(), dim=1).amax(dim=1)
+        out[name] = torch.softmax(model.decide(inputs, encoded, alone).float(), dim=1).amax(dim=1)
     return out
 
 
@@ -85,9 +86,9 @@ def scored_forward(model: MultimodalModel, batches: Iterable[Batch], device: tor
             for name, ratio in scores.items():
                 ratios[name].append(ratio.float().cpu())
                 present[name].append(presence[name].cpu())
-            fused = model.fusion(encoded, model.gate.masks_for(scores, presence))  # (B, F)
-            logits.append(model.head(fused).float().cpu())
-            for name, value in alone_confidence(model, encoded, presence, confident).items():
+            gated = model.gate.masks_for(scores, presence)
+            logits.append(model.decide(batch.inputs, encoded, gated).float().cpu())
+            for name, value in alone_confidence(model, batch.inputs, encoded, presence, confident).items():
                 sure[name].append(value.cpu())
             if batch.target is not None:
                 targets.append(batch.target.cpu())
