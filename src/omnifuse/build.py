@@ -19,7 +19,7 @@ from omnifuse.heads.base import HEADS
 from omnifuse.layers.standardize import FeatureStandardizer
 from omnifuse.model import MultimodalModel
 from omnifuse.ood.gate import ReliabilityGate
-from omnifuse.readout.module import LinearReadout
+from omnifuse.readout.module import LinearReadout, ReadoutInput
 from omnifuse.tasks.base import Task
 from omnifuse.tasks.classification import ClassificationTask
 
@@ -142,11 +142,17 @@ def build_model(
 
 def _readout(config: Config, task: Task, encoders: dict[str, Encoder]) -> LinearReadout | None:
     """The linear read-out (``readout.enabled``) of a single-label classifier over the inputs whose
-    encoders have linear features; unfitted, so it changes nothing until ``readout.fit`` fits it."""
-    dims = {n: e.linear_dim for n, e in encoders.items() if e.linear_dim > 0}
-    if not config.readout.enabled or not dims or not isinstance(task, ClassificationTask):
+    encoders have linear features or stay frozen for the whole run (their pooled embedding); unfitted, so
+    it changes nothing until ``readout.fit`` fits it."""
+    inputs = {}
+    for name, encoder in encoders.items():
+        if encoder.linear_dim > 0:
+            inputs[name] = ReadoutInput(encoder.linear_dim, "linear", encoder.linear_sparse)
+        elif config.encoder_of(name).freeze_epochs == -1:
+            inputs[name] = ReadoutInput(encoder.output_dim, "pooled")
+    if not config.readout.enabled or not inputs or not isinstance(task, ClassificationTask):
         return None
-    return LinearReadout(dims, len(task.classes))
+    return LinearReadout(inputs, len(task.classes))
 
 
 def _gate(config: Config, task: Task, dims: dict[str, int]) -> ReliabilityGate | None:

@@ -98,12 +98,17 @@ class MultimodalModel(nn.Module):
         readout = self.readout
         if readout is None or self.training:
             return logits  # type: ignore[no-any-return]
-        return readout(logits, self.linear_features(inputs, readout.names), presence)  # type: ignore[no-any-return]
+        return readout(logits, self.readout_features(inputs, encoded), presence)  # type: ignore[no-any-return]
 
-    def linear_features(self, inputs: dict[str, dict[str, Tensor]], names: list[str]) -> dict[str, Tensor]:
-        """{input: (B, S) its encoder's ``linear_features``} for each of ``names``."""
+    def readout_features(self, inputs: dict[str, dict[str, Tensor]],
+                         encoded: dict[str, EncoderOutput]) -> dict[str, Tensor]:
+        """{input: (B, S) what the read-out reads of it}: the encoder's ``linear_features``, or the pooled
+        output of an encoder the read-out reads that way (a frozen embedding, already computed)."""
+        readout = self.readout
+        assert readout is not None, "only for a model with a read-out"
         out = {}
-        for name in names:
+        for name, spec in readout.inputs.items():
             encoder: Encoder = self.encoders[name]  # type: ignore[assignment]
-            out[name] = encoder.linear_features(inputs[name])
+            pooled = spec.source == "pooled"
+            out[name] = encoded[name].pooled if pooled else encoder.linear_features(inputs[name])
         return out

@@ -1,4 +1,5 @@
-"""The linear read-out end to end: fitted after training on an ``mfcc_stats`` input, saved in the folder,
+"""The linear read-out end to end: fitted after training on an ``mfcc_stats`` and a ``tfidf`` input (the
+picture's CNN trains, so it is not read), saved in the folder,
 reported, the same after loading and in ONNX, off with ``readout.enabled: false``, and a folder saved
 before it existed still loads (the head alone)."""
 
@@ -28,6 +29,7 @@ label: {column: animal, task: multiclass}
 columns:
   photo: {type: image, encoder: {name: small_cnn, size: 16, channels: 1}}
   sound: {type: audio, encoder: {name: mfcc_stats, n_mels: 24, max_seconds: 0.5, sample_rate: 8000}}
+  note: {type: text, encoder: {name: tfidf, embed_dim: 8, min_df: 1}}
 training: {epochs: 3, batch_size: 16, lr: 0.003}
 """
 
@@ -48,13 +50,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_the_readout_is_fitted_saved_and_reported(trained: tuple[Path, Path]) -> None:
     folder, out = trained
     weights = load_weights(out / "model.safetensors")
-    assert {"readout.weight", "readout.blend", "readout.scales.sound.mean"} <= set(weights)
-    assert bool(weights["readout.fitted"]) and weights["readout.weight"].shape == (40 * 12, 3)  # 2K(2 + S)
+    assert {"readout.weight", "readout.blend", "readout.blocks", "readout.scales.sound.mean"} <= set(weights)
     readout = omnifuse.load(out).model.readout
-    assert readout is not None and readout.names == ["sound"] and bool(readout.fitted)
+    assert readout is not None and readout.names == ["note", "sound"] and bool(readout.fitted)
+    vocabulary = readout.inputs["note"].dim  # the TF-IDF vector, then 2K(2 + S) MFCC statistics
+    assert bool(weights["readout.fitted"]) and weights["readout.weight"].shape == (vocabulary + 40 * 12, 3)
+    assert "note" not in readout.scales and float(readout.blocks.min()) > 0  # sparse: block-scaled only
     assert float(readout.weight.abs().sum()) > 0  # a logistic regression was fitted
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["readout"]["inputs"] == ["sound"]
+    assert metrics["readout"]["inputs"] == ["note", "sound"]
     assert metrics["readout"]["weight"] == pytest.approx(float(readout.blend), abs=1e-4)
     assert "Linear read-out" in (out / "report.md").read_text()
 
@@ -70,7 +74,8 @@ def test_its_blend_is_what_the_model_predicts(trained: tuple[Path, Path]) -> Non
     from omnifuse.data.collate import batches
 
     batch = next(iter(batches(examples, len(examples))))
-    features = predictor.model.linear_features(batch.inputs, ["sound"])
+    with torch.inference_mode():
+        features = predictor.model.readout_features(batch.inputs, predictor.model.encode(batch.inputs))
     want = torch.log_softmax(readout.logits(features, batch.presence) / readout.temperatures[1], dim=1)
     torch.testing.assert_close(logits, want.detach(), atol=1e-4, rtol=1e-4)
 

@@ -152,3 +152,20 @@ def test_frozen_inputs_get_a_standardizer_when_standardize_frozen_is_on(standard
     model = build_model(frozen, preprocessors, task)
     assert list(model.standardizers) == (["review"] if standardize else [])
     assert not build_model(cfg, preprocessors, task).standardizers  # nothing frozen
+
+
+def test_the_readout_reads_linear_features_sparse_tfidf_and_frozen_embeddings() -> None:
+    columns = {"review": {"type": "text", "encoder": {"name": "tfidf", "embed_dim": 8, "min_df": 1}},
+               "again": {"type": "text", "source": "review",
+                         "encoder": {"name": "bow", "embed_dim": 8, "freeze_epochs": -1}},
+               "age": {"type": "numeric"}}
+    cfg = _config(columns=columns)
+    preprocessors = _fitted(cfg)
+    task = make_task("multiclass")
+    task.fit(list(FRAME["y"]))
+    readout = build_model(cfg, preprocessors, task).readout
+    assert readout is not None
+    assert {n: (i.source, i.sparse) for n, i in readout.inputs.items()} == {
+        "again": ("pooled", False), "review": ("linear", True)}  # the tabular MLP trains: not read
+    off = _config(columns=columns, readout={"enabled": False})
+    assert build_model(off, _fitted(off), task).readout is None

@@ -38,6 +38,7 @@ class Encoder(nn.Module):
     output_dim: int
     # width of ``linear_features``; 0: the encoder has none (the linear read-out skips its input)
     linear_dim: int = 0
+    linear_sparse: bool = False  # its linear features are sparse non-negative rows (TF-IDF)
 
     def forward(self, inputs: dict[str, Tensor]) -> EncoderOutput:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -60,6 +60,7 @@ class TfidfEncoder(Encoder):
             self.embed.weight[0].zero_()  # padding
         self.dropout = nn.Dropout(dropout)
         self.output_dim = embed_dim
+        self.linear_dim, self.linear_sparse = vocab_size, True  # the TF-IDF vector itself
 
     def forward(self, inputs: dict[str, Tensor]) -> EncoderOutput:
         weights = inputs["weights"].unsqueeze(-1)  # (B, T, 1)
@@ -68,6 +69,12 @@ class TfidfEncoder(Encoder):
             weights = weights * kept / (1.0 - self.term_dropout)
         pooled = (self.embed(inputs["input_ids"]) * weights).sum(dim=1)  # (B, E)
         return EncoderOutput(pooled=self.dropout(pooled))
+
+    def linear_features(self, inputs: dict[str, Tensor]) -> Tensor:
+        """(B, V) each row's TF-IDF vector over the vocabulary (what a linear baseline reads)."""
+        ids, weights = inputs["input_ids"], inputs["weights"].float()  # (B, T), (B, T)
+        dense = torch.zeros(ids.shape[0], self.linear_dim, dtype=weights.dtype, device=weights.device)
+        return dense.scatter_add(1, ids, weights)  # (B, V); padding (id 0) adds its weight 0
 
 
 def make_tfidf_preprocessor(options: TfidfOptions, spec: InputSpec) -> Preprocessor:

@@ -2,8 +2,10 @@
 
 A gradient-trained head on a thousand clips fits the training voices; a logistic regression with strong L2
 on the same clips' MFCC statistics, its strength chosen on the validation rows, generalises to an unseen
-voice far better (README, "Defaults and why": 0.860 against 0.773 on a female test voice). The read-out is
-fitted after training (``readout.fit``) and, in eval mode, the model's log-probabilities become
+voice far better (README, "Defaults and why": 0.853 against 0.773 on a female test voice). It reads each
+input's ``linear_features`` (``mfcc_stats``' statistics, ``tfidf``'s TF-IDF vector) or, for an encoder
+frozen for the whole run (``freeze_epochs: -1``), its pooled embedding: what the classical baselines fit.
+It is fitted after training (``readout.fit``) and, in eval mode, the model's log-probabilities become
 
     (1 - w) * log_softmax(head / T_head) + w * log_softmax(readout / T_readout)
 
@@ -14,6 +16,9 @@ No Python branch reads a buffer, so a fitted read-out traces into ONNX.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
@@ -22,29 +27,49 @@ from omnifuse.layers.standardize import FeatureStandardizer
 READOUT_PREFIX = "readout."  # its keys in the model's state: a folder saved before it existed has none
 
 
+@dataclass(frozen=True)
+class ReadoutInput:
+    """What the read-out reads of one input: ``dim`` features from the encoder's ``linear_features``
+    (``source: linear``) or its pooled output (``pooled``: a frozen encoder's embedding); ``sparse``:
+    non-negative sparse rows (TF-IDF), scaled as a block but not centred per feature."""
+
+    dim: int
+    source: Literal["linear", "pooled"] = "linear"
+    sparse: bool = False
+
+
 class LinearReadout(nn.Module):
-    """Logistic regression over the standardised linear features of ``input_dims``' inputs.
+    """Logistic regression over the standardised features of ``inputs``.
+
+    Each input's features are standardised per feature with its training rows' statistics (not a sparse
+    input's), then scaled as a block to unit mean energy (squared row norm) over the training rows, as the
+    classical baselines scale theirs, so that one L2 strength treats blocks of 480 and 20,000 features alike.
 
     Args:
-        input_dims: {input name: width of its encoder's ``linear_features``}.
+        inputs: {input name: what it reads of that input}.
         classes: number of classes C.
 
     Buffers: ``weight`` (S, C) and ``bias`` (C,) over the inputs' features concatenated in name order,
-    ``temperatures`` (2,) of the head and of the read-out, ``blend`` () the weight w, ``fitted`` ().
+    ``blocks`` (M,) each input's block scale, ``temperatures`` (2,) of the head and of the read-out,
+    ``blend`` () the weight w, ``fitted`` ().
     """
 
     weight: Tensor
     bias: Tensor
+    blocks: Tensor
     temperatures: Tensor
     blend: Tensor
     fitted: Tensor
 
-    def __init__(self, input_dims: dict[str, int], classes: int) -> None:
+    def __init__(self, inputs: dict[str, ReadoutInput], classes: int) -> None:
         super().__init__()
-        # each input's features standardised with its training rows' statistics
-        self.scales = nn.ModuleDict({n: FeatureStandardizer(d) for n, d in sorted(input_dims.items())})
-        self.register_buffer("weight", torch.zeros(sum(input_dims.values()), classes))
+        self.inputs = dict(sorted(inputs.items()))
+        # each dense input's features standardised with its training rows' statistics
+        self.scales = nn.ModuleDict({n: FeatureStandardizer(i.dim) for n, i in self.inputs.items()
+                                     if not i.sparse})
+        self.register_buffer("weight", torch.zeros(sum(i.dim for i in inputs.values()), classes))
         self.register_buffer("bias", torch.zeros(classes))
+        self.register_buffer("blocks", torch.ones(len(inputs)))
         self.register_buffer("temperatures", torch.ones(2))
         self.register_buffer("blend", torch.zeros(()))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
@@ -52,13 +77,18 @@ class LinearReadout(nn.Module):
     @property
     def names(self) -> list[str]:
         """The inputs it reads, in the order of ``weight``'s rows."""
-        return list(self.scales)
+        return list(self.inputs)
+
+    def centred(self, name: str, values: Tensor) -> Tensor:
+        """(B, S_name) one input's features standardised per feature (a sparse input's as they are)."""
+        return values.float() if self.inputs[name].sparse else self.scales[name](values.float())
 
     def standardised(self, features: dict[str, Tensor], presence: dict[str, Tensor]) -> Tensor:
-        """(B, S) standardised features, 0 (the training mean) where an input is missing."""
+        """(B, S) the features the regression reads: centred, block-scaled, 0 where an input is missing
+        (a dense input's training mean)."""
         parts = []
-        for name in self.names:
-            z = self.scales[name](features[name].float())  # (B, S_name)
+        for i, name in enumerate(self.names):
+            z = self.centred(name, features[name]) * self.blocks[i]  # (B, S_name)
             parts.append(z * presence[name].unsqueeze(1).to(z.dtype))
         return torch.cat(parts, dim=1)  # (B, S)
 

@@ -67,3 +67,17 @@ def test_no_term_kind_is_an_option_error() -> None:
         make_tfidf_preprocessor(TfidfOptions(word_ngrams=0, char_max=0), SPEC)
     with pytest.raises(OptionError, match="char_min: 6 is above char_max 5"):
         make_tfidf_preprocessor(TfidfOptions(char_min=6, char_max=5), SPEC)
+
+
+def test_linear_features_are_each_rows_tfidf_vector() -> None:
+    options = TfidfOptions(embed_dim=8, min_df=1)
+    pre = _fitted(options)
+    encoder = build_tfidf(options, pre, SPEC)
+    batch = _batch(pre, TEXTS)
+    dense = encoder.linear_features(batch)  # (B, V)
+    assert encoder.linear_sparse and dense.shape == (4, encoder.linear_dim)
+    for row in range(4):
+        ids, weights = batch["input_ids"][row], batch["weights"][row]
+        real = ids > 0
+        assert torch.allclose(dense[row, ids[real]], weights[real])
+        assert float(dense[row].sum()) == pytest.approx(float(weights.sum()), abs=1e-5)

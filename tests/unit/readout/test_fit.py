@@ -13,7 +13,7 @@ from omnifuse.data.collate import Example
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.model import MultimodalModel
 from omnifuse.readout.fit import fit_readout
-from omnifuse.readout.module import LinearReadout
+from omnifuse.readout.module import LinearReadout, ReadoutInput
 
 
 def _noise(x: Tensor) -> Tensor:
@@ -65,7 +65,7 @@ def _model(useless: bool, useless_linear: bool = False, other: bool = False) -> 
     with torch.no_grad():  # a head that reads the rule (from the real features)
         head.weight.copy_(torch.tensor([[-4.0, -2.0, 0, 0], [4.0, 2.0, 0, 0]]))
         head.bias.zero_()
-    return MultimodalModel(encoders, _Identity(), head, readout=LinearReadout({"audio": 4}, 2))
+    return MultimodalModel(encoders, _Identity(), head, readout=LinearReadout({"audio": ReadoutInput(4)}, 2))
 
 
 class _Identity(nn.Module):
@@ -120,3 +120,37 @@ def test_a_large_table_fits_on_a_seeded_sample_of_max_rows() -> None:
     fit_readout(model, _examples(300, 0), _examples(100, 1), options, 0, Console(quiet=True))
     assert model.readout is not None and bool(model.readout.fitted)
     assert _accuracy(model, _examples(100, 1)) > 0.7  # 40 rows still find the rule
+
+
+class Counts(Encoder):
+    """Linear features: sparse non-negative counts whose first column carries the label."""
+
+    linear_dim, linear_sparse, output_dim = 50, True, 4
+
+    def forward(self, inputs: dict[str, Tensor]) -> EncoderOutput:
+        return EncoderOutput(_noise(inputs["x"]), None, None)
+
+    def linear_features(self, inputs: dict[str, Tensor]) -> Tensor:
+        x = inputs["x"]  # (B, 4)
+        out = torch.zeros(x.shape[0], self.linear_dim)
+        out[:, 0] = (x[:, 0] + 0.5 * x[:, 1] > 0).float()  # the rule, as a count
+        rows = torch.arange(x.shape[0])
+        out[rows, 1 + rows % 49] = 1.0  # one other term per row
+        return out
+
+
+def test_a_sparse_input_is_fitted_from_sparse_rows_and_block_scaled() -> None:
+    readout = LinearReadout({"audio": ReadoutInput(50, sparse=True)}, 2)
+    model = MultimodalModel({"audio": Counts()}, _Identity(), nn.Linear(4, 2), readout=readout)
+    fit_readout(model, _examples(300, 0), _examples(100, 1), ReadoutConfig(), 0, Console(quiet=True))
+    assert bool(readout.fitted) and "audio" not in readout.scales  # not centred per feature
+    # rows hold one or two ones: mean energy 1.5 on the training rows, so the block scale is 1 / sqrt(1.5)
+    assert float(readout.blocks[0]) == pytest.approx(1.5 ** -0.5, rel=0.1)
+    assert _accuracy(model, _examples(100, 1)) > 0.8
+
+
+def test_a_readout_of_every_input_clearly_worse_than_the_head_must_earn_its_share() -> None:
+    model = _model(useless=False, useless_linear=True)  # the head reads the rule, the read-out noise
+    fit_readout(model, _examples(300, 0), _examples(100, 1), ReadoutConfig(), 0, Console(quiet=True))
+    assert float(model.readout.blend) <= 0.25  # type: ignore[union-attr]  # not the fixed 0.75
+    assert _accuracy(model, _examples(100, 1)) > 0.95

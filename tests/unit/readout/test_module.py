@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from omnifuse.readout.module import LinearReadout, readout_summary
+from omnifuse.readout.module import LinearReadout, ReadoutInput, readout_summary
 
 
 def _fitted(blend: float) -> LinearReadout:
-    readout = LinearReadout({"audio": 3}, classes=2)
+    readout = LinearReadout({"audio": ReadoutInput(3)}, classes=2)
     readout.scales["audio"].mean.copy_(torch.tensor([1.0, 0.0, 0.0]))
     readout.scales["audio"].scale.copy_(torch.tensor([0.5, 1.0, 1.0]))  # 1 / std
     readout.weight.copy_(torch.tensor([[1.0, -1.0], [0.0, 0.0], [0.0, 0.0]]))
@@ -20,7 +20,7 @@ def _fitted(blend: float) -> LinearReadout:
 
 
 def test_an_unfitted_readout_returns_the_head_logits_exactly() -> None:
-    readout = LinearReadout({"audio": 3}, classes=2)
+    readout = LinearReadout({"audio": ReadoutInput(3)}, classes=2)
     head = torch.tensor([[3.0, -1.0], [0.5, 0.25]])
     out = readout(head, {"audio": torch.randn(2, 3)}, {"audio": torch.tensor([True, True])})
     assert torch.equal(out, head) and readout_summary(torch.nn.Module()) is None
