@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +37,8 @@ def build_atomically(out_dir: Path, params: dict[str, Any], fill: Callable[[Path
 
     A half-built folder is never left at ``out_dir``: ``fill`` writes into the temporary folder, the
     ``BUILD.json`` marker is written last, and only then the folder takes the final name.
+    When another process finished the same build while this one ran (two trainings started at once on a
+    fresh folder), its folder is kept, never replaced under a reader.
 
     Args:
         out_dir: the final folder.
@@ -55,12 +57,12 @@ def build_atomically(out_dir: Path, params: dict[str, Any], fill: Callable[[Path
         return out_dir
     _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))  # one per build
     try:
         fill(tmp)
         (tmp / MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+        if is_built(out_dir, params, splits):  # another process built the same meanwhile, and may be
+            return out_dir  # reading it: keep its folder, drop ours
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
