@@ -4,7 +4,8 @@ For each AV-Digits table (the bundled one, seed 0, 600 training rows; and anothe
 both test splits spoken with an accent never heard in training), the rows are prepared once and three models
 are trained with the defaults `omnifuse init-config` writes (image-only, audio-only, fused), and the same
 three with the defaults of the previous release (`mel_cnn` audio, attention fusion, no EMA, no augmentation,
-no auxiliary heads). The baselines (``omnifuse.baselines``: pixels + HOG, MFCC statistics, both together,
+no auxiliary heads). Each model is finished as ``omnifuse train`` finishes it (``workflows/finish.py``: the
+linear read-out, the OOD gate, the temperature) before it is scored. The baselines (``omnifuse.baselines``: pixels + HOG, MFCC statistics, both together,
 logistic regression tuned on validation) are fitted on the same rows.
 
 Rows: ``quality_<table>_<input>``: test accuracy of the default model / the best baseline of that input
@@ -83,11 +84,13 @@ def fit_on_rows(cfg: Any, data: Any, out: Path) -> dict[str, Any]:
     from omnifuse.api import fit_prepared
     from omnifuse.training.batched_forward import run_model
     from omnifuse.workflows.compare import collate_rows
+    from omnifuse.workflows.finish import finish_model
     from omnifuse.workflows.prepare import RunContext
 
     seed_everything(cfg.training.seed, verbose=False)
     started = time.perf_counter()
     model, result = fit_prepared(cfg, data, RunContext(out, Console(quiet=True), False))
+    finish_model(cfg, data, model, Console(quiet=True))  # as omnifuse train: the read-out, the OOD gate
     seconds = time.perf_counter() - started
     logits, targets, _ = run_model(model, collate_rows(data.examples["test"]), torch.device("cpu"))
     assert targets is not None
