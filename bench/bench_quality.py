@@ -5,8 +5,9 @@ both test splits spoken with an accent never heard in training), the rows are pr
 are trained with the defaults `omnifuse init-config` writes (image-only, audio-only, fused), and the same
 three with the defaults of the previous release (`mel_cnn` audio, attention fusion, no EMA, no augmentation,
 no auxiliary heads). Each model is finished as ``omnifuse train`` finishes it (``workflows/finish.py``: the
-linear read-out, the OOD gate, the temperature) before it is scored. The baselines (``omnifuse.baselines``: pixels + HOG, MFCC statistics, both together,
-logistic regression tuned on validation) are fitted on the same rows.
+linear read-out, the OOD gate, the temperature) before it is scored. The baselines (``omnifuse.baselines``:
+pixels + HOG, MFCC statistics, both together, logistic regression tuned on validation) are fitted on the same
+rows.
 
 Rows: ``quality_<table>_<input>``: test accuracy of the default model / the best baseline of that input
 (goal >= 1.0: the default wins); details hold the previous defaults' accuracy, fit seconds and the largest
