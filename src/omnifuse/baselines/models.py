@@ -49,7 +49,11 @@ def selection_key(task: Task, logits: np.ndarray, targets: np.ndarray) -> tuple[
     if task.name == "multilabel":
         value = task.metrics(torch.from_numpy(logits), torch.from_numpy(targets))[task.default_monitor()[0]]
         return (float("-inf") if value is None else float(value)), 0.0
-    classes = targets.astype(np.int64)
+    return classification_key(logits, targets.astype(np.int64))
+
+
+def classification_key(logits: np.ndarray, classes: np.ndarray) -> tuple[float, float]:
+    """(accuracy, minus the log loss) of (N, C) logits against (N,) class indices: higher is better."""
     log_probabilities = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)  # (N, C)
     accuracy = float(np.mean(logits.argmax(axis=1) == classes))
     return accuracy, float(np.mean(log_probabilities[np.arange(len(classes)), classes]))

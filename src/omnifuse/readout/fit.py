@@ -13,6 +13,7 @@ from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor
 
+from omnifuse.baselines.models import classification_key
 from omnifuse.config.sections import ReadoutConfig
 from omnifuse.data.collate import Example, batches
 from omnifuse.evaluation.calibration import MIN_CALIBRATION_ROWS, fit_temperature
@@ -171,18 +172,11 @@ def _logistic(x_train: Matrix, y_train: np.ndarray, x_valid: Matrix, y_valid: np
             coef = np.stack([-coef[0] / 2, coef[0] / 2])
             intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
         weight[:, seen], bias[seen] = coef.T, intercept
-        key = selection_key_of(np.asarray(x_valid @ weight) + bias, y_valid)
+        key = classification_key(np.asarray(x_valid @ weight) + bias, y_valid)
         if best is None or key > best[0]:
             best = (key, weight, bias, strength)
     assert best is not None
     return best[1], best[2], best[3]
-def selection_key_of(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
-    """(accuracy, minus the log loss) of (N, C) logits: higher is better."""
-    accuracy = float(np.mean(logits.argmax(axis=1) == targets))
-    log_probabilities = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)  # (N, C)
-    return accuracy, float(np.mean(log_probabilities[np.arange(len(targets)), targets]))
-
-
 def _blend(head: np.ndarray, linear: np.ndarray, targets: np.ndarray, max_weight: float) -> float:
     """The weight w in [0, max_weight] (steps of ``BLEND_STEP``) whose blend of the two calibrated parts
     has the lowest validation log loss (ties go to the smaller w)."""
